@@ -1,0 +1,348 @@
+"""MicroAST (Wang et al., AAAI 2023) at inference, as the official checkpoints expect it.
+
+The computation follows the project's design note (``design/microast-architecture.md``
+in the shared folder): reflection padding everywhere, unbiased variance with
+``eps = 1e-5`` in the statistics, dual modulation (FeatMod + FilterMod) in the decoder,
+the deeper style level driving the first decoder block.
+
+Everything here is a pure ``nn.Module``: tensors in, tensors out. Loading weights from
+disk lives in :meth:`MicroAST.from_pretrained`, which delegates the I/O to
+:mod:`microast_video._weights`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._signals import StyleSignals
+
+#: Channels of the quarter-resolution feature maps.
+FEATURES = 64
+#: Frames smaller than this on either side cannot be reflection-padded by the 9x9 conv.
+MIN_SIDE = 5
+#: Variance epsilon of the statistics (added to the unbiased variance).
+EPS = 1e-5
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """A conv with bias whose input is reflection-padded by ``k // 2`` on every side."""
+    return nn.Conv2d(
+        cin, cout, k, stride=stride, padding=k // 2, padding_mode="reflect", groups=groups
+    )
+
+
+def mean_std(f: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
+    """Per-sample, per-channel mean and ``sqrt(unbiased var + eps)``.
+
+    Args:
+        f: (N, C, H, W) features with ``H * W > 1``. Computed in float32 whatever
+            ``f``'s dtype, because reduced precision ruins these statistics.
+
+    Returns:
+        ``(mean, std)``, each (N, C, 1, 1) float32.
+    """
+    n, c = f.shape[:2]
+    flat = f.reshape(n, c, -1).float()
+    var, mean = torch.var_mean(flat, dim=2, unbiased=True)
+    return mean.view(n, c, 1, 1), (var + eps).sqrt().view(n, c, 1, 1)
+
+
+def featmod(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """AdaIN-form feature modulation: normalise ``x`` per channel, then apply ``std, mean``.
+
+    ``mean`` and ``std`` are (N or 1, C, 1, 1) target statistics. The arithmetic runs in
+    float32; the result has ``x``'s dtype.
+    """
+    x_mean, x_std = mean_std(x)
+    # (x - m) / s * t + u  ==  x * (t / s) + (u - m * t / s); kept in the design's form
+    # for bit-level agreement with the upstream code.
+    y = (x.float() - x_mean) / x_std * std + mean
+    return y.to(x.dtype)
+
+
+class ResBlock(nn.Module):
+    """Plain residual block: ``x + conv2(relu(conv1(x)))``."""
+
+    def __init__(self, channels: int = FEATURES) -> None:
+        super().__init__()
+        self.conv1 = _conv(channels, channels, 3)
+        self.conv2 = _conv(channels, channels, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class ModulatedResBlock(ResBlock):
+    """Residual block with filter modulation by per-channel ``w, b`` of shape (N, C, 1, 1).
+
+    ``h1 = w*conv1(x) + b*x``; ``h2 = relu(h1)``; ``h3 = w*conv2(h2) + b*h2``; ``x + h3``.
+    """
+
+    def forward(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
+        w = w.to(x.dtype)
+        b = b.to(x.dtype)
+        h = F.relu(w * self.conv1(x) + b * x)
+        return x + (w * self.conv2(h) + b * h)
+
+
+class Encoder(nn.Module):
+    """MicroAST encoder: (N, 3, H, W) image -> two (N, 64, H/4, W/4) feature maps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_in = _conv(3, 16, 9)
+        self.down1 = _conv(16, 32, 3, stride=2, groups=16)
+        self.point1 = _conv(32, 32, 1)
+        self.down2 = _conv(32, 64, 3, stride=2, groups=32)
+        self.point2 = _conv(64, 64, 1)
+        self.res1 = ResBlock()
+        self.res2 = ResBlock()
+
+    def forward_full_res(self, x: Tensor) -> Tensor:
+        """The full-resolution head: (N, 3, H, W) -> (N, 16, H, W)."""
+        return F.relu(self.conv_in(x))
+
+    def forward_low_res(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """From the head's output to the pair ``(f1, f2)`` at quarter resolution."""
+        h = F.relu(self.down1(h))
+        h = F.relu(self.point1(h))
+        h = F.relu(self.down2(h))
+        h = F.relu(self.point2(h))
+        f1 = self.res1(h)
+        return f1, self.res2(f1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.forward_low_res(self.forward_full_res(x))
+
+
+class ContentEncoder(Encoder):
+    """The content encoder E_c (weights of ``content_encoder_iter_160000.pth.tar``)."""
+
+
+class StyleEncoder(Encoder):
+    """The style encoder E_s (same architecture as E_c, its own weights)."""
+
+
+class Modulator(nn.Module):
+    """Four depthwise 3x3 convs + global average pooling: style features -> ``w1, b1, w2, b2``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight1 = _conv(FEATURES, FEATURES, 3, groups=FEATURES)
+        self.bias1 = _conv(FEATURES, FEATURES, 3, groups=FEATURES)
+        self.weight2 = _conv(FEATURES, FEATURES, 3, groups=FEATURES)
+        self.bias2 = _conv(FEATURES, FEATURES, 3, groups=FEATURES)
+
+    def forward(self, s1: Tensor, s2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        def pool(t: Tensor) -> Tensor:
+            return t.float().mean(dim=(2, 3), keepdim=True)
+
+        return (
+            pool(self.weight1(s1)),
+            pool(self.bias1(s1)),
+            pool(self.weight2(s2)),
+            pool(self.bias2(s2)),
+        )
+
+
+class Decoder(nn.Module):
+    """MicroAST decoder with dual modulation; (N, 64, H/4, W/4) -> raw (N, 3, H, W)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = ModulatedResBlock()
+        self.block2 = ModulatedResBlock()
+        self.up1_dw = _conv(64, 32, 3, groups=32)
+        self.up1_pw = _conv(32, 32, 1)
+        self.up2_dw = _conv(32, 16, 3, groups=16)
+        self.up2_pw = _conv(16, 16, 1)
+        self.conv_out = _conv(16, 3, 9)
+
+    def forward_low_res(self, c2: Tensor, s: StyleSignals, alpha: float = 1.0) -> Tensor:
+        """Steps 1-4 of the design (the modulated quarter-resolution blocks)."""
+        x = featmod(c2, s.mean2, s.std2)
+        if alpha != 1.0:
+            x = alpha * x + (1.0 - alpha) * c2
+        x = self.block1(x, s.w2, s.b2)
+        y = featmod(x, s.mean1, s.std1)
+        x = y if alpha == 1.0 else alpha * y + (1.0 - alpha) * x
+        return self.block2(x, s.w1, s.b1)
+
+    def forward_half(self, x: Tensor) -> Tensor:
+        """Quarter -> half resolution: upsample x2, depthwise 3x3, pointwise 1x1."""
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        x = F.relu(self.up1_dw(x))
+        return F.relu(self.up1_pw(x))
+
+    def forward_full_res(self, x: Tensor) -> Tensor:
+        """Half -> full resolution: upsample x2, depthwise 3x3, pointwise 1x1, 9x9 to RGB."""
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        x = F.relu(self.up2_dw(x))
+        x = F.relu(self.up2_pw(x))
+        return self.conv_out(x)
+
+    def forward(self, c2: Tensor, s: StyleSignals, alpha: float = 1.0) -> Tensor:
+        return self.forward_full_res(self.forward_half(self.forward_low_res(c2, s, alpha)))
+
+
+# Upstream checkpoint key prefixes -> this module's, per checkpoint file.
+_ENCODER_KEYS = {
+    "enc1.0.conv_layer": "conv_in",
+    "enc1.2.conv_layer": "down1",
+    "enc1.4.conv_layer": "point1",
+    "enc1.6.conv_layer": "down2",
+    "enc1.8.conv_layer": "point2",
+    "enc1.10.conv1.conv_layer": "res1.conv1",
+    "enc1.10.conv2.conv_layer": "res1.conv2",
+    "enc2.0.conv1.conv_layer": "res2.conv1",
+    "enc2.0.conv2.conv_layer": "res2.conv2",
+}
+_KEY_MAPS: dict[str, dict[str, str]] = {
+    "content_encoder": _ENCODER_KEYS,
+    "style_encoder": _ENCODER_KEYS,
+    "modulator": {f"{n}.0.conv_layer": n for n in ("weight1", "bias1", "weight2", "bias2")},
+    "decoder": {
+        "dec1.conv1.conv_layer": "block1.conv1",
+        "dec1.conv2.conv_layer": "block1.conv2",
+        "dec2.conv1.conv_layer": "block2.conv1",
+        "dec2.conv2.conv_layer": "block2.conv2",
+        "dec3.1.conv_layer": "up1_dw",
+        "dec3.3.conv_layer": "up1_pw",
+        "dec3.6.conv_layer": "up2_dw",
+        "dec3.8.conv_layer": "up2_pw",
+        "dec3.10.conv_layer": "conv_out",
+    },
+}
+
+
+def upstream_to_project_keys(part: str, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename one upstream checkpoint's keys onto this module layout.
+
+    Args:
+        part: ``"content_encoder"``, ``"style_encoder"``, ``"modulator"`` or ``"decoder"``.
+        state: the checkpoint's ``state_dict``.
+
+    Raises:
+        ValueError: an unknown part, or a key the upstream layout does not have.
+    """
+    if part not in _KEY_MAPS:
+        raise ValueError(f"unknown checkpoint part {part = }")
+    table = _KEY_MAPS[part]
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        prefix, _, leaf = key.rpartition(".")
+        if prefix not in table or leaf not in ("weight", "bias"):
+            raise ValueError(f"unexpected key in the {part} checkpoint: {key = }")
+        out[f"{table[prefix]}.{leaf}"] = value
+    return out
+
+
+def _pad_to_multiple(x: Tensor, m: int = 4) -> tuple[Tensor, int, int]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return x, h, w
+
+
+def check_frame_size(h: int, w: int, what: str = "image") -> None:
+    """Raise ``ValueError`` if an (h, w) frame is too small for the network."""
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ValueError(
+            f"{what} of {w}x{h} px is too small for MicroAST: each side needs at least "
+            f"{MIN_SIDE} px ({h = }, {w = })"
+        )
+
+
+class MicroAST(nn.Module):
+    """The whole network: content encoder, style encoder, modulator and decoder.
+
+    Use :meth:`from_pretrained` for the official weights. Then::
+
+        signals = model.encode_style(style)      # once per style
+        out = model(content, signals, alpha=1)   # per frame (batch)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.content_encoder = ContentEncoder()
+        self.style_encoder = StyleEncoder()
+        self.modulator = Modulator()
+        self.decoder = Decoder()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        weights: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "cpu",
+        *,
+        progress: bool = True,
+    ) -> MicroAST:
+        """The network in eval mode with the official MicroAST weights, on ``device``.
+
+        Args:
+            weights: a folder holding the four official checkpoint files, or None to
+                resolve them (``MICROAST_VIDEO_WEIGHTS``, the user cache, then download).
+            device: a torch device (no "auto" here; see ``microast_video.resolve_device``).
+            progress: show a progress bar while downloading.
+
+        Raises:
+            WeightsError: missing, unreachable or tampered weights (one-line message).
+        """
+        from .._weights import load_checkpoints, resolve_weights
+
+        folder = resolve_weights(weights, progress=progress)
+        model = cls().load_upstream_state(load_checkpoints(folder))
+        return model.eval().requires_grad_(False).to(device)
+
+    def load_upstream_state(self, checkpoints: Mapping[str, Mapping[str, Tensor]]) -> MicroAST:
+        """Load the four upstream state dicts (keyed by part name), strictly."""
+        for part in _KEY_MAPS:
+            module: nn.Module = getattr(self, part)
+            module.load_state_dict(upstream_to_project_keys(part, checkpoints[part]), strict=True)
+        return self
+
+    def encode_style(self, style: Tensor) -> StyleSignals:
+        """The style's modulation signals, computed once and reused for every frame.
+
+        Args:
+            style: (1, 3, H, W) float tensor in [0, 1], any size with H, W >= 5.
+
+        Returns:
+            :class:`StyleSignals` (eight (1, 64, 1, 1) float32 vectors) on the model's device.
+        """
+        if style.ndim != 4 or style.shape[:2] != (1, 3):
+            raise ValueError(f"style must be a (1, 3, H, W) tensor, got {tuple(style.shape) = }")
+        check_frame_size(*style.shape[-2:], what="style image")
+        s1, s2 = self.style_encoder(style)
+        mean1, std1 = mean_std(s1)
+        mean2, std2 = mean_std(s2)
+        w1, b1, w2, b2 = self.modulator(s1, s2)
+        return StyleSignals(mean1, std1, mean2, std2, w1, b1, w2, b2)
+
+    def forward(self, content: Tensor, signals: StyleSignals, alpha: float = 1.0) -> Tensor:
+        """Stylize a batch of frames.
+
+        Args:
+            content: (N, 3, H, W) float tensor in [0, 1]; any H, W >= 5 (padded to a
+                multiple of 4 by reflection inside, cropped back).
+            signals: from :meth:`encode_style` (or a mix of several).
+            alpha: content-style weight in [0, 1], as upstream computes it.
+
+        Returns:
+            (N, 3, H, W) raw output, not clamped (``alpha < 1`` can leave [0, 1] far).
+        """
+        if content.ndim != 4 or content.shape[1] != 3:
+            raise ValueError(f"content must be (N, 3, H, W), got {tuple(content.shape) = }")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha = }")
+        check_frame_size(*content.shape[-2:], what="frame")
+        x, h, w = _pad_to_multiple(content)
+        _, c2 = self.content_encoder(x)
+        out = self.decoder(c2, signals, alpha)
+        return out[..., :h, :w]
