@@ -1,0 +1,86 @@
+"""Choosing the device and the numeric precision a job runs in."""
+
+from __future__ import annotations
+
+import enum
+import sys
+
+import torch
+
+from ._errors import DeviceError
+
+
+class Precision(str, enum.Enum):
+    """Numeric precision of the content path (the style signals are always float32)."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+_DTYPES = {Precision.fp32: torch.float32, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
+
+
+def resolve_device(spec: str | torch.device = "auto", *, quiet: bool = False) -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a usable ``torch.device``.
+
+    ``auto`` takes the first CUDA GPU when there is one, else the CPU, and says so on
+    stderr (unless ``quiet``); an explicit ``cuda`` that is not there is an error, never a
+    silent fall-back to the CPU.
+
+    Raises:
+        DeviceError: unknown device, or a CUDA device this machine does not have.
+    """
+    text = str(spec).strip().lower()
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if not quiet:
+            print("microast-video: no CUDA GPU found; running on the CPU", file=sys.stderr)
+        return torch.device("cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError as err:
+        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N") from err
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise DeviceError(f"unsupported device {spec!r}: use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise DeviceError(
+            f"device {spec!r} requested but no CUDA GPU is usable here "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use --device cpu"
+        )
+    index = 0 if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise DeviceError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA GPU(s) exist")
+    return torch.device("cuda", index)
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX), per oneDNN."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+def resolve_precision(spec: Precision | str, device: torch.device) -> torch.dtype:
+    """The compute dtype for ``spec`` on ``device``.
+
+    ``auto`` is fp16 on CUDA and fp32 (the exact path) on the CPU. fp16 on the CPU is
+    refused (slow and unsupported by many CPU kernels): use bf16 there.
+    """
+    try:
+        precision = Precision(spec)
+    except ValueError as err:
+        raise DeviceError(f"unknown precision {spec!r}: use auto, fp32, bf16 or fp16") from err
+    if precision is Precision.auto:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision is Precision.fp16 and device.type == "cpu":
+        raise DeviceError("precision fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+    if precision is Precision.bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise DeviceError(f"precision bf16 is not supported by {torch.cuda.get_device_name(device)}; use fp16")
+    return _DTYPES[precision]

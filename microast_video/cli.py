@@ -1,0 +1,205 @@
+"""The ``microast-video`` command line.
+
+``microast-video input.mp4 --style art.jpg`` (no sub-command word) is the video job;
+``image``, ``signals`` and ``bench`` are sub-commands. Heavy imports happen inside the
+commands, so ``--help`` is instant and importing this module does no work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._device import Precision
+from ._errors import InputError, MicroastError, OutputError
+
+app = typer.Typer(
+    name="microast-video",
+    help="Restyle video (and images) with the MicroAST style-transfer network.\n\n"
+    "Run `microast-video INPUT --style STYLE` for a video; see each command's --help.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Options shared by the commands (typer has no option groups; these aliases keep them equal).
+StyleOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option("--style", "-s", help="Style image (JPEG/PNG/WebP/TIFF). Repeat to mix several styles."),
+]
+StyleWeightsOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Comma-separated weights of the styles, summing to 1 (default: equal)."),
+]
+SignalsOpt = Annotated[
+    Optional[Path],
+    typer.Option("--signals", help="Precomputed style signals (from `microast-video signals`) instead of --style."),
+]
+AlphaOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Content-style weight: 1 = full style.")]
+PreserveColorOpt = Annotated[bool, typer.Option("--preserve-color", help="Keep the content's colours; take only the style's luma.")]
+StyleSizeOpt = Annotated[
+    Optional[int],
+    typer.Option(min=16, help="Resize each style image to this longest side (default: its own size, capped at 2048)."),
+]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+PrecisionOpt = Annotated[Precision, typer.Option(help="Numeric precision; auto = fp16 on CUDA, fp32 on CPU.")]
+WeightsOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="Folder with the official MicroAST checkpoints (default: $MICROAST_VIDEO_WEIGHTS, the cache, or download)."),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
+
+
+def _error(message: str) -> None:
+    typer.echo(f"microast-video: error: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _user_errors(debug: bool) -> Iterator[None]:
+    """Turn user errors into one line on stderr and a non-zero exit (traceback with --debug)."""
+    try:
+        yield
+    except MicroastError as err:
+        if debug:
+            traceback.print_exc()
+        _error(str(err))
+        raise typer.Exit(err.exit_code) from None
+    except ValueError as err:  # bad values reaching the library (sizes, weights, ...)
+        if debug:
+            traceback.print_exc()
+        _error(str(err))
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        _error("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _parse_weights(text: str | None, n: int) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--style-weights must be comma-separated numbers, got {text!r}") from None
+    if len(weights) != n:
+        raise ValueError(f"--style-weights has {len(weights)} weights for {n} style(s)")
+    return weights
+
+
+def _check_output(output: Path, inputs: Sequence[Path], overwrite: bool) -> None:
+    for path in inputs:
+        if path.exists() and output.exists() and output.resolve() == path.resolve():
+            raise OutputError(f"output {output} is an input file; refusing to overwrite it")
+    if output.is_dir():
+        raise OutputError(f"output {output} is a directory")
+    if output.exists() and not overwrite:
+        raise OutputError(f"output {output} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise OutputError(f"output folder {output.parent} does not exist")
+
+
+def _load_signals(model, style, style_weights, signals_file, style_size):  # noqa: ANN001, ANN202
+    """The job's style signals: from --signals, or computed once from --style."""
+    from ._signals import StyleSignals
+    from ._style import compute_signals
+
+    if signals_file is not None and style:
+        raise ValueError("give either --style or --signals, not both")
+    if signals_file is not None:
+        return StyleSignals.load(signals_file)
+    if not style:
+        raise ValueError("a style is needed: --style IMAGE (or --signals FILE)")
+    return compute_signals(model, style, _parse_weights(style_weights, len(style)), style_size=style_size)
+
+
+@app.command("image")
+def image_command(
+    content: Annotated[Path, typer.Argument(help="Content image to stylize (any size, 4K included).")],
+    style: StyleOpt = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Output image (.png, .jpg, .tif, .webp); default CONTENT_stylized.png.")
+    ] = None,
+    alpha: AlphaOpt = 1.0,
+    style_weights: StyleWeightsOpt = None,
+    signals: SignalsOpt = None,
+    preserve_color: PreserveColorOpt = False,
+    style_size: StyleSizeOpt = None,
+    bit_depth: Annotated[int, typer.Option(help="Bits per channel of PNG/TIFF output: 8 or 16.")] = 8,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Stylize one image."""
+    with _user_errors(debug):
+        from ._device import resolve_device, resolve_precision
+        from ._engine import Stylizer
+        from ._image import load_content_image, write_image
+        from .models import MicroAST
+
+        if bit_depth not in (8, 16):
+            raise ValueError(f"--bit-depth must be 8 or 16, got {bit_depth}")
+        if not content.is_file():
+            raise InputError(f"content image {content}: file not found")
+        output = output or content.with_name(f"{content.stem}_stylized.png")
+        _check_output(output, [content, *(style or [])], overwrite)
+        dev = resolve_device(device)
+        dtype = resolve_precision(precision, dev)
+        frame = load_content_image(content)
+        model = MicroAST.from_pretrained(weights, device=dev)
+        sig = _load_signals(model, style, style_weights, signals, style_size)
+        stylizer = Stylizer(model, sig, dtype=dtype, alpha=alpha, color_matrix="bt601" if preserve_color else None)
+        out = stylizer(frame.to(dev))
+        write_image(output, out.cpu(), bit_depth=bit_depth)
+        typer.echo(f"wrote {output} ({frame.shape[-1]}x{frame.shape[-2]}, {dev}, {str(dtype).removeprefix('torch.')})", err=True)
+
+
+@app.command("signals")
+def signals_command(
+    style: StyleOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Signals file to write (.npz).")] = Path("style.signals.npz"),
+    style_weights: StyleWeightsOpt = None,
+    style_size: StyleSizeOpt = None,
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compute a style's modulation signals once and save them for batch jobs (--signals)."""
+    with _user_errors(debug):
+        from .models import MicroAST
+
+        _check_output(output, list(style or []), overwrite)
+        model = MicroAST.from_pretrained(weights, device="cpu")
+        sig = _load_signals(model, style, style_weights, None, style_size)
+        sig.save(output)
+        typer.echo(f"wrote {output}", err=True)
+
+
+_COMMANDS = ("image", "signals", "video", "bench")
+
+
+def route(argv: Sequence[str]) -> list[str]:
+    """Insert the ``video`` command when the first word is not a command or a top-level flag."""
+    args = list(argv)
+    if args and args[0] not in _COMMANDS and args[0] not in ("--help", "-h", "--version"):
+        args.insert(0, "video")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    args = route(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:
+        from . import __version__
+
+        typer.echo(f"microast-video {__version__}")
+        return
+    app(args=args, prog_name="microast-video")
