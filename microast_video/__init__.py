@@ -30,7 +30,13 @@ _EXPORTS = {
     "load_style_image": "._image",
     "load_content_image": "._image",
     "resolve_weights": "._weights",
-    "Precision": "._device",
+    "Precision": "._options",
+    "Codec": "._options",
+    "VideoJob": "._pipeline",
+    "run_video": "._pipeline",
+    "Frame": "._frame",
+    "probe": "._decode",
+    "decode_frames": "._decode",
     "resolve_device": "._device",
     "resolve_precision": "._device",
     "MicroastError": "._errors",
@@ -44,7 +50,11 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from ._color import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
-    from ._device import Precision, resolve_device, resolve_precision
+    from ._decode import decode_frames, probe
+    from ._device import resolve_device, resolve_precision
+    from ._frame import Frame
+    from ._options import Codec, Precision
+    from ._pipeline import VideoJob, run_video
     from ._engine import Stylizer
     from ._errors import DeviceError, InputError, MicroastError, OutputError, WeightsError
     from ._image import load_content_image, load_style_image, read_image, write_image

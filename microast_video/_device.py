@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 
 import torch
 
 from ._errors import DeviceError
-
-
-class Precision(str, enum.Enum):
-    """Numeric precision of the content path (the style signals are always float32)."""
-
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
+from ._options import Precision
 
 _DTYPES = {Precision.fp32: torch.float32, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._color import preserve_color
+from ._frame import Frame
 from ._signals import StyleSignals
 from .models import MicroAST
+
+H = TypeVar("H")
 
 
 @dataclasses.dataclass
@@ -58,3 +67,222 @@ class Stylizer:
             if self.color_matrix is not None:
                 out = preserve_color(out.clamp(0.0, 1.0), content, self.color_matrix)
             return out.clamp_(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Batched frame engine: frames in, stylized frames out, in order.
+
+@dataclasses.dataclass
+class StageTimes:
+    """Busy seconds per stage, and per-frame completion times (seconds since ``t0``)."""
+
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
+    seconds: dict[str, float] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(STAGES, 0.0)
+    )
+    per_frame: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def add(self, stage: str, seconds: float, indices: Sequence[int] = (), done_at: float | None = None) -> None:
+        """Charge ``seconds`` of work to ``stage``; stamp frames ``indices`` as done with it."""
+        at = (time.perf_counter() if done_at is None else done_at) - self.t0
+        with self.lock:
+            self.seconds[stage] += seconds
+            for i in indices:
+                self.per_frame.setdefault(i, {})[stage] = round(at, 6)
+
+
+    def stamp(self, index: int, key: str, value: float) -> None:
+        """Attach a value (such as the frame's presentation time) to frame ``index``."""
+        with self.lock:
+            self.per_frame.setdefault(index, {})[key] = value
+
+
+STAGES = ("decode", "upload", "network", "download", "encode")
+
+
+def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    """Group frames in order into lists of up to ``size`` frames of one shape and dtype."""
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size = }")
+    batch: list[Frame] = []
+    for frame in frames:
+        if batch and (frame.data.shape != batch[0].data.shape or frame.data.dtype != batch[0].data.dtype):
+            yield batch
+            batch = []
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def pipelined(
+    batches: Iterable[list[Frame]],
+    submit: Callable[[list[Frame]], H],
+    collect: Callable[[H], list[Frame]],
+    depth: int,
+) -> Iterator[Frame]:
+    """Keep up to ``depth`` submitted batches in flight; yield their frames in submission order.
+
+    ``submit`` starts a batch (on CUDA: queues copies and kernels, returns at once) and
+    ``collect`` waits for that batch only and returns its frames. With ``depth=0`` each
+    batch is collected right after it is submitted (the CPU path).
+    """
+    pending: collections.deque[H] = collections.deque()
+    for batch in batches:
+        pending.append(submit(batch))
+        while len(pending) > depth:
+            yield from collect(pending.popleft())
+    while pending:
+        yield from collect(pending.popleft())
+
+
+def _to_unit_float(frames: np.ndarray) -> Tensor:
+    """(N, H, W, 3) uint8/uint16 -> (N, 3, H, W) float32 in [0, 1] (same device as input)."""
+    t = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
+    scale = 255.0 if t.dtype == torch.uint8 else 65535.0
+    return t.permute(0, 3, 1, 2).float().div_(scale)
+
+
+def _from_unit_float(x: Tensor, deep: bool) -> Tensor:
+    """(N, 3, H, W) float in [0, 1] -> (N, H, W, 3) uint8 (or int32 holding 16-bit values)."""
+    if deep:
+        return x.mul(65535.0).round_().to(torch.int32).permute(0, 2, 3, 1)
+    return x.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+class FrameEngine:
+    """Stylizes a stream of :class:`Frame` s in batches on the stylizer's device.
+
+    On the CPU each batch runs synchronously. On CUDA, host frames are copied into a ring
+    of pinned buffers, uploaded on a side stream, run on the compute stream once an event
+    says the upload is done, and downloaded on a third stream into pinned memory; the
+    host waits on a batch's own event only when it needs that batch's frames, so the next
+    batch's upload overlaps the current batch's compute (``depth`` batches in flight).
+    Batching and ordering are the same code on both paths (:func:`batched`, :func:`pipelined`).
+    """
+
+    def __init__(self, stylizer: Stylizer, batch_size: int = 4, times: StageTimes | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size = }")
+        self.stylizer = stylizer
+        self.batch_size = batch_size
+        self.times = times or StageTimes()
+        self.device = stylizer.device
+        self.depth = 2 if self.device.type == "cuda" else 0
+        self._ring: list[_CudaSlot] = []
+        self._next_slot = 0
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """Stylized frames, in the order given, each with its original index and timing."""
+        submit, collect = (self._submit_cuda, self._collect_cuda) if self.device.type == "cuda" else (
+            self._run_cpu, lambda done: done)
+        return pipelined(batched(frames, self.batch_size), submit, collect, self.depth)
+
+    # -- CPU ---------------------------------------------------------------------------
+    def _run_cpu(self, batch: list[Frame]) -> list[Frame]:
+        idx = [f.index for f in batch]
+        deep = batch[0].data.dtype == np.uint16
+        t = time.perf_counter()
+        x = _to_unit_float(np.stack([f.data for f in batch]))
+        t1 = time.perf_counter()
+        self.times.add("upload", t1 - t, idx, t1)
+        out = self.stylizer(x)
+        t2 = time.perf_counter()
+        self.times.add("network", t2 - t1, idx, t2)
+        pixels = _from_unit_float(out, deep).contiguous().numpy()
+        if deep:
+            pixels = pixels.astype(np.uint16)
+        t3 = time.perf_counter()
+        self.times.add("download", t3 - t2, idx, t3)
+        return [f.with_data(p) for f, p in zip(batch, pixels)]
+
+    # -- CUDA --------------------------------------------------------------------------
+    def _slot(self, shape: tuple[int, ...], dtype: np.dtype) -> _CudaSlot:
+        """The next pinned buffer pair of the ring (reallocated if the frame shape changed)."""
+        if len(self._ring) < self.depth + 1:
+            self._ring.append(_CudaSlot.allocate(shape, dtype, self.batch_size, self.device))
+            slot = self._ring[-1]
+        else:
+            slot = self._ring[self._next_slot % len(self._ring)]
+            slot.done.synchronize()  # its previous batch was collected already; cheap no-op
+            if slot.shape != shape or slot.dtype != dtype:
+                slot = self._ring[self._next_slot % len(self._ring)] = _CudaSlot.allocate(
+                    shape, dtype, self.batch_size, self.device)
+        self._next_slot += 1
+        return slot
+
+    def _submit_cuda(self, batch: list[Frame]) -> tuple[_CudaSlot, list[Frame]]:
+        n = len(batch)
+        data0 = batch[0].data
+        slot = self._slot(data0.shape, data0.dtype)
+        t = time.perf_counter()
+        for i, f in enumerate(batch):  # host copy into pinned memory (the only CPU-side copy)
+            slot.host_in[i].copy_(torch.from_numpy(f.data.view(np.int16) if f.data.dtype == np.uint16 else f.data))
+        compute = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(slot.upload):
+            slot.ev_start.record()
+            dev_in = slot.host_in[:n].to(self.device, non_blocking=True)
+            slot.ev_uploaded.record()
+        compute.wait_stream(slot.upload)
+        dev_in.record_stream(compute)  # the allocator must not reuse it before compute ends
+        deep = data0.dtype == np.uint16
+        if deep:  # 16-bit samples travel as int16 bit patterns (torch's uint16 has few ops)
+            x = dev_in.to(torch.int32).bitwise_and_(0xFFFF).permute(0, 3, 1, 2).float().div_(65535.0)
+        else:
+            x = _to_unit_float(dev_in)
+        out = _from_unit_float(self.stylizer(x), deep)
+        if deep:
+            out = out.to(torch.int16)  # wraps to the same 16 bits as the uint16 value
+        out = out.contiguous()
+        slot.ev_computed.record(compute)
+        slot.download.wait_event(slot.ev_computed)
+        with torch.cuda.stream(slot.download):
+            out.record_stream(slot.download)
+            slot.host_out[:n].copy_(out, non_blocking=True)
+            slot.done.record()
+        self.times.add("upload", time.perf_counter() - t)  # host-side share; GPU share on collect
+        return slot, batch
+
+    def _collect_cuda(self, handle: tuple[_CudaSlot, list[Frame]]) -> list[Frame]:
+        slot, batch = handle
+        slot.done.synchronize()  # waits for this batch only, never the whole device
+        idx = [f.index for f in batch]
+        now = time.perf_counter()
+        self.times.add("upload", slot.ev_start.elapsed_time(slot.ev_uploaded) / 1000, idx, now)
+        self.times.add("network", slot.ev_uploaded.elapsed_time(slot.ev_computed) / 1000, idx, now)
+        self.times.add("download", slot.ev_computed.elapsed_time(slot.done) / 1000, idx, now)
+        host = slot.host_out[: len(batch)].numpy()
+        if batch[0].data.dtype == np.uint16:
+            host = host.view(np.uint16)
+        return [f.with_data(host[i].copy()) for i, f in enumerate(batch)]
+
+
+@dataclasses.dataclass
+class _CudaSlot:
+    """One ring entry: pinned input/output buffers, its side streams and events."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    host_in: Tensor
+    host_out: Tensor
+    upload: torch.cuda.Stream
+    download: torch.cuda.Stream
+    ev_start: torch.cuda.Event
+    ev_uploaded: torch.cuda.Event
+    ev_computed: torch.cuda.Event
+    done: torch.cuda.Event
+
+    @classmethod
+    def allocate(cls, shape: tuple[int, ...], dtype: np.dtype, batch: int, device: torch.device) -> _CudaSlot:
+        tdtype = torch.int16 if dtype == np.uint16 else torch.uint8
+        buf = (batch, *shape)
+        return cls(
+            shape, dtype,
+            torch.empty(buf, dtype=tdtype).pin_memory(),
+            torch.empty(buf, dtype=tdtype).pin_memory(),
+            torch.cuda.Stream(device), torch.cuda.Stream(device),
+            *(torch.cuda.Event(enable_timing=True) for _ in range(4)),
+        )

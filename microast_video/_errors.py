@@ -28,3 +28,7 @@ class WeightsError(MicroastError):
 
 class DeviceError(MicroastError):
     """The requested device or precision is not available on this machine."""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM (exit code 143), as KeyboardInterrupt is on Ctrl-C."""

@@ -16,8 +16,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._device import Precision
-from ._errors import InputError, MicroastError, OutputError
+from ._errors import InputError, MicroastError, OutputError, Terminated
+from ._options import Codec, Precision
 
 app = typer.Typer(
     name="microast-video",
@@ -77,8 +77,11 @@ def _user_errors(debug: bool) -> Iterator[None]:
         _error(str(err))
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        _error("interrupted")
+        _error("interrupted; nothing was written")
         raise typer.Exit(130) from None
+    except Terminated:
+        _error("terminated; nothing was written")
+        raise typer.Exit(143) from None
 
 
 def _parse_weights(text: str | None, n: int) -> list[float] | None:
@@ -181,6 +184,65 @@ def signals_command(
         sig = _load_signals(model, style, style_weights, None, style_size)
         sig.save(output)
         typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("video")
+def video_command(
+    input: Annotated[Path, typer.Argument(help="Video file (any container and codec FFmpeg reads).", show_default=False)],
+    style: StyleOpt = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Output video (.mp4, .mov, .mkv); default INPUT_stylized.EXT beside the input.")
+    ] = None,
+    alpha: AlphaOpt = 1.0,
+    style_weights: StyleWeightsOpt = None,
+    signals: SignalsOpt = None,
+    preserve_color: PreserveColorOpt = False,
+    style_size: StyleSizeOpt = None,
+    codec: Annotated[Codec, typer.Option(help="Video codec: h264, hevc (10-bit for deep sources), prores (422 HQ), ffv1 (lossless), *_nvenc.")] = Codec.h264,
+    crf: Annotated[Optional[int], typer.Option(min=0, max=63, help="Quality (lower is better); default 18 for h264, 20 for hevc.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Encoder preset (default medium; p5 for NVENC).")] = None,
+    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format (default yuv420p; yuv422p10le for prores; 10-bit for deep sources).")] = None,
+    start: Annotated[float, typer.Option(min=0.0, help="Start this many seconds into the clip.")] = 0.0,
+    duration: Annotated[Optional[float], typer.Option(min=0.0, help="Process only this many seconds.")] = None,
+    height: Annotated[Optional[int], typer.Option(min=5, help="Process and output at this height; width follows the display aspect ratio.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 4,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    weights: WeightsOpt = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write a JSON report (per-stage and per-frame times) here.")] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Stylize a video: `microast-video INPUT --style STYLE` (the default command)."""
+    with _user_errors(debug):
+        from ._encode import EncodeSettings
+        from ._pipeline import VideoJob, run_video, summary_line
+
+        job = VideoJob(
+            input=input,
+            styles=tuple(style or ()),
+            output=output,
+            style_weights=tuple(_parse_weights(style_weights, len(style or ()))) if style_weights else None,
+            signals=signals,
+            style_size=style_size,
+            alpha=alpha,
+            preserve_color=preserve_color,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+            start=start,
+            duration=duration,
+            height=height,
+            overwrite=overwrite,
+            report=report,
+            weights=weights,
+            progress=not quiet,
+        )
+        result = run_video(job)
+        if not quiet:
+            typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
 
 
 _COMMANDS = ("image", "signals", "video", "bench")

@@ -1,0 +1,39 @@
+"""Frames as they travel through the stages, carrying their timestamps."""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Frame:
+    """One picture of the clip and its timing.
+
+    Attributes:
+        index: 0-based position of the frame in the output clip; the stages keep this
+            order and never drop a frame silently.
+        pts: presentation timestamp in ``time_base`` units, relative to the start of the
+            output (0 for the first frame of a clip that starts at 0).
+        duration: how long the frame is shown, in ``time_base`` units (None if unknown).
+        time_base: the unit of ``pts`` and ``duration`` in seconds (the source stream's).
+        data: (H, W, 3) RGB, upright (rotation applied), C-contiguous; uint8 in [0, 255]
+            for 8-bit sources, uint16 in [0, 65535] for deeper ones.
+    """
+
+    index: int
+    pts: int
+    duration: int | None
+    time_base: Fraction
+    data: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        """Presentation time in seconds from the start of the output."""
+        return float(self.pts * self.time_base)
+
+    def with_data(self, data: np.ndarray) -> Frame:
+        """The same frame (index and timing) holding other pixels."""
+        return dataclasses.replace(self, data=data)
