@@ -60,15 +60,18 @@ def cpu_supports_bf16() -> bool:
 def resolve_precision(spec: Precision | str, device: torch.device) -> torch.dtype:
     """The compute dtype for ``spec`` on ``device``.
 
-    ``auto`` is fp16 on CUDA and fp32 (the exact path) on the CPU. fp16 on the CPU is
-    refused (slow and unsupported by many CPU kernels): use bf16 there.
+    ``auto`` is fp16 on CUDA, and on the CPU bf16 where the processor runs it natively
+    (AVX512-BF16 or AMX), else fp32. fp32 is the exact path. fp16 on the CPU is refused
+    (slow and unsupported by many CPU kernels): use bf16 there.
     """
     try:
         precision = Precision(spec)
     except ValueError as err:
         raise DeviceError(f"unknown precision {spec!r}: use auto, fp32, bf16 or fp16") from err
     if precision is Precision.auto:
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
     if precision is Precision.fp16 and device.type == "cpu":
         raise DeviceError("precision fp16 needs a CUDA device; on the CPU use bf16 or fp32")
     if precision is Precision.bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():

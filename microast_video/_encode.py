@@ -46,7 +46,8 @@ CODECS: dict[Codec, _CodecSpec] = {
                            (("x265-params", "log-level=error"),)),
     Codec.prores: _CodecSpec("prores_ks", "yuv422p10le", "yuv422p10le", ("mov", "matroska"), ".mov", None, None,
                              (("profile:v", "3"), ("vendor", "apl0"))),
-    Codec.ffv1: _CodecSpec("ffv1", "gbrp", "gbrp16le", ("matroska", "mov"), ".mkv", None, None,
+    # ffv1 has no 8-bit planar RGB encoder format (ffmpeg would silently swap gbrp for bgr0).
+    Codec.ffv1: _CodecSpec("ffv1", "bgr0", "gbrp16le", ("matroska", "mov"), ".mkv", None, None,
                            (("level", "3"), ("slicecrc", "1"), ("g", "1"))),
     Codec.h264_nvenc: _CodecSpec("h264_nvenc", "yuv420p", "yuv420p", ("mp4", "mov", "matroska"), ".mp4", 19, "p5"),
     Codec.hevc_nvenc: _CodecSpec("hevc_nvenc", "yuv420p", "p010le", ("mp4", "mov", "matroska"), ".mp4", 21, "p5"),
@@ -173,7 +174,7 @@ def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe:
     hd = matrix not in ("smpte170m", "bt470bg")
     primaries = info.color_primaries or ("bt709" if hd else "smpte170m")
     trc = info.color_trc or ("bt709" if hd else "smpte170m")
-    color_range = "pc" if info.full_range and not out_fmt.is_rgb else "tv"
+    color_range = "pc" if info.full_range or out_fmt.is_rgb else "tv"  # RGB is always full range
     supported = _supported_codecs(muxer)
     notes = []
     audio = []
@@ -225,6 +226,8 @@ class FFmpegWriter:
         self._stderr: collections.deque[str] = collections.deque(maxlen=30)
         self._stderr_thread: threading.Thread | None = None
         self._first_pts: int | None = None
+        self._lock = threading.Lock()  # abort() vs. starting ffmpeg in another thread
+        self._aborted = False
         self.frames = 0
 
     def command(self, first_offset: float) -> list[str]:
@@ -241,7 +244,11 @@ class FFmpegWriter:
                             "fcc": "fcc", "smpte240m": "smpte240m"}.get(p.matrix, "bt709")
         video = video_in.video.filter(
             "scale", out_color_matrix=matrix_for_scale, out_range=p.color_range, flags="bicubic+accurate_rnd+full_chroma_int"
-        ).filter("format", p.pix_fmt).filter("setsar", f"{p.sar.numerator}/{p.sar.denominator}")
+        ).filter("format", p.pix_fmt).filter("setsar", f"{p.sar.numerator}/{p.sar.denominator}").filter(
+            # ffmpeg takes the encoder's colour tags from the frames: -color_primaries and
+            # -color_trc alone are dropped, so the frames must carry them.
+            "setparams", color_primaries=p.color_primaries, color_trc=p.color_trc
+        )
         streams = [video]
         out_kwargs: dict[str, object] = {
             "f": p.muxer,
@@ -267,13 +274,26 @@ class FFmpegWriter:
         args = out.compile(cmd=self.exe)
         # Metadata and chapters come from the source: find its input number in the command.
         inputs = [args[i + 1] for i, a in enumerate(args) if a == "-i"]
+        if str(info.path) not in inputs:
+            # No audio or subtitles mapped: ffmpeg-python leaves the unused source out, but
+            # metadata and chapters still come from it, so add it as the last input.
+            after = max(i for i, a in enumerate(args) if a == "-i") + 2
+            source_args = [x for k, v in src_kwargs.items() for x in (f"-{k}", str(v))] + ["-i", str(info.path)]
+            args = args[:after] + source_args + args[after:]
+            inputs.append(str(info.path))
         src = str(inputs.index(str(info.path)))
         out_pos = len(args) - 1 - args[::-1].index(str(self.target))
+        # One explicit per-stream -map_metadata turns off ffmpeg's automatic copy for all
+        # streams, so every carried stream's tags (language, title) are mapped by hand.
+        stream_meta = ["-map_metadata:s:v:0", f"{src}:s:v:0"]
+        for kind, carried in (("a", p.audio), ("s", p.subtitles)):
+            for n, (index, _) in enumerate(carried):
+                stream_meta += [f"-map_metadata:s:{kind}:{n}", f"{src}:s:{kind}:{index}"]
         return (
             args[:1]
             + ["-hide_banner", "-nostats", "-loglevel", "error", "-y"]
             + args[1:out_pos]
-            + ["-map_metadata", src, "-map_chapters", src, "-map_metadata:s:v:0", f"{src}:s:v:0"]
+            + ["-map_metadata", src, "-map_chapters", src, *stream_meta]
             + args[out_pos:]
         )
 
@@ -281,15 +301,18 @@ class FFmpegWriter:
         self._first_pts = first.pts
         offset = float(first.pts * first.time_base)
         cmd = self.command(offset)
-        try:
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                start_new_session=True,  # Ctrl-C reaches us, not ffmpeg: we decide what happens
-            )
-        except OSError as err:
-            raise OutputError(f"cannot start ffmpeg ({self.exe}): {err.strerror or err}") from err
-        self._stderr_thread = threading.Thread(target=self._drain, name="ffmpeg-stderr", daemon=True)
-        self._stderr_thread.start()
+        with self._lock:  # an abort() now either waits for the process or prevents it
+            if self._aborted:
+                raise OutputError(f"ffmpeg for {self.target} was stopped before it started")
+            try:
+                self._proc = subprocess.Popen(
+                    cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                    start_new_session=True,  # Ctrl-C reaches us, not ffmpeg: we decide what happens
+                )
+            except OSError as err:
+                raise OutputError(f"cannot start ffmpeg ({self.exe}): {err.strerror or err}") from err
+            self._stderr_thread = threading.Thread(target=self._drain, name="ffmpeg-stderr", daemon=True)
+            self._stderr_thread.start()
         self._mux = av.open(self._proc.stdin, "w", format="nut")
         h, w = first.data.shape[:2]
         stream = self._mux.add_stream("rawvideo", rate=self.info.frame_rate)
@@ -301,10 +324,13 @@ class FFmpegWriter:
 
     def _drain(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            line = raw.decode("utf-8", "replace").strip()
-            if line:
-                self._stderr.append(line)
+        try:
+            for raw in self._proc.stderr:
+                line = raw.decode("utf-8", "replace").strip()
+                if line:
+                    self._stderr.append(line)
+        except (OSError, ValueError):  # abort() closed the pipe: nothing more to read
+            pass
 
     def write(self, frame: Frame) -> None:
         """Send one frame (in order) to ffmpeg."""
@@ -354,8 +380,10 @@ class FFmpegWriter:
             raise self._failure()
 
     def abort(self) -> None:
-        """Stop ffmpeg now (on errors and interrupts)."""
-        proc = self._proc
+        """Stop ffmpeg now (on errors and interrupts), even if another thread is just starting it."""
+        with self._lock:
+            self._aborted = True
+            proc, drain = self._proc, self._stderr_thread
         if proc is None:
             return
         if proc.poll() is None:
@@ -367,6 +395,8 @@ class FFmpegWriter:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        if drain is not None:
+            drain.join(timeout=2)  # it ends at ffmpeg's EOF; close the pipe after
         for pipe in (proc.stdin, proc.stderr):
             try:
                 if pipe is not None:

@@ -248,10 +248,6 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     engine = FrameEngine(stylizer, job.batch_size, times)
     expected = _expected_frames(info, job.start, job.duration)
     tmp = _temp_path(output)
-    try:
-        tmp.touch(exist_ok=False)  # fails early on an unwritable folder
-    except OSError as err:
-        raise OutputError(f"output folder {output.parent}: cannot create a file there ({err.strerror or err})") from err
     stages = _Stages()
     queue_frames = max(job.queue_frames, job.batch_size)
     decoded: queue.Queue[Any] = queue.Queue(maxsize=queue_frames)
@@ -293,9 +289,15 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         writer.finish()
         times.add("encode", time.perf_counter() - t)
 
+    published = created = False
     restore_sigterm = _install_sigterm()
-    published = False
     try:
+        # Created inside the try: an interrupt at any moment from here on removes it.
+        try:
+            tmp.touch(exist_ok=False)  # fails early on an unwritable folder
+        except OSError as err:
+            raise OutputError(f"output folder {output.parent}: cannot create a file there ({err.strerror or err})") from err
+        created = True
         stages.spawn("decode", decode_stage)
         stages.spawn("encode", encode_stage)
         try:
@@ -327,7 +329,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     finally:
         restore_sigterm()
         bar.close()
-        if not published:
+        if created and not published:
             tmp.unlink(missing_ok=True)
 
     wall = time.perf_counter() - times.t0

@@ -8,6 +8,7 @@ commands, so ``--help`` is instant and importing this module does no work.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -243,6 +244,42 @@ def video_command(
         result = run_video(job)
         if not quiet:
             typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
+
+
+@app.command("bench")
+def bench_command(
+    resolution: Annotated[str, typer.Option(help="Frame size WxH of the synthesized footage.")] = "3840x2160",
+    frames: Annotated[int, typer.Option(min=1, help="Frames to process.")] = 8,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 1,
+    input: Annotated[Optional[Path], typer.Option("--input", help="Measure on this clip instead of synthesized footage.")] = None,
+    style: Annotated[Optional[Path], typer.Option(help="Style image (default: a procedural painting).")] = None,
+    naive_frames: Annotated[Optional[int], typer.Option(min=1, help="Frames for the naive baseline (default 2 at 4K, 3 below).")] = None,
+    codec: Annotated[Codec, typer.Option(help="Codec of the end-to-end run.")] = Codec.h264,
+    preset: Annotated[Optional[str], typer.Option(help="Encoder preset of the end-to-end run.")] = None,
+    weights: WeightsOpt = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Measure fps, stage times and memory, and compare with a naive per-frame baseline."""
+    with _user_errors(debug):
+        from ._bench import format_table, parse_resolution, run_bench
+
+        if input is not None and not input.is_file():
+            raise InputError(f"input {input}: file not found")
+        if style is not None and not style.is_file():
+            raise InputError(f"style image {style}: file not found")
+        if json_path is not None and not json_path.parent.is_dir():
+            raise OutputError(f"--json {json_path}: folder {json_path.parent} does not exist")
+        result = run_bench(
+            resolution=parse_resolution(resolution), frames=frames, device=device, precision=precision.value,
+            batch_size=batch_size, input_path=input, style=style, naive_frames=naive_frames, codec=codec.value,
+            preset=preset, weights=weights, log=lambda m: typer.echo(m, err=True),
+        )
+        typer.echo(format_table(result))
+        if json_path is not None:
+            json_path.write_text(json.dumps(result, indent=1) + "\n")
 
 
 _COMMANDS = ("image", "signals", "video", "bench")

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import cv2
 import imageio_ffmpeg
-import numpy as np
+
+from microast_video._procedural import painting
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,30 +52,8 @@ def extract_frame(clip: Path, path: Path) -> None:
     )
 
 
-def make_style(path: Path, size: int = 512, seed: int = 2023) -> None:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    # A swirling flow field: the stroke direction at each point.
-    angle = 3.0 * np.sin(4.0 * xx + 2.0 * np.cos(3.0 * yy)) + 2.0 * np.cos(5.0 * yy - 1.5 * xx)
-    palette = np.array(
-        [[28, 42, 92], [45, 92, 160], [230, 190, 60], [240, 230, 170], [200, 90, 40], [20, 30, 40], [90, 150, 190]],
-        np.float32,
-    )[:, ::-1]  # RGB -> BGR for OpenCV
-    # Base: smooth colour regions from a few blurred noise fields.
-    base_idx = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), size / 12)
-    base_idx = (base_idx - base_idx.min()) / (np.ptp(base_idx) + 1e-6) * (len(palette) - 1)
-    canvas = palette[np.clip(np.rint(base_idx), 0, len(palette) - 1).astype(int)]
-    # Thousands of short strokes following the flow field.
-    for _ in range(9000):
-        x, y = rng.integers(0, size, 2)
-        a = angle[y, x]
-        length = rng.integers(6, 22)
-        dx, dy = int(np.cos(a) * length), int(np.sin(a) * length)
-        colour = palette[rng.integers(0, len(palette))] * rng.uniform(0.8, 1.15)
-        cv2.line(canvas, (x - dx, y - dy), (x + dx, y + dy), colour.tolist(), int(rng.integers(2, 6)), cv2.LINE_AA)
-    canvas = cv2.GaussianBlur(canvas, (3, 3), 0)
-    canvas += rng.normal(0, 6, canvas.shape).astype(np.float32)  # canvas grain
-    cv2.imwrite(str(path), np.clip(canvas, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+def make_style(path: Path) -> None:
+    cv2.imwrite(str(path), painting(512, seed=2023), [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def main() -> int:

@@ -193,7 +193,9 @@ def test_device_resolution_on_this_machine(capsys):
 
 def test_precision_resolution():
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == torch.float32
+    from microast_video._device import cpu_supports_bf16
+
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if cpu_supports_bf16() else torch.float32)
     assert resolve_precision(Precision.bf16, cpu) == torch.bfloat16
     assert resolve_precision("fp32", cpu) == torch.float32
     with pytest.raises(DeviceError, match="fp16 needs a CUDA device"):

@@ -1,0 +1,268 @@
+"""``microast-video bench``: frames per second, stage times and memory, against a naive baseline.
+
+Every figure comes from a fresh child process, so each has its own peak RSS and no
+measurement warms caches for another:
+
+* ``model``: the engine alone (content path, style signals precomputed) on frames already
+  decoded into memory: fast settings (strips, NHWC, bf16 where the CPU has it).
+* ``pipeline``: the whole job, decode -> network -> encode to a real file.
+* ``naive``: what looping the upstream test script over frames does: per frame, float32,
+  eager, NCHW, whole frame, style recomputed every frame, no overlap (decode, network and
+  encode one after the other).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_CHILD = "from microast_video._bench import child_main; child_main()"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _gpu_peak_mb(device: Any) -> float | None:
+    import torch
+
+    if getattr(device, "type", "cpu") != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _read_frames(path: str, count: int, size: tuple[int, int] | None) -> list[Any]:
+    from ._decode import decode_frames, probe
+
+    info = probe(path)
+    frames = []
+    for frame in decode_frames(info, size=size):
+        frames.append(frame)
+        if len(frames) == count:
+            break
+    return frames
+
+
+def _model_child(args: dict[str, Any]) -> dict[str, Any]:
+    """Engine only, on frames decoded beforehand."""
+    import torch
+
+    from ._device import resolve_device, resolve_precision
+    from ._engine import FrameEngine, Stylizer, fast_settings
+    from ._image import load_style_image
+    from .models import MicroAST
+
+    device = resolve_device(args["device"], quiet=True)
+    dtype = resolve_precision(args["precision"], device)
+    frames = _read_frames(args["input"], args["frames"], args.get("size"))
+    h, w = frames[0].data.shape[:2]
+    model = MicroAST.from_pretrained(args.get("weights"), device=device, progress=False)
+    signals = model.encode_style(load_style_image(args["style"]).to(device))
+    settings = fast_settings(device, dtype, h, w)
+    stylizer = Stylizer(model, signals, dtype=dtype, **settings)
+    engine = FrameEngine(stylizer, args["batch_size"])
+    t0 = time.perf_counter()
+    first = None
+    n = 0
+    for _ in engine.run(frames):
+        n += 1
+        if first is None:
+            first = time.perf_counter() - t0
+    total = time.perf_counter() - t0
+    warm = (n - 1) / (total - first) if n > 1 and total > first else n / total
+    return {"frames": n, "seconds": total, "fps": n / total, "fps_after_first": warm,
+            "first_frame_s": first, "peak_rss_mb": _peak_rss_mb(), "gpu_peak_mb": _gpu_peak_mb(device),
+            "settings": {k: v for k, v in settings.items()}, "precision": str(dtype).removeprefix("torch."),
+            "device": str(device), "resolution": [w, h], "threads": torch.get_num_threads()}
+
+
+def _pipeline_child(args: dict[str, Any]) -> dict[str, Any]:
+    from ._encode import EncodeSettings
+    from ._options import Codec, Precision
+    from ._pipeline import VideoJob, run_video
+
+    job = VideoJob(
+        input=Path(args["input"]), styles=(Path(args["style"]),), output=Path(args["output"]),
+        device=args["device"], precision=Precision(args["precision"]), batch_size=args["batch_size"],
+        encode=EncodeSettings(codec=Codec(args["codec"]), preset=args.get("preset")),
+        height=args.get("height"), overwrite=True, weights=args.get("weights"), progress=False,
+        duration=args.get("duration"),
+    )
+    report = run_video(job, log=lambda m: None)
+    report.pop("per_frame", None)
+    report["peak_rss_mb"] = _peak_rss_mb()
+    return report
+
+
+def _naive_child(args: dict[str, Any]) -> dict[str, Any]:
+    """The upstream test script looped over frames: nothing reused, nothing overlapped."""
+    import av
+    import numpy as np
+    import torch
+
+    from ._encode import ffmpeg_exe
+    from ._image import load_style_image
+    from .models import MicroAST
+
+    device = torch.device("cpu" if args["device"] in ("auto", "cpu") and not torch.cuda.is_available()
+                          else ("cuda" if args["device"] == "auto" else args["device"]))
+    model = MicroAST.from_pretrained(args.get("weights"), device=device, progress=False)
+    style = load_style_image(args["style"]).to(device)
+    net = 0.0
+    n = 0
+    t0 = time.perf_counter()
+    proc = None
+    with av.open(args["input"]) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            if proc is None:
+                h, w = rgb.shape[:2]
+                proc = subprocess.Popen(
+                    [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                     "-s", f"{w}x{h}", "-r", "25", "-i", "pipe:", "-c:v", "libx264", "-preset", "medium",
+                     "-pix_fmt", "yuv420p", args["output"]], stdin=subprocess.PIPE)
+            t = time.perf_counter()
+            with torch.no_grad():
+                x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255).to(device)
+                signals = model.encode_style(style)  # recomputed every frame
+                out = model(x, signals)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                pixels = out.clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).cpu().numpy()
+            net += time.perf_counter() - t
+            proc.stdin.write(np.ascontiguousarray(pixels).tobytes())
+            n += 1
+            if n == args["frames"]:
+                break
+    proc.stdin.close()
+    proc.wait()
+    total = time.perf_counter() - t0
+    return {"frames": n, "model_seconds": net, "model_fps": n / net, "pipeline_seconds": total,
+            "pipeline_fps": n / total, "peak_rss_mb": _peak_rss_mb(), "gpu_peak_mb": _gpu_peak_mb(device)}
+
+
+def child_main() -> None:
+    args = json.loads(sys.stdin.read())
+    kind = args.pop("kind")
+    result = {"model": _model_child, "pipeline": _pipeline_child, "naive": _naive_child}[kind](args)
+    print("BENCH-RESULT " + json.dumps(result))
+
+
+def _run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps({"kind": kind, **args}),
+                          capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH-RESULT "):
+            return json.loads(line.removeprefix("BENCH-RESULT "))
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    raise RuntimeError(f"bench {kind} run failed (exit {proc.returncode}): {tail}")
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--resolution must look like 3840x2160, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise ValueError(f"--resolution must be at least 16x16, got {text!r}")
+    return w, h
+
+
+def run_bench(*, resolution: tuple[int, int], frames: int, device: str, precision: str, batch_size: int,
+              input_path: Path | None, style: Path | None, naive_frames: int | None, codec: str, preset: str | None,
+              weights: Path | None, log: Any = print) -> dict[str, Any]:
+    """Run the three measurements and return the combined figures."""
+    from ._encode import ffmpeg_exe
+    from ._image import write_image  # noqa: F401  (imports cv2 early: fails fast if missing)
+    from ._procedural import painting, synth_clip
+
+    if frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {frames}")
+    with tempfile.TemporaryDirectory(prefix="microast-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        if input_path is None:
+            input_path = tmp / f"synthetic_{resolution[0]}x{resolution[1]}.mp4"
+            log(f"synthesizing {frames} frames of {resolution[0]}x{resolution[1]} footage ...")
+            synth_clip(input_path, width=resolution[0], height=resolution[1], frames=frames, exe=ffmpeg_exe())
+        if style is None:
+            import cv2
+
+            style = tmp / "style.png"
+            cv2.imwrite(str(style), painting(512))
+        common = {"input": str(input_path), "style": str(style), "device": device, "precision": precision,
+                  "batch_size": batch_size, "weights": str(weights) if weights else None}
+        log("measuring the engine alone (model-only) ...")
+        model = _run_child("model", {**common, "frames": frames})
+        log("measuring the whole pipeline (decode -> network -> encode) ...")
+        pipeline = _run_child("pipeline", {**common, "output": str(tmp / "out.mp4"), "codec": codec, "preset": preset})
+        naive_n = naive_frames if naive_frames is not None else min(frames, 2 if resolution[0] * resolution[1] > 2_100_000 else 3)
+        log(f"measuring the naive baseline on {naive_n} frame(s) ...")
+        naive = _run_child("naive", {**common, "frames": naive_n, "output": str(tmp / "naive.mp4")})
+    result = {
+        "resolution": model["resolution"],
+        "frames": frames,
+        "device": model["device"],
+        "precision": model["precision"],
+        "batch_size": batch_size,
+        "settings": model["settings"],
+        "model_fps": model["fps"],
+        "model_fps_after_first": model["fps_after_first"],
+        "pipeline_fps": pipeline["fps"],
+        "naive_fps": naive["model_fps"],
+        "naive_pipeline_fps": naive["pipeline_fps"],
+        "speedup_vs_naive": model["fps"] / naive["model_fps"],
+        "pipeline_speedup_vs_naive": pipeline["fps"] / naive["pipeline_fps"],
+        "pipeline_vs_model": pipeline["fps"] / model["fps"],
+        "time_to_first_frame_s": pipeline["time_to_first_frame_s"],
+        "stages": pipeline["stages"],
+        "peak_rss_mb": pipeline["peak_rss_mb"],
+        "model_peak_rss_mb": model["peak_rss_mb"],
+        "naive_peak_rss_mb": naive["peak_rss_mb"],
+        "gpu_peak_mb": model["gpu_peak_mb"],
+        "naive_frames": naive["frames"],
+        "threads": model["threads"],
+        "versions": pipeline["versions"],
+        "cpu": _cpu_name(),
+    }
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    import platform
+
+    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def format_table(r: dict[str, Any]) -> str:
+    """The figures as a small table followed by the ratios."""
+    w, h = r["resolution"]
+    rows = [
+        ("", "fps", "peak RSS MB"),
+        (f"model-only ({r['precision']}, {r['device']})", f"{r['model_fps']:.3f}", f"{r['model_peak_rss_mb']:.0f}"),
+        ("end-to-end pipeline", f"{r['pipeline_fps']:.3f}", f"{r['peak_rss_mb']:.0f}"),
+        ("naive model-only (fp32, per frame)", f"{r['naive_fps']:.3f}", f"{r['naive_peak_rss_mb']:.0f}"),
+        ("naive end-to-end", f"{r['naive_pipeline_fps']:.3f}", ""),
+    ]
+    width = max(len(a) for a, _, _ in rows)
+    lines = [f"microast-video bench: {w}x{h}, {r['frames']} frames, batch {r['batch_size']}, {r['cpu']}"]
+    lines += [f"  {a:<{width}}  {b:>8}  {c:>11}" for a, b, c in rows]
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in r["stages"].items())
+    lines += [
+        f"  speedup vs naive: model {r['speedup_vs_naive']:.2f}x, end-to-end {r['pipeline_speedup_vs_naive']:.2f}x;"
+        f" pipeline/model {100 * r['pipeline_vs_model']:.0f}%",
+        f"  time to first frame {r['time_to_first_frame_s']:.2f}s; stage busy time: {stages}",
+    ]
+    return "\n".join(lines)

