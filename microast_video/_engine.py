@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ._color import preserve_color
+from ._device import tune_cpu_allocator
 from ._frame import Frame
 from ._signals import StyleSignals
 from .models import MicroAST
@@ -56,6 +57,8 @@ class Stylizer:
         self.model.to(memory_format=layout)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed frame sizes: let cuDNN pick kernels once
+        elif self.strip_rows is not None or self.channels_last:  # the fast CPU path
+            tune_cpu_allocator()
 
     @property
     def device(self) -> torch.device:

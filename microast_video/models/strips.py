@@ -30,6 +30,7 @@ class Conv:
 
     conv: nn.Conv2d
     relu: bool
+    phases: int = 1  # > 1: compute as a W-polyphase conv (stride 1 only; see _phased_conv)
 
     @property
     def k(self) -> int:
@@ -56,18 +57,62 @@ class Conv:
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         """Output rows [o0, o1) from ``x`` = input rows [a, a + len) of a height-``h`` map."""
-        lo = o0 * self.s - self.p
+        p = self.p
+        lo = o0 * self.s - p
         n = (o1 - 1 - o0) * self.s + self.k
-        if lo >= 0 and lo + n <= h:
-            rows = x.narrow(2, lo - a, n)
-        else:
-            idx = torch.tensor([_reflect(i, h) - a for i in range(lo, lo + n)], device=x.device)
-            rows = x.index_select(2, idx)
-        if self.p:
-            rows = F.pad(rows, (self.p, self.p, 0, 0), mode="reflect")
+        top, bottom = max(0, -lo), max(0, lo + n - h)  # rows past the frame's edges
+        rows = x.narrow(2, max(lo, 0) - a, n - top - bottom)
+        if p:  # one copy pads both: reflection in W, and in H where the strip meets an edge
+            rows = F.pad(rows, (p, p, top, bottom), mode="reflect")
         c = self.conv
-        y = F.conv2d(rows, c.weight, c.bias, stride=c.stride, padding=0, groups=c.groups)
+        if self.phases > 1:
+            y = _phased_conv(rows, c, self.phases)
+        else:
+            y = F.conv2d(rows, c.weight, c.bias, stride=c.stride, padding=0, groups=c.groups)
         return F.relu(y) if self.relu else y
+
+
+def _phase_weight(w: Tensor, phases: int) -> Tensor:
+    """Weights of the W-polyphase form of a stride-1 conv (see :func:`_phased_conv`).
+
+    ``out[o*P + r, c*P + s, i, t] = w[o, c, i, P*t + s - r]`` (zero outside the kernel);
+    built by gathering, without in-place writes, so it also traces under torch.compile.
+    """
+    o, c, k, kw = w.shape
+    taps = math.ceil((phases - 1 + kw) / phases)
+    padded = F.pad(w, (phases - 1, phases * taps - kw))
+    r = torch.arange(phases).view(phases, 1, 1)
+    s = torch.arange(phases).view(1, phases, 1)
+    t = torch.arange(taps).view(1, 1, taps)
+    idx = (phases * t + s - r + phases - 1).to(w.device)  # (r, s, t) -> column of ``padded``
+    gathered = padded[..., idx]  # (o, c, k, r, s, t)
+    return gathered.permute(0, 3, 1, 4, 2, 5).reshape(o * phases, c * phases, k, taps)
+
+
+def _phased_conv(x: Tensor, conv: nn.Conv2d, phases: int) -> Tensor:
+    """A valid stride-1 conv computed on ``phases`` interleaved column phases at once.
+
+    Output column ``phases*q + r`` becomes channel ``r`` of column ``q``, so a conv with 3
+    output channels (the 9x9 RGB output layer, which oneDNN pads to 16 channels
+    internally) becomes one with 12 outputs and 4x the inputs over a quarter of the
+    width: the same sums, ~1.8x faster (measured). Exact algebra; float rounding order
+    differs from the direct conv.
+    """
+    n, c, h, wp = x.shape
+    o, _, _, kw = conv.weight.shape
+    width = wp - kw + 1
+    q = math.ceil(wp / phases)
+    if q * phases != wp:
+        x = F.pad(x, (0, q * phases - wp))
+    xs = x.reshape(n, c, h, q, phases).permute(0, 1, 4, 2, 3).reshape(n, c * phases, h, q)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        xs = xs.contiguous(memory_format=torch.channels_last)
+    weight = _phase_weight(conv.weight, phases).to(memory_format=torch.channels_last)
+    bias = conv.bias.repeat_interleave(phases) if conv.bias is not None else None
+    y = F.conv2d(xs, weight, bias)
+    qo = y.shape[-1]
+    y = y.reshape(n, o, phases, h - conv.weight.shape[2] + 1, qo).permute(0, 1, 3, 4, 2)
+    return y.reshape(n, o, y.shape[2], qo * phases)[..., :width]
 
 
 @dataclasses.dataclass(frozen=True)
