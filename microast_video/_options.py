@@ -23,3 +23,11 @@ class Codec(str, enum.Enum):
     ffv1 = "ffv1"
     h264_nvenc = "h264_nvenc"
     hevc_nvenc = "hevc_nvenc"
+
+
+class CompileMode(str, enum.Enum):
+    """Whether to run the network through ``torch.compile`` (``--compile``)."""
+
+    auto = "auto"  # when the job is long enough to amortise compiling
+    on = "on"
+    off = "off"

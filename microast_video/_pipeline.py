@@ -35,8 +35,8 @@ from tqdm import tqdm
 from ._decode import VideoInfo, decode_frames, probe
 from ._device import resolve_device, resolve_precision
 from ._encode import CODECS, CONTAINERS, EncodeSettings, FFmpegWriter, ffmpeg_exe, plan_encode
-from ._engine import FrameEngine, StageTimes, Stylizer
-from ._options import Codec, Precision
+from ._engine import FrameEngine, StageTimes, Stylizer, fast_settings
+from ._options import Codec, CompileMode, Precision
 from ._errors import InputError, OutputError, Terminated
 from ._signals import StyleSignals
 from ._style import compute_signals
@@ -67,6 +67,7 @@ class VideoJob:
     weights: Path | None = None
     progress: bool = True
     queue_frames: int = 8
+    compile: CompileMode = CompileMode.auto
 
 
 def default_output(input_path: Path, codec: Codec) -> Path:
@@ -240,13 +241,16 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     else:
         signals = compute_signals(model, job.styles, job.style_weights, style_size=job.style_size)
     color_matrix = info.matrix if info.matrix != "gbr" else "bt709"
+    expected = _expected_frames(info, job.start, job.duration)
+    settings = fast_settings(device, dtype, plan.size[1], plan.size[0], frames=expected)
+    if job.compile is not CompileMode.auto:
+        settings["compile"] = job.compile is CompileMode.on
     stylizer = Stylizer(model, signals, dtype=dtype, alpha=job.alpha,
-                        color_matrix=color_matrix if job.preserve_color else None)
+                        color_matrix=color_matrix if job.preserve_color else None, **settings)
 
     # 3. The stages.
     times = StageTimes()
     engine = FrameEngine(stylizer, job.batch_size, times)
-    expected = _expected_frames(info, job.start, job.duration)
     tmp = _temp_path(output)
     stages = _Stages()
     queue_frames = max(job.queue_frames, job.batch_size)
@@ -345,6 +349,8 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         "device": str(device),
         "precision": str(dtype).removeprefix("torch."),
         "batch_size": job.batch_size,
+        "engine": settings,
+        "compile_seconds": None if stylizer.compile_seconds is None else round(stylizer.compile_seconds, 3),
         "input_resolution": list(info.upright_size),
         "output_resolution": list(plan.size),
         "padding": list(plan.pad),
@@ -357,7 +363,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         "alpha": job.alpha,
         "styles": [str(s) for s in job.styles] or None,
         "signals": str(job.signals) if job.signals else None,
-        "notes": list(plan.notes),
+        "notes": list(plan.notes) + ([stylizer.compile_note] if stylizer.compile_note else []),
         "versions": _versions(exe),
         "per_frame": [
             {"index": i, **times.per_frame.get(i, {})} for i in range(n)

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from ._errors import InputError, MicroastError, OutputError, Terminated
-from ._options import Codec, Precision
+from ._options import Codec, CompileMode, Precision
 
 app = typer.Typer(
     name="microast-video",
@@ -145,7 +145,7 @@ def image_command(
     """Stylize one image."""
     with _user_errors(debug):
         from ._device import resolve_device, resolve_precision
-        from ._engine import Stylizer
+        from ._engine import Stylizer, fast_settings
         from ._image import load_content_image, write_image
         from .models import MicroAST
 
@@ -160,7 +160,9 @@ def image_command(
         frame = load_content_image(content)
         model = MicroAST.from_pretrained(weights, device=dev)
         sig = _load_signals(model, style, style_weights, signals, style_size)
-        stylizer = Stylizer(model, sig, dtype=dtype, alpha=alpha, color_matrix="bt601" if preserve_color else None)
+        settings = fast_settings(dev, dtype, frame.shape[-2], frame.shape[-1], frames=1)
+        stylizer = Stylizer(model, sig, dtype=dtype, alpha=alpha, color_matrix="bt601" if preserve_color else None,
+                            **settings)
         out = stylizer(frame.to(dev))
         write_image(output, out.cpu(), bit_depth=bit_depth)
         typer.echo(f"wrote {output} ({frame.shape[-1]}x{frame.shape[-2]}, {dev}, {str(dtype).removeprefix('torch.')})", err=True)
@@ -209,6 +211,7 @@ def video_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 4,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
+    compile: Annotated[CompileMode, typer.Option(help="torch.compile the network: auto = when the clip is long enough to pay for it.")] = CompileMode.auto,
     weights: WeightsOpt = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report (per-stage and per-frame times) here.")] = None,
     overwrite: OverwriteOpt = False,
@@ -240,6 +243,7 @@ def video_command(
             report=report,
             weights=weights,
             progress=not quiet,
+            compile=compile,
         )
         result = run_video(job)
         if not quiet:
@@ -257,6 +261,7 @@ def bench_command(
     style: Annotated[Optional[Path], typer.Option(help="Style image (default: a procedural painting).")] = None,
     naive_frames: Annotated[Optional[int], typer.Option(min=1, help="Frames for the naive baseline (default 2 at 4K, 3 below).")] = None,
     codec: Annotated[Codec, typer.Option(help="Codec of the end-to-end run.")] = Codec.h264,
+    compile: Annotated[CompileMode, typer.Option(help="torch.compile the network (its one-off cost is reported apart).")] = CompileMode.on,
     preset: Annotated[Optional[str], typer.Option(help="Encoder preset of the end-to-end run.")] = None,
     weights: WeightsOpt = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
@@ -275,7 +280,7 @@ def bench_command(
         result = run_bench(
             resolution=parse_resolution(resolution), frames=frames, device=device, precision=precision.value,
             batch_size=batch_size, input_path=input, style=style, naive_frames=naive_frames, codec=codec.value,
-            preset=preset, weights=weights, log=lambda m: typer.echo(m, err=True),
+            preset=preset, weights=weights, compile=compile.value, log=lambda m: typer.echo(m, err=True),
         )
         typer.echo(format_table(result))
         if json_path is not None:

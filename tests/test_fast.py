@@ -117,7 +117,7 @@ def test_bench_runs_and_writes_json(tmp_path, weights_env, monkeypatch):
         monkeypatch.setenv(k, v)
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(app, ["bench", "--resolution", "64x48", "--frames", "3", "--naive-frames", "2",
-                                      "--device", "cpu", "--preset", "ultrafast", "--json", str(out)])
+                                      "--device", "cpu", "--preset", "ultrafast", "--compile", "off", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "speedup vs naive" in result.stdout
     data = json.loads(out.read_text())
