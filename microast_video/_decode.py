@@ -211,6 +211,44 @@ def _stream_rotation(container: av.container.InputContainer, stream: av.VideoStr
     return int(round(-rotation)) % 360 // 90 * 90
 
 
+class FrameClock:
+    """Puts constant-rate frames back on their exact frame grid; leaves the rest alone.
+
+    Containers store times in coarse units (Matroska: 1 ms), so a 30000/1001 clip arrives
+    with times rounded to the millisecond, and an MP4 written from those times would
+    report 29.975 fps. A frame whose time lies within ``max(1 ms, one time-base unit)``
+    of the grid ``t0 + k / rate`` (``t0``: the first frame's time) is placed exactly on
+    it; any other frame (variable frame rate) keeps its own time. Output times are in a
+    unit fine enough to hold both: ``1 / lcm(time base denominator, rate numerator)``.
+    """
+
+    def __init__(self, time_base: Fraction, rate: Fraction) -> None:
+        self.source_tb = time_base
+        self.rate = rate
+        den = math.lcm(time_base.denominator, rate.numerator) if time_base.numerator == 1 else 0
+        self.snapping = 0 < den <= 10**7
+        self.time_base = Fraction(1, den) if self.snapping else time_base
+        self.tolerance = max(Fraction(1, 1000), time_base)
+        self._anchor: Fraction | None = None
+        self._last_slot = -1
+
+    def place(self, pts: int, duration: int | None) -> tuple[int, int | None]:
+        """(pts, duration) in :attr:`time_base` for a frame at ``pts`` source units."""
+        if not self.snapping:
+            return pts, duration
+        t = pts * self.source_tb
+        scale = 1 / self.time_base
+        if self._anchor is None:
+            self._anchor = t
+        slot = round((t - self._anchor) * self.rate)
+        grid = self._anchor + slot / self.rate
+        if slot > self._last_slot and abs(t - grid) <= self.tolerance:
+            self._last_slot = slot
+            return int(grid * scale), int(scale / self.rate)
+        self._last_slot = max(self._last_slot, math.floor((t - self._anchor) * self.rate))
+        return int(t * scale), None if duration is None else int(duration * self.source_tb * scale)
+
+
 def _reason(err: BaseException) -> str:
     text = getattr(err, "strerror", None) or str(err)
     return " ".join(str(text).split()) or type(err).__name__
@@ -266,6 +304,7 @@ def decode_frames(
     k = {0: 0, 90: -1, 180: 2, 270: 1}[info.rotation]  # np.rot90 turns counter-clockwise
     index = 0
     last_pts: int | None = None
+    clock = FrameClock(tb, info.frame_rate)
     try:
         with av.open(str(info.path), metadata_errors="replace") as container:
             stream = container.streams.video[0]
@@ -286,7 +325,8 @@ def decode_frames(
                     rgb = frame.to_ndarray(**options)
                     if k:
                         rgb = np.rot90(rgb, k)
-                    yield Frame(index, pts - origin_pts, frame.duration or None, tb, np.ascontiguousarray(rgb))
+                    out_pts, out_duration = clock.place(pts - origin_pts, frame.duration or None)
+                    yield Frame(index, out_pts, out_duration, clock.time_base, np.ascontiguousarray(rgb))
                     index += 1
     except av.FFmpegError as err:
         raise InputError(

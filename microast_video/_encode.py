@@ -194,6 +194,8 @@ def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe:
         else:
             notes.append(f"subtitle stream {stream.index} ({stream.codec}) cannot be stored in {output.suffix}; dropped (use .mkv to keep it)")
     args: list[tuple[str, str]] = list(spec.extra)
+    if settings.crf is not None and not 0 <= settings.crf <= 51:
+        raise ValueError(f"--crf must be between 0 and 51, got {settings.crf}")
     crf = settings.crf if settings.crf is not None else spec.crf
     if crf is not None:
         args.append(("cq" if "nvenc" in spec.encoder else "crf", str(crf)))
@@ -217,8 +219,9 @@ class FFmpegWriter:
     """
 
     def __init__(self, info: VideoInfo, plan: EncodePlan, target: Path, *, exe: str,
-                 start: float = 0.0, duration: float | None = None) -> None:
+                 start: float = 0.0, duration: float | None = None, label: Path | None = None) -> None:
         self.info, self.plan, self.target, self.exe = info, plan, target, exe
+        self.label = label or target  # what messages call the output (the final path, not the temp file)
         self.start, self.duration = start, duration
         self._proc: subprocess.Popen[bytes] | None = None
         self._mux: av.container.OutputContainer | None = None
@@ -357,9 +360,9 @@ class FFmpegWriter:
             self._stderr_thread.join(timeout=2)
         text = " | ".join(list(self._stderr)[-3:])
         if any("No space left" in line for line in self._stderr) or (isinstance(err, OSError) and err.errno == 28):
-            return OutputError(f"output {self.target}: disk full while writing")
+            return OutputError(f"output {self.label}: disk full while writing")
         detail = text or (str(err) if err else "unknown error")
-        return OutputError(f"ffmpeg failed writing {self.target}: {detail}")
+        return OutputError(f"ffmpeg failed writing {self.label}: {detail}")
 
     def finish(self) -> None:
         """Flush the pipe, wait for ffmpeg, and raise if it failed."""

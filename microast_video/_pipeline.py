@@ -260,7 +260,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     first_frame_at: list[float] = []
     bar = tqdm(total=expected, unit="frame", desc=job.input.name, disable=not job.progress,
                file=sys.stderr, dynamic_ncols=True, leave=False)
-    writer = FFmpegWriter(info, plan, tmp, exe=exe, start=job.start, duration=job.duration)
+    writer = FFmpegWriter(info, plan, tmp, exe=exe, start=job.start, duration=job.duration, label=output)
 
     def decode_stage() -> None:
         frames = decode_frames(info, start=job.start, duration=job.duration, size=plan.size, deep=plan.deep)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -42,11 +43,11 @@ SignalsOpt = Annotated[
     Optional[Path],
     typer.Option("--signals", help="Precomputed style signals (from `microast-video signals`) instead of --style."),
 ]
-AlphaOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Content-style weight: 1 = full style.")]
+AlphaOpt = Annotated[float, typer.Option(help="Content-style weight: 1 = full style.")]
 PreserveColorOpt = Annotated[bool, typer.Option("--preserve-color", help="Keep the content's colours; take only the style's luma.")]
 StyleSizeOpt = Annotated[
     Optional[int],
-    typer.Option(min=16, help="Resize each style image to this longest side (default: its own size, capped at 2048)."),
+    typer.Option(help="Resize each style image to this longest side (default: its own size, capped at 2048)."),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Numeric precision; auto = fp16 on CUDA, fp32 on CPU.")]
@@ -125,7 +126,7 @@ def _load_signals(model, style, style_weights, signals_file, style_size):  # noq
 
 @app.command("image")
 def image_command(
-    content: Annotated[Path, typer.Argument(help="Content image to stylize (any size, 4K included).")],
+    content: Annotated[Path, typer.Argument(help="Content image to stylize (any size, 4K included).", metavar="CONTENT")],
     style: StyleOpt = None,
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Output image (.png, .jpg, .tif, .webp); default CONTENT_stylized.png.")
@@ -191,7 +192,7 @@ def signals_command(
 
 @app.command("video")
 def video_command(
-    input: Annotated[Path, typer.Argument(help="Video file (any container and codec FFmpeg reads).", show_default=False)],
+    input: Annotated[Path, typer.Argument(help="Video file (any container and codec FFmpeg reads).", show_default=False, metavar="INPUT")],
     style: StyleOpt = None,
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Output video (.mp4, .mov, .mkv); default INPUT_stylized.EXT beside the input.")
@@ -202,13 +203,13 @@ def video_command(
     preserve_color: PreserveColorOpt = False,
     style_size: StyleSizeOpt = None,
     codec: Annotated[Codec, typer.Option(help="Video codec: h264, hevc (10-bit for deep sources), prores (422 HQ), ffv1 (lossless), *_nvenc.")] = Codec.h264,
-    crf: Annotated[Optional[int], typer.Option(min=0, max=63, help="Quality (lower is better); default 18 for h264, 20 for hevc.")] = None,
+    crf: Annotated[Optional[int], typer.Option(help="Quality (lower is better); default 18 for h264, 20 for hevc.")] = None,
     preset: Annotated[Optional[str], typer.Option(help="Encoder preset (default medium; p5 for NVENC).")] = None,
     pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format (default yuv420p; yuv422p10le for prores; 10-bit for deep sources).")] = None,
-    start: Annotated[float, typer.Option(min=0.0, help="Start this many seconds into the clip.")] = 0.0,
-    duration: Annotated[Optional[float], typer.Option(min=0.0, help="Process only this many seconds.")] = None,
-    height: Annotated[Optional[int], typer.Option(min=5, help="Process and output at this height; width follows the display aspect ratio.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 4,
+    start: Annotated[float, typer.Option(help="Start this many seconds into the clip.")] = 0.0,
+    duration: Annotated[Optional[float], typer.Option(help="Process only this many seconds.")] = None,
+    height: Annotated[Optional[int], typer.Option(help="Process and output at this height; width follows the display aspect ratio.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Frames per network batch.")] = 4,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     compile: Annotated[CompileMode, typer.Option(help="torch.compile the network: auto = when the clip is long enough to pay for it.")] = CompileMode.auto,
@@ -298,8 +299,13 @@ def route(argv: Sequence[str]) -> list[str]:
     return args
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up like Ctrl-C (exit 143)
     args = route(sys.argv[1:] if argv is None else argv)
     if args == ["--version"]:
         from . import __version__

@@ -8,7 +8,10 @@ Everything here is made from scratch, so the project ships no media made by othe
 * ``style.jpg``  a procedural "painting": thick oriented brush strokes in a warm/cool
   palette, smeared along a swirling flow field.
 
-Run ``python samples/make_samples.py`` (uses the ffmpeg binary of imageio-ffmpeg).
+* ``before_after.jpg`` (with ``--figure``): frame, style and the project's result side by
+  side, for the README (needs the network's weights).
+
+Run ``python samples/make_samples.py [--figure]`` (uses the ffmpeg binary of imageio-ffmpeg).
 """
 
 from __future__ import annotations
@@ -56,11 +59,34 @@ def make_style(path: Path) -> None:
     cv2.imwrite(str(path), painting(512, seed=2023), [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
+def make_figure(path: Path) -> None:
+    """The README's before/after picture: the sample frame, the style, the result (fp32)."""
+    import numpy as np
+    import torch
+
+    from microast_video import MicroAST, Stylizer, load_content_image, load_style_image
+
+    model = MicroAST.from_pretrained()
+    signals = model.encode_style(load_style_image(HERE / "style.jpg"))
+    content = load_content_image(HERE / "frame.png")
+    out = Stylizer(model, signals, dtype=torch.float32)(content)
+    to_bgr = lambda t: (t[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).round().astype(np.uint8)  # noqa: E731
+    before, after = to_bgr(content), to_bgr(out)
+    h = before.shape[0]
+    style = cv2.resize(cv2.imread(str(HERE / "style.jpg")), (h, h), interpolation=cv2.INTER_AREA)
+    gap = np.full((h, 8, 3), 255, np.uint8)
+    cv2.imwrite(str(path), np.hstack([before, gap, style, gap, after]), [cv2.IMWRITE_JPEG_QUALITY, 88])
+
+
 def main() -> int:
     make_clip(HERE / "clip.mp4")
     extract_frame(HERE / "clip.mp4", HERE / "frame.png")
     make_style(HERE / "style.jpg")
-    for name in ("clip.mp4", "frame.png", "style.jpg"):
+    names = ["clip.mp4", "frame.png", "style.jpg"]
+    if "--figure" in sys.argv[1:]:
+        make_figure(HERE / "before_after.jpg")
+        names.append("before_after.jpg")
+    for name in names:
         print(f"wrote samples/{name} ({(HERE / name).stat().st_size // 1024} KiB)")
     return 0
 
