@@ -57,7 +57,7 @@ class VideoJob:
     preserve_color: bool = False
     device: str = "auto"
     precision: Precision = Precision.auto
-    batch_size: int = 4
+    batch_size: int | None = None  # None: by frame size (see auto_batch_size)
     encode: EncodeSettings = EncodeSettings()
     start: float = 0.0
     duration: float | None = None
@@ -66,8 +66,17 @@ class VideoJob:
     report: Path | None = None
     weights: Path | None = None
     progress: bool = True
-    queue_frames: int = 8
+    queue_frames: int | None = None  # None: about 100 MB of frames per queue, 2 to 8 frames
     compile: CompileMode = CompileMode.auto
+
+
+def auto_batch_size(width: int, height: int) -> int:
+    """Frames per batch: about two megapixels per batch (1 at 1080p and above, 8 at 360p).
+
+    Strips already keep the CPU busy within a frame, so large frames gain nothing from
+    batching and would only hold more memory; small frames amortise per-op overhead.
+    """
+    return max(1, min(8, (2_100_000 // max(1, width * height))))
 
 
 def default_output(input_path: Path, codec: Codec) -> Path:
@@ -209,7 +218,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         KeyboardInterrupt, Terminated: the run was interrupted; nothing is left behind.
     """
     # 1. Checks up front: nothing is computed before the whole job is known to make sense.
-    if job.batch_size < 1:
+    if job.batch_size is not None and job.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {job.batch_size}")
     if job.start < 0 or (job.duration is not None and job.duration <= 0):
         raise ValueError(f"--start must be >= 0 and --duration > 0, got {job.start = }, {job.duration = }")
@@ -250,10 +259,12 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
 
     # 3. The stages.
     times = StageTimes()
-    engine = FrameEngine(stylizer, job.batch_size, times)
+    batch_size = job.batch_size or auto_batch_size(*plan.size)
+    engine = FrameEngine(stylizer, batch_size, times)
     tmp = _temp_path(output)
     stages = _Stages()
-    queue_frames = max(job.queue_frames, job.batch_size)
+    frame_bytes = plan.size[0] * plan.size[1] * 3 * (2 if plan.deep else 1)
+    queue_frames = max(job.queue_frames or min(8, max(2, 100_000_000 // frame_bytes)), batch_size)
     decoded: queue.Queue[Any] = queue.Queue(maxsize=queue_frames)
     stylized: queue.Queue[Any] = queue.Queue(maxsize=queue_frames)
     counts = {"decoded": 0, "encoded": 0}
@@ -348,7 +359,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         "stages": {k: round(v, 4) for k, v in times.seconds.items()},
         "device": str(device),
         "precision": str(dtype).removeprefix("torch."),
-        "batch_size": job.batch_size,
+        "batch_size": batch_size,
         "engine": settings,
         "compile_seconds": None if stylizer.compile_seconds is None else round(stylizer.compile_seconds, 3),
         "input_resolution": list(info.upright_size),

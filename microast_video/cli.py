@@ -209,7 +209,7 @@ def video_command(
     start: Annotated[float, typer.Option(help="Start this many seconds into the clip.")] = 0.0,
     duration: Annotated[Optional[float], typer.Option(help="Process only this many seconds.")] = None,
     height: Annotated[Optional[int], typer.Option(help="Process and output at this height; width follows the display aspect ratio.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Frames per network batch.")] = 4,
+    batch_size: Annotated[Optional[int], typer.Option(help="Frames per network batch (default: by frame size, 1 at 1080p and above).")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     compile: Annotated[CompileMode, typer.Option(help="torch.compile the network: auto = when the clip is long enough to pay for it.")] = CompileMode.auto,
