@@ -38,8 +38,8 @@ from ._encode import CODECS, CONTAINERS, EncodeSettings, FFmpegWriter, ffmpeg_ex
 from ._engine import FrameEngine, StageTimes, Stylizer, fast_settings
 from ._options import Codec, CompileMode, Precision
 from ._errors import InputError, OutputError, Terminated
-from ._signals import StyleSignals
-from ._style import compute_signals
+from ._paths import check_output
+from ._style import check_style_source, job_signals
 from .models import MicroAST
 
 
@@ -153,21 +153,6 @@ class _Stages:
                 thread.join(0.1)  # short waits keep the main thread responsive to signals
 
 
-def _check_output(job: VideoJob, output: Path) -> None:
-    resolved = output.resolve()
-    for path in (job.input, *job.styles, *(p for p in (job.signals,) if p)):
-        if path.exists() and resolved == path.resolve():
-            raise OutputError(f"output {output} is an input file; refusing to overwrite it")
-    if output.is_dir():
-        raise OutputError(f"output {output} is a directory")
-    if output.exists() and not job.overwrite:
-        raise OutputError(f"output {output} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        raise OutputError(f"output folder {output.parent} does not exist")
-    if not os.access(output.parent, os.W_OK):
-        raise OutputError(f"output folder {output.parent} is not writable")
-
-
 def _temp_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.{os.getpid()}.part")
 
@@ -222,10 +207,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         raise ValueError(f"--batch-size must be >= 1, got {job.batch_size}")
     if job.start < 0 or (job.duration is not None and job.duration <= 0):
         raise ValueError(f"--start must be >= 0 and --duration > 0, got {job.start = }, {job.duration = }")
-    if job.signals is None and not job.styles:
-        raise ValueError("a style is needed: --style IMAGE (or --signals FILE)")
-    if job.signals is not None and job.styles:
-        raise ValueError("give either --style or --signals, not both")
+    check_style_source(job.styles, job.signals)
     for style in job.styles:
         if not style.is_file():
             raise InputError(f"style image {style}: file not found")
@@ -233,7 +215,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     if info.duration is not None and job.start >= float(info.duration):
         raise ValueError(f"--start {job.start} s is past the end of {job.input} ({float(info.duration):.3f} s)")
     output = job.output or default_output(job.input, job.encode.codec)
-    _check_output(job, output)
+    check_output(output, (job.input, *job.styles, job.signals), overwrite=job.overwrite)
     if job.report is not None and not job.report.parent.is_dir():
         raise OutputError(f"report {job.report}: folder {job.report.parent} does not exist")
     exe = ffmpeg_exe()
@@ -245,10 +227,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
 
     # 2. The network and the style signals, once per job.
     model = MicroAST.from_pretrained(job.weights, device=device)
-    if job.signals is not None:
-        signals = StyleSignals.load(job.signals)
-    else:
-        signals = compute_signals(model, job.styles, job.style_weights, style_size=job.style_size)
+    signals = job_signals(model, job.styles, job.style_weights, job.signals, job.style_size)
     color_matrix = info.matrix if info.matrix != "gbr" else "bt709"
     expected = _expected_frames(info, job.start, job.duration)
     settings = fast_settings(device, dtype, plan.size[1], plan.size[0], frames=expected)

@@ -41,3 +41,25 @@ def compute_signals(
             image = load_style_image(path, style_size)
             signals.append(model.encode_style(image.to(device)))
     return mix_signals(signals, weights)
+
+
+def check_style_source(styles: Sequence[object], signals_file: object | None) -> None:
+    """A job takes its style from images or from a signals file: exactly one of them."""
+    if signals_file is not None and styles:
+        raise ValueError("give either --style or --signals, not both")
+    if signals_file is None and not styles:
+        raise ValueError("a style is needed: --style IMAGE (or --signals FILE)")
+
+
+def job_signals(
+    model: MicroAST,
+    styles: Sequence[str | os.PathLike[str]],
+    weights: Sequence[float] | None,
+    signals_file: str | os.PathLike[str] | None,
+    style_size: int | None,
+) -> StyleSignals:
+    """The job's style signals: loaded from ``signals_file``, or computed once from ``styles``."""
+    check_style_source(styles, signals_file)
+    if signals_file is not None:
+        return StyleSignals.load(signals_file)
+    return compute_signals(model, styles, weights, style_size=style_size)

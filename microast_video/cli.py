@@ -20,6 +20,7 @@ import typer
 
 from ._errors import InputError, MicroastError, OutputError, Terminated
 from ._options import Codec, CompileMode, Precision
+from ._paths import check_output
 
 app = typer.Typer(
     name="microast-video",
@@ -98,32 +99,6 @@ def _parse_weights(text: str | None, n: int) -> list[float] | None:
     return weights
 
 
-def _check_output(output: Path, inputs: Sequence[Path], overwrite: bool) -> None:
-    for path in inputs:
-        if path.exists() and output.exists() and output.resolve() == path.resolve():
-            raise OutputError(f"output {output} is an input file; refusing to overwrite it")
-    if output.is_dir():
-        raise OutputError(f"output {output} is a directory")
-    if output.exists() and not overwrite:
-        raise OutputError(f"output {output} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        raise OutputError(f"output folder {output.parent} does not exist")
-
-
-def _load_signals(model, style, style_weights, signals_file, style_size):  # noqa: ANN001, ANN202
-    """The job's style signals: from --signals, or computed once from --style."""
-    from ._signals import StyleSignals
-    from ._style import compute_signals
-
-    if signals_file is not None and style:
-        raise ValueError("give either --style or --signals, not both")
-    if signals_file is not None:
-        return StyleSignals.load(signals_file)
-    if not style:
-        raise ValueError("a style is needed: --style IMAGE (or --signals FILE)")
-    return compute_signals(model, style, _parse_weights(style_weights, len(style)), style_size=style_size)
-
-
 @app.command("image")
 def image_command(
     content: Annotated[Path, typer.Argument(help="Content image to stylize (any size, 4K included).", metavar="CONTENT")],
@@ -148,6 +123,7 @@ def image_command(
         from ._device import resolve_device, resolve_precision
         from ._engine import Stylizer, fast_settings
         from ._image import load_content_image, write_image
+        from ._style import job_signals
         from .models import MicroAST
 
         if bit_depth not in (8, 16):
@@ -155,12 +131,12 @@ def image_command(
         if not content.is_file():
             raise InputError(f"content image {content}: file not found")
         output = output or content.with_name(f"{content.stem}_stylized.png")
-        _check_output(output, [content, *(style or [])], overwrite)
+        check_output(output, [content, *(style or []), signals], overwrite=overwrite)
         dev = resolve_device(device)
         dtype = resolve_precision(precision, dev)
         frame = load_content_image(content)
         model = MicroAST.from_pretrained(weights, device=dev)
-        sig = _load_signals(model, style, style_weights, signals, style_size)
+        sig = job_signals(model, style or [], _parse_weights(style_weights, len(style or [])), signals, style_size)
         settings = fast_settings(dev, dtype, frame.shape[-2], frame.shape[-1], frames=1)
         stylizer = Stylizer(model, sig, dtype=dtype, alpha=alpha, color_matrix="bt601" if preserve_color else None,
                             **settings)
@@ -181,11 +157,12 @@ def signals_command(
 ) -> None:
     """Compute a style's modulation signals once and save them for batch jobs (--signals)."""
     with _user_errors(debug):
+        from ._style import job_signals
         from .models import MicroAST
 
-        _check_output(output, list(style or []), overwrite)
+        check_output(output, list(style or []), overwrite=overwrite)
         model = MicroAST.from_pretrained(weights, device="cpu")
-        sig = _load_signals(model, style, style_weights, None, style_size)
+        sig = job_signals(model, style or [], _parse_weights(style_weights, len(style or [])), None, style_size)
         sig.save(output)
         typer.echo(f"wrote {output}", err=True)
 
