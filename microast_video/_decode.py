@@ -15,6 +15,7 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 from ._errors import InputError
 from ._frame import Frame
+from ._transport import pack_planes, unpack_planes
 
 # FFmpeg's names for the colour tags (AVColorPrimaries, AVColorTransferCharacteristic,
 # AVColorSpace), as the ffmpeg program's -color_primaries / -color_trc / -colorspace take them.
@@ -262,6 +263,7 @@ def decode_frames(
     size: tuple[int, int] | None = None,
     deep: bool = False,
     threads: int = 0,
+    planes: bool = False,
 ) -> Iterator[Frame]:
     """Decode the first video stream of ``info.path`` into upright RGB frames, one at a time.
 
@@ -270,8 +272,11 @@ def decode_frames(
         start: seconds from the start of the file to begin at (frames before are skipped).
         duration: seconds to decode from ``start`` (None: to the end).
         size: (width, height) of the upright output pictures; None keeps the stored size.
-        deep: True for uint16 RGB (10-bit and deeper sources), False for uint8.
+        deep: True for uint16 samples (10-bit and deeper sources), False for uint8.
         threads: FFmpeg decoding threads (0 = automatic).
+        planes: yield 4:2:0 planes in the stream's own matrix and range (``layout
+            "yuv420p"``, 1.5 samples per pixel; needs an even ``size``) instead of RGB,
+            for a device that converts colour itself.
 
     Yields:
         :class:`Frame` s in presentation order, ``pts`` relative to the output's start
@@ -301,6 +306,12 @@ def decode_frames(
     if info.matrix == "gbr":
         options.pop("src_colorspace")
         options.pop("src_color_range")
+    if planes:
+        if stored[0] % 2 or stored[1] % 2:
+            raise ValueError(f"4:2:0 planes need an even frame size, got {stored = }")
+        same_range = ColorRange.JPEG if info.full_range else ColorRange.MPEG
+        options.update(format="yuv420p10le" if deep else "yuv420p", dst_color_range=same_range)
+        options.pop("src_colorspace", None)  # no matrix change: the samples stay YCbCr
     k = {0: 0, 90: -1, 180: 2, 270: 1}[info.rotation]  # np.rot90 turns counter-clockwise
     index = 0
     last_pts: int | None = None
@@ -322,11 +333,14 @@ def decode_frames(
                         continue
                     if end_pts is not None and pts >= end_pts:
                         return
-                    rgb = frame.to_ndarray(**options)
-                    if k:
-                        rgb = np.rot90(rgb, k)
+                    pixels = frame.to_ndarray(**options)
+                    if k and planes:
+                        pixels = pack_planes([np.rot90(p, k) for p in unpack_planes(pixels)])
+                    elif k:
+                        pixels = np.rot90(pixels, k)
                     out_pts, out_duration = clock.place(pts - origin_pts, frame.duration or None)
-                    yield Frame(index, out_pts, out_duration, clock.time_base, np.ascontiguousarray(rgb))
+                    yield Frame(index, out_pts, out_duration, clock.time_base, np.ascontiguousarray(pixels),
+                                "yuv420p" if planes else "rgb")
                     index += 1
     except av.FFmpegError as err:
         raise InputError(

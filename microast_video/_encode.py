@@ -60,6 +60,18 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
 
 
+#: ffmpeg -colorspace names -> AVColorSpace values, to tag 4:2:0 frames sent down the pipe.
+_AVCOL_SPC = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020nc": 9, "bt2020c": 10}
+
+
+def _pipe_format(frame: Frame) -> str:
+    """The pixel format a frame travels down the NUT pipe in."""
+    deep = frame.data.dtype == np.uint16
+    if frame.layout == "yuv420p":
+        return "yuv420p10le" if deep else "yuv420p"
+    return "rgb48le" if deep else "rgb24"
+
+
 def ffmpeg_exe() -> str:
     """The ffmpeg program: ``$MICROAST_VIDEO_FFMPEG`` if set, else the one in imageio-ffmpeg."""
     exe = os.environ.get("MICROAST_VIDEO_FFMPEG")
@@ -233,8 +245,13 @@ class FFmpegWriter:
         self._aborted = False
         self.frames = 0
 
-    def command(self, first_offset: float) -> list[str]:
-        """The ffmpeg command line (built with ffmpeg-python; never a shell string)."""
+    def command(self, first_offset: float, layout: str = "rgb") -> list[str]:
+        """The ffmpeg command line (built with ffmpeg-python; never a shell string).
+
+        ``layout`` is how frames arrive: "rgb" (ffmpeg converts to YUV with the output's
+        matrix and range) or "yuv420p" (already in the output's matrix and range: the
+        scale filter only repacks, if the output format differs at all).
+        """
         p, info = self.plan, self.info
         video_in = ffmpeg.input("pipe:", format="nut", itsoffset=f"{first_offset:.6f}")
         src_kwargs: dict[str, object] = {}
@@ -245,9 +262,11 @@ class FFmpegWriter:
         source = ffmpeg.input(str(info.path), **src_kwargs)
         matrix_for_scale = {"bt2020nc": "bt2020", "bt2020c": "bt2020", "smpte170m": "bt601", "bt470bg": "bt601",
                             "fcc": "fcc", "smpte240m": "smpte240m"}.get(p.matrix, "bt709")
-        video = video_in.video.filter(
-            "scale", out_color_matrix=matrix_for_scale, out_range=p.color_range, flags="bicubic+accurate_rnd+full_chroma_int"
-        ).filter("format", p.pix_fmt).filter("setsar", f"{p.sar.numerator}/{p.sar.denominator}").filter(
+        scale: dict[str, str] = {"out_color_matrix": matrix_for_scale, "out_range": p.color_range,
+                                 "flags": "bicubic+accurate_rnd+full_chroma_int"}
+        if layout == "yuv420p":
+            scale.update(in_color_matrix=matrix_for_scale, in_range=p.color_range)
+        video = video_in.video.filter("scale", **scale).filter("format", p.pix_fmt).filter("setsar", f"{p.sar.numerator}/{p.sar.denominator}").filter(
             # ffmpeg takes the encoder's colour tags from the frames: -color_primaries and
             # -color_trc alone are dropped, so the frames must carry them.
             "setparams", color_primaries=p.color_primaries, color_trc=p.color_trc
@@ -303,7 +322,7 @@ class FFmpegWriter:
     def _start(self, first: Frame) -> None:
         self._first_pts = first.pts
         offset = float(first.pts * first.time_base)
-        cmd = self.command(offset)
+        cmd = self.command(offset, first.layout)
         with self._lock:  # an abort() now either waits for the process or prevents it
             if self._aborted:
                 raise OutputError(f"ffmpeg for {self.target} was stopped before it started")
@@ -320,7 +339,9 @@ class FFmpegWriter:
         h, w = first.data.shape[:2]
         stream = self._mux.add_stream("rawvideo", rate=self.info.frame_rate)
         stream.width, stream.height = w + self.plan.pad[0], h + self.plan.pad[1]
-        stream.pix_fmt = "rgb48le" if first.data.dtype == np.uint16 else "rgb24"
+        if first.layout == "yuv420p":
+            stream.height = first.data.shape[0] * 2 // 3
+        stream.pix_fmt = _pipe_format(first)
         stream.time_base = first.time_base
         stream.codec_context.time_base = first.time_base
         self._stream = stream
@@ -340,10 +361,12 @@ class FFmpegWriter:
         if self._proc is None:
             self._start(frame)
         data = frame.data
-        if self.plan.pad != (0, 0):
+        if self.plan.pad != (0, 0) and frame.layout == "rgb":
             data = np.pad(data, ((0, self.plan.pad[1]), (0, self.plan.pad[0]), (0, 0)), mode="edge")
-        fmt = "rgb48le" if data.dtype == np.uint16 else "rgb24"
-        vf = av.VideoFrame.from_ndarray(data, format=fmt)
+        vf = av.VideoFrame.from_ndarray(data, format=_pipe_format(frame))
+        if frame.layout == "yuv420p":  # tag the samples so ffmpeg reads them as they are
+            vf.colorspace = _AVCOL_SPC.get(self.plan.matrix, 1)
+            vf.color_range = 2 if self.plan.color_range == "pc" else 1
         vf.pts = frame.pts
         vf.time_base = frame.time_base
         if frame.duration:

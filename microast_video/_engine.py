@@ -19,6 +19,7 @@ from ._color import preserve_color
 from ._device import tune_cpu_allocator
 from ._frame import Frame
 from ._signals import StyleSignals
+from ._transport import RGBTransport, YUV420Transport
 from .models import MicroAST
 
 H = TypeVar("H")
@@ -214,18 +215,15 @@ def pipelined(
         yield from collect(pending.popleft())
 
 
-def _to_unit_float(frames: np.ndarray) -> Tensor:
-    """(N, H, W, 3) uint8/uint16 -> (N, 3, H, W) float32 in [0, 1] (same device as input)."""
-    t = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
-    scale = 255.0 if t.dtype == torch.uint8 else 65535.0
-    return t.permute(0, 3, 1, 2).float().div_(scale)
+def _host_tensor(data: np.ndarray) -> Tensor:
+    """A numpy batch as a tensor without a copy; uint16 samples travel as int16 bits."""
+    return torch.from_numpy(data.view(np.int16) if data.dtype == np.uint16 else data)
 
 
-def _from_unit_float(x: Tensor, deep: bool) -> Tensor:
-    """(N, 3, H, W) float in [0, 1] -> (N, H, W, 3) uint8 (or int32 holding 16-bit values)."""
-    if deep:
-        return x.mul(65535.0).round_().to(torch.int32).permute(0, 2, 3, 1)
-    return x.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1)
+def _host_array(t: Tensor, deep: bool) -> np.ndarray:
+    """The inverse of :func:`_host_tensor` for a CPU tensor."""
+    a = t.numpy()
+    return a.view(np.uint16) if deep else a
 
 
 class FrameEngine:
@@ -237,11 +235,16 @@ class FrameEngine:
     host waits on a batch's own event only when it needs that batch's frames, so the next
     batch's upload overlaps the current batch's compute (``depth`` batches in flight).
     Batching and ordering are the same code on both paths (:func:`batched`, :func:`pipelined`).
+
+    ``transport`` says how frames travel: packed RGB (default) or 4:2:0 planes, whose
+    colour conversion then runs here, on the device (:mod:`microast_video._transport`).
     """
 
-    def __init__(self, stylizer: Stylizer, batch_size: int = 4, times: StageTimes | None = None) -> None:
+    def __init__(self, stylizer: Stylizer, batch_size: int = 4, times: StageTimes | None = None,
+                 transport: RGBTransport | YUV420Transport | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size = }")
+        self.transport = transport or RGBTransport()
         self.stylizer = stylizer
         self.batch_size = batch_size
         self.times = times or StageTimes()
@@ -261,15 +264,13 @@ class FrameEngine:
         idx = [f.index for f in batch]
         deep = batch[0].data.dtype == np.uint16
         t = time.perf_counter()
-        x = _to_unit_float(np.stack([f.data for f in batch]))
+        x = self.transport.to_float(_host_tensor(np.stack([f.data for f in batch])))
         t1 = time.perf_counter()
         self.times.add("upload", t1 - t, idx, t1)
         out = self.stylizer(x)
         t2 = time.perf_counter()
         self.times.add("network", t2 - t1, idx, t2)
-        pixels = _from_unit_float(out, deep).contiguous().numpy()
-        if deep:
-            pixels = pixels.astype(np.uint16)
+        pixels = _host_array(self.transport.from_float(out, deep).contiguous(), deep)
         t3 = time.perf_counter()
         self.times.add("download", t3 - t2, idx, t3)
         return [f.with_data(p) for f, p in zip(batch, pixels)]
@@ -295,7 +296,7 @@ class FrameEngine:
         slot = self._slot(data0.shape, data0.dtype)
         t = time.perf_counter()
         for i, f in enumerate(batch):  # host copy into pinned memory (the only CPU-side copy)
-            slot.host_in[i].copy_(torch.from_numpy(f.data.view(np.int16) if f.data.dtype == np.uint16 else f.data))
+            slot.host_in[i].copy_(_host_tensor(f.data))
         compute = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(slot.upload):
             slot.ev_start.record()
@@ -304,14 +305,8 @@ class FrameEngine:
         compute.wait_stream(slot.upload)
         dev_in.record_stream(compute)  # the allocator must not reuse it before compute ends
         deep = data0.dtype == np.uint16
-        if deep:  # 16-bit samples travel as int16 bit patterns (torch's uint16 has few ops)
-            x = dev_in.to(torch.int32).bitwise_and_(0xFFFF).permute(0, 3, 1, 2).float().div_(65535.0)
-        else:
-            x = _to_unit_float(dev_in)
-        out = _from_unit_float(self.stylizer(x), deep)
-        if deep:
-            out = out.to(torch.int16)  # wraps to the same 16 bits as the uint16 value
-        out = out.contiguous()
+        # Colour conversion (for 4:2:0 planes) and scaling run here, on the device.
+        out = self.transport.from_float(self.stylizer(self.transport.to_float(dev_in)), deep).contiguous()
         slot.ev_computed.record(compute)
         slot.download.wait_event(slot.ev_computed)
         with torch.cuda.stream(slot.download):
@@ -329,9 +324,7 @@ class FrameEngine:
         self.times.add("upload", slot.ev_start.elapsed_time(slot.ev_uploaded) / 1000, idx, now)
         self.times.add("network", slot.ev_uploaded.elapsed_time(slot.ev_computed) / 1000, idx, now)
         self.times.add("download", slot.ev_computed.elapsed_time(slot.done) / 1000, idx, now)
-        host = slot.host_out[: len(batch)].numpy()
-        if batch[0].data.dtype == np.uint16:
-            host = host.view(np.uint16)
+        host = _host_array(slot.host_out[: len(batch)], batch[0].data.dtype == np.uint16)
         return [f.with_data(host[i].copy()) for i, f in enumerate(batch)]
 
 

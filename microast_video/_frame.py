@@ -19,8 +19,12 @@ class Frame:
             output (0 for the first frame of a clip that starts at 0).
         duration: how long the frame is shown, in ``time_base`` units (None if unknown).
         time_base: the unit of ``pts`` and ``duration`` in seconds (the source stream's).
-        data: (H, W, 3) RGB, upright (rotation applied), C-contiguous; uint8 in [0, 255]
-            for 8-bit sources, uint16 in [0, 65535] for deeper ones.
+        data: with ``layout == "rgb"``: (H, W, 3) RGB, upright (rotation applied),
+            C-contiguous; uint8 in [0, 255] for 8-bit sources, uint16 in [0, 65535] for
+            deeper ones. With ``layout == "yuv420p"``: (H * 3 / 2, W) 4:2:0 planes packed as
+            PyAV's ``yuv420p`` (Y, then U, then V), uint8, or uint16 holding 10-bit samples,
+            in the stream's own matrix and range.
+        layout: "rgb" or "yuv420p".
     """
 
     index: int
@@ -28,6 +32,7 @@ class Frame:
     duration: int | None
     time_base: Fraction
     data: np.ndarray
+    layout: str = "rgb"
 
     @property
     def seconds(self) -> float:

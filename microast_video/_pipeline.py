@@ -34,9 +34,10 @@ from tqdm import tqdm
 
 from ._decode import VideoInfo, decode_frames, probe
 from ._device import resolve_device, resolve_precision
-from ._encode import CODECS, CONTAINERS, EncodeSettings, FFmpegWriter, ffmpeg_exe, plan_encode
+from ._encode import CODECS, CONTAINERS, EncodePlan, EncodeSettings, chroma_alignment, FFmpegWriter, ffmpeg_exe, plan_encode
 from ._engine import FrameEngine, StageTimes, Stylizer, fast_settings
 from ._options import Codec, CompileMode, Precision
+from ._transport import RGBTransport, YUV420Transport
 from ._errors import InputError, OutputError, Terminated
 from ._paths import check_output
 from ._style import check_style_source, job_signals
@@ -68,6 +69,37 @@ class VideoJob:
     progress: bool = True
     queue_frames: int | None = None  # None: about 100 MB of frames per queue, 2 to 8 frames
     compile: CompileMode = CompileMode.auto
+    transport: str = "auto"  # "rgb", "yuv420" (4:2:0 planes, colour converted on the device) or "auto"
+
+
+_OUR_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020"}
+
+
+def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: torch.device
+                     ) -> tuple[RGBTransport | YUV420Transport, str | None]:
+    """How frames travel to the device, and a note when a requested 4:2:0 transport can't be used.
+
+    ``auto`` ships 4:2:0 planes to a CUDA device (1.5 instead of 3 bytes per pixel each
+    way, colour converted on the GPU) whenever the clip allows it, RGB otherwise.
+    """
+    if job.transport not in ("auto", "rgb", "yuv420"):
+        raise ValueError(f"--transport must be auto, rgb or yuv420, got {job.transport!r}")
+    w, h = plan.size
+    why = None
+    if plan.pad != (0, 0) or w % 2 or h % 2:
+        why = "the frame size is odd"
+    elif info.matrix not in ("bt601", "bt709", "bt2020") or plan.matrix not in _OUR_MATRIX:
+        why = f"the colour matrix ({info.matrix} in, {plan.matrix} out) is not BT.601/709/2020"
+    elif info.rotation:
+        why = "the clip is rotated (turning 4:2:0 planes moves the chroma siting)"
+    elif chroma_alignment(plan.pix_fmt) != (2, 2):
+        why = f"the output pixel format {plan.pix_fmt} is not 4:2:0"
+    wanted = job.transport == "yuv420" or (job.transport == "auto" and device.type == "cuda")
+    if not wanted or why:
+        note = f"4:2:0 transport not used: {why}; frames travel as RGB" if job.transport == "yuv420" else None
+        return RGBTransport(), note
+    return YUV420Transport(in_matrix=info.matrix, out_matrix=_OUR_MATRIX[plan.matrix], in_full=info.full_range,
+                           out_full=plan.color_range == "pc", bits=10 if plan.deep else 8), None
 
 
 def auto_batch_size(width: int, height: int) -> int:
@@ -239,7 +271,10 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     # 3. The stages.
     times = StageTimes()
     batch_size = job.batch_size or auto_batch_size(*plan.size)
-    engine = FrameEngine(stylizer, batch_size, times)
+    transport, transport_note = choose_transport(job, info, plan, device)
+    if transport_note:
+        log(f"microast-video: note: {transport_note}")
+    engine = FrameEngine(stylizer, batch_size, times, transport)
     tmp = _temp_path(output)
     stages = _Stages()
     frame_bytes = plan.size[0] * plan.size[1] * 3 * (2 if plan.deep else 1)
@@ -253,7 +288,8 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     writer = FFmpegWriter(info, plan, tmp, exe=exe, start=job.start, duration=job.duration, label=output)
 
     def decode_stage() -> None:
-        frames = decode_frames(info, start=job.start, duration=job.duration, size=plan.size, deep=plan.deep)
+        frames = decode_frames(info, start=job.start, duration=job.duration, size=plan.size, deep=plan.deep,
+                               planes=isinstance(transport, YUV420Transport))
         try:
             while True:
                 t = time.perf_counter()
@@ -339,7 +375,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         "device": str(device),
         "precision": str(dtype).removeprefix("torch."),
         "batch_size": batch_size,
-        "engine": settings,
+        "engine": {**settings, "transport": transport.name},
         "compile_seconds": None if stylizer.compile_seconds is None else round(stylizer.compile_seconds, 3),
         "input_resolution": list(info.upright_size),
         "output_resolution": list(plan.size),
@@ -353,7 +389,7 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         "alpha": job.alpha,
         "styles": [str(s) for s in job.styles] or None,
         "signals": str(job.signals) if job.signals else None,
-        "notes": list(plan.notes) + ([stylizer.compile_note] if stylizer.compile_note else []),
+        "notes": list(plan.notes) + [n for n in (stylizer.compile_note, transport_note) if n],
         "versions": _versions(exe),
         "per_frame": [
             {"index": i, **times.per_frame.get(i, {})} for i in range(n)

@@ -190,6 +190,7 @@ def video_command(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     compile: Annotated[CompileMode, typer.Option(help="torch.compile the network: auto = when the clip is long enough to pay for it.")] = CompileMode.auto,
+    transport: Annotated[str, typer.Option(help="How frames reach the device: rgb, yuv420 (4:2:0 planes, colour converted on the device), auto (yuv420 on CUDA).")] = "auto",
     weights: WeightsOpt = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report (per-stage and per-frame times) here.")] = None,
     overwrite: OverwriteOpt = False,
@@ -222,6 +223,7 @@ def video_command(
             weights=weights,
             progress=not quiet,
             compile=compile,
+            transport=transport,
         )
         result = run_video(job)
         if not quiet:

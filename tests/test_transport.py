@@ -1,0 +1,162 @@
+"""4:2:0 transport: colour conversion on the device instead of RGB over the bus."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
+from typer.testing import CliRunner
+
+from microast_video import Stylizer
+from microast_video._decode import decode_frames, probe
+from microast_video._engine import FrameEngine
+from microast_video._transport import RGBTransport, YUV420Transport, pack_planes, unpack_planes
+from microast_video.cli import app
+from test_video import make_clip, video_frames  # noqa: F401  (fixtures below reuse its helpers)
+
+runner = CliRunner()
+SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601}
+
+
+@pytest.fixture(autouse=True)
+def env(weights_env, monkeypatch):
+    for k, v in weights_env.items():
+        monkeypatch.setenv(k, v)
+
+
+def swscale_rgb(frame: av.VideoFrame, matrix: str, full: bool) -> np.ndarray:
+    rng = ColorRange.JPEG if full else ColorRange.MPEG
+    return frame.to_ndarray(format="rgb24", src_colorspace=SWS[matrix], src_color_range=rng,
+                            dst_color_range=ColorRange.JPEG,
+                            interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT)
+
+
+@pytest.mark.parametrize("matrix,full", [("bt709", False), ("bt601", False), ("bt709", True)])
+def test_planes_to_rgb_matches_ffmpegs_conversion(tmp_path, matrix, full):
+    tags = ("-colorspace", "bt709" if matrix == "bt709" else "smpte170m", "-color_range", "pc" if full else "tv")
+    clip = make_clip(tmp_path / "c.mp4", "testsrc2=size=128x96:rate=25:duration=0.2",
+                     out=("-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p", *tags))
+    with av.open(str(clip)) as c:
+        frame = next(c.decode(video=0))
+    ref = swscale_rgb(frame, matrix, full).astype(float)
+    ours = YUV420Transport(matrix, matrix, in_full=full, out_full=full).to_float(torch.from_numpy(frame.to_ndarray())[None])
+    ours = (ours.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy()
+    diff = np.abs(ours - ref)
+    assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 3, (diff.mean(), diff.max())
+
+
+@pytest.mark.parametrize("bits,full", [(8, False), (10, False), (8, True)])
+def test_yuv_rgb_yuv_round_trip_keeps_smooth_pictures(bits, full):
+    h, w = 32, 48
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rgb = torch.from_numpy(np.stack([xx / w, yy / h, 0.5 + 0.3 * np.sin(xx / 9)], 0))[None].float()
+    t = YUV420Transport("bt709", "bt709", in_full=full, out_full=full, bits=bits)
+    planes = t.from_float(rgb, deep=bits > 8)
+    assert planes.shape == (1, h * 3 // 2, w)
+    assert planes.dtype == (torch.int16 if bits > 8 else torch.uint8)
+    back = t.to_float(planes)
+    assert (back - rgb).abs().mean() < 2 / 255
+    if bits > 8:
+        samples = planes.to(torch.int32) & 0xFFFF
+        assert samples.max() <= 1023 and len(torch.unique(samples)) > 256  # really 10-bit
+
+
+def test_pack_unpack_round_trip():
+    planes = [np.arange(48).reshape(6, 8), np.arange(12).reshape(3, 4), np.arange(12, 24).reshape(3, 4)]
+    packed = pack_planes(planes)
+    assert packed.shape == (9, 8)
+    assert all(np.array_equal(a, b) for a, b in zip(unpack_planes(packed), planes))
+
+
+def test_decoder_planes_keep_the_stream_samples(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", "testsrc2=size=96x64:rate=25:duration=0.2")
+    info = probe(clip)
+    frame = next(decode_frames(info, planes=True))
+    with av.open(str(clip)) as c:
+        raw = next(c.decode(video=0)).to_ndarray()
+    assert frame.layout == "yuv420p" and np.array_equal(frame.data, raw)
+    with pytest.raises(ValueError, match="even"):
+        next(decode_frames(info, planes=True, size=(95, 64)))
+
+
+def test_engine_with_planes_keeps_layout_and_timing(model):
+    signals = model.encode_style(torch.rand(1, 3, 32, 32))
+    t = YUV420Transport("bt709", "bt709")
+    from microast_video._frame import Frame
+    from fractions import Fraction
+
+    frames = [Frame(i, i * 40, 40, Fraction(1, 1000), np.full((48, 32), 100 + i, np.uint8), "yuv420p") for i in range(3)]
+    out = list(FrameEngine(Stylizer(model, signals), 2, transport=t).run(frames))
+    assert [f.index for f in out] == [0, 1, 2] and [f.pts for f in out] == [0, 40, 80]
+    assert all(f.layout == "yuv420p" and f.data.shape == (48, 32) and f.data.dtype == np.uint8 for f in out)
+    rgb = list(FrameEngine(Stylizer(model, signals), 2, transport=RGBTransport()).run(
+        [Frame(0, 0, 40, Fraction(1, 1000), np.zeros((32, 32, 3), np.uint8))]))
+    assert rgb[0].data.shape == (32, 32, 3)
+
+
+def _psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    mse = np.mean([((x.astype(float) - y.astype(float)) ** 2).mean() for x, y in zip(a, b)])
+    return 10 * np.log10(255**2 / mse)
+
+
+def _rgb_frames(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_yuv420_transport_end_to_end_matches_rgb_transport(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", "testsrc2=size=128x72:rate=25:duration=0.32",
+                     out=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-colorspace", "bt709"))
+    style = tmp_path / "s.png"
+    import cv2
+
+    cv2.imwrite(str(style), (np.random.default_rng(1).random((48, 48, 3)) * 255).astype(np.uint8))
+    outs = {}
+    for transport in ("rgb", "yuv420"):
+        out, report = tmp_path / f"{transport}.mp4", tmp_path / f"{transport}.json"
+        r = runner.invoke(app, ["video", str(clip), "-s", str(style), "-o", str(out), "--device", "cpu", "--quiet",
+                                "--precision", "fp32", "--transport", transport, "--report", str(report)])
+        assert r.exit_code == 0, r.output
+        assert json.loads(report.read_text())["engine"]["transport"] == transport
+        outs[transport] = _rgb_frames(out)
+    assert len(outs["rgb"]) == len(outs["yuv420"]) == 8
+    assert _psnr(outs["rgb"], outs["yuv420"]) > 25  # same pictures; only chroma resampling differs
+
+
+def test_yuv420_transport_falls_back_with_a_note_on_odd_sizes(tmp_path):
+    clip = make_clip(tmp_path / "odd.mkv", "testsrc2=size=96x64:rate=25:duration=0.12,scale=67:45",
+                     out=("-c:v", "ffv1", "-pix_fmt", "yuv444p"))
+    style = tmp_path / "s.png"
+    import cv2
+
+    cv2.imwrite(str(style), np.full((32, 32, 3), 128, np.uint8))
+    report = tmp_path / "r.json"
+    r = runner.invoke(app, ["video", str(clip), "-s", str(style), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
+                            "--quiet", "--transport", "yuv420", "--report", str(report)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(report.read_text())
+    assert data["engine"]["transport"] == "rgb" and any("4:2:0 transport not used" in n for n in data["notes"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_planes_match_cpu_planes(model):
+    signals = model.encode_style(torch.rand(1, 3, 32, 32))
+    t = YUV420Transport("bt709", "bt709")
+    from fractions import Fraction
+
+    from microast_video._frame import Frame
+
+    frames = [Frame(i, i, 1, Fraction(1, 25), np.random.default_rng(i).integers(16, 235, (96, 64), np.uint8), "yuv420p")
+              for i in range(5)]
+    cpu = list(FrameEngine(Stylizer(model, signals), 2, transport=t).run(frames))
+    import copy
+
+    gpu_model = copy.deepcopy(model).cuda()
+    gpu = list(FrameEngine(Stylizer(gpu_model, signals), 2, transport=t).run(frames))
+    assert [f.index for f in gpu] == list(range(5))
+    assert all(np.abs(a.data.astype(int) - b.data.astype(int)).mean() < 1.0 for a, b in zip(cpu, gpu))
