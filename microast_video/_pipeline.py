@@ -34,13 +34,14 @@ from tqdm import tqdm
 
 from ._decode import VideoInfo, decode_frames, probe
 from ._device import resolve_device, resolve_precision
-from ._encode import CODECS, CONTAINERS, EncodePlan, EncodeSettings, chroma_alignment, FFmpegWriter, ffmpeg_exe, plan_encode
+from ._encode import (CODECS, CONTAINERS, EncodePlan, EncodeSettings, FFmpegWriter, chroma_alignment, ffmpeg_exe,
+                      plan_encode)
 from ._engine import FrameEngine, StageTimes, Stylizer, fast_settings
-from ._options import Codec, CompileMode, Precision
-from ._transport import RGBTransport, YUV420Transport
 from ._errors import InputError, OutputError, Terminated
+from ._options import Codec, CompileMode, Precision
 from ._paths import check_output
 from ._style import check_style_source, job_signals
+from ._transport import RGBTransport, YUV420Transport
 from .models import MicroAST
 
 
@@ -256,6 +257,9 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
         log(f"microast-video: note: {note}")
     device = resolve_device(job.device)
     dtype = resolve_precision(job.precision, device)
+    transport, transport_note = choose_transport(job, info, plan, device)
+    if transport_note:
+        log(f"microast-video: note: {transport_note}")
 
     # 2. The network and the style signals, once per job.
     model = MicroAST.from_pretrained(job.weights, device=device)
@@ -271,9 +275,6 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     # 3. The stages.
     times = StageTimes()
     batch_size = job.batch_size or auto_batch_size(*plan.size)
-    transport, transport_note = choose_transport(job, info, plan, device)
-    if transport_note:
-        log(f"microast-video: note: {transport_note}")
     engine = FrameEngine(stylizer, batch_size, times, transport)
     tmp = _temp_path(output)
     stages = _Stages()
