@@ -417,4 +417,5 @@ class MicroAST(nn.Module):
             feat = torch.cat([run_strip(head, x, a, b) for a, b in strip_bounds(quarter, max(1, rows // 4))], dim=2)
         _, c2 = enc.forward_res(feat)
         low = dec.forward_low_res(c2, signals, alpha)
+        tail = [op.prepared() if isinstance(op, Conv) else op for op in tail]  # polyphase weights once
         return torch.cat([run_strip(tail, low, a, b) for a, b in strip_bounds(x.shape[2], rows)], dim=2)
