@@ -131,3 +131,17 @@ def test_bench_runs_and_writes_json(tmp_path, weights_env, monkeypatch):
 def test_bench_bad_resolution_is_one_line(weights_env):
     result = CliRunner().invoke(app, ["bench", "--resolution", "big"])
     assert result.exit_code == 2 and "--resolution" in result.stderr and "Traceback" not in result.output
+
+
+def test_compiled_engine_is_exact_in_fp32(model, signals):
+    """torch.compile (with weight freezing) keeps the fp32 path exact; its cost is recorded."""
+    x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(21))
+    exact = Stylizer(model, signals)(x)
+    compiled = Stylizer(model, signals, strip_rows=16, channels_last=True, compile=True)
+    first, second = compiled(x), compiled(x)
+    Stylizer(model, signals)  # restore the default layout of the shared model
+    if compiled.compile_note:  # no C++ compiler: it must have fallen back to eager, and said so
+        assert "falling back" in compiled.compile_note or "eager" in compiled.compile_note
+    else:
+        assert compiled.compile_seconds is not None and compiled.compile_seconds > 0
+    assert rel(first, exact) < 1e-5 and rel(second, exact) < 1e-5
