@@ -67,7 +67,7 @@ def _model_child(args: dict[str, Any]) -> dict[str, Any]:
     signals = model.encode_style(load_style_image(args["style"]).to(device))
     settings = fast_settings(device, dtype, h, w, frames=len(frames))
     if args["compile"] != "auto":
-        settings["compile"] = args["compile"] == "on"
+        settings["compile"] = settings["freeze"] = args["compile"] == "on"  # a long job's settings
     stylizer = Stylizer(model, signals, dtype=dtype, **settings)
     engine = FrameEngine(stylizer, args["batch_size"])
     t0 = time.perf_counter()
@@ -96,6 +96,7 @@ def _pipeline_child(args: dict[str, Any]) -> dict[str, Any]:
         encode=EncodeSettings(codec=Codec(args["codec"]), preset=args.get("preset")),
         height=args.get("height"), overwrite=True, weights=args.get("weights"), progress=False,
         duration=args.get("duration"), compile=CompileMode(args["compile"]),
+        freeze=args["compile"] == "on" or None,  # the steady state of a long job, as in the model run
     )
     report = run_video(job, log=lambda m: None)
     done = [f["encode"] for f in report.pop("per_frame") if "encode" in f]

@@ -45,6 +45,10 @@ class Stylizer:
             call compiles (tens of seconds cold; seconds with the persistent cache in
             :func:`inductor_cache_dir`); if compiling fails the engine falls back to eager
             and records why in :attr:`compile_note`.
+        freeze: with ``compile``, fold the fixed weights into the graph (inductor
+            "freezing", oneDNN prepacked weights): ~4 % faster at UHD, but such graphs are
+            not cached, so every run pays the full compile (measured 20 s at 1080p, 45 s
+            at UHD on our CPU). Worth it only for long jobs (see :func:`fast_settings`).
     """
 
     model: MicroAST
@@ -55,6 +59,7 @@ class Stylizer:
     strip_rows: int | None = None
     channels_last: bool = False
     compile: bool = False
+    freeze: bool = False
     compile_seconds: float | None = dataclasses.field(default=None, init=False)
     compile_note: str | None = dataclasses.field(default=None, init=False)
     _compiled: Callable[[Tensor], Tensor] | None = dataclasses.field(default=None, init=False, repr=False)
@@ -111,9 +116,7 @@ class Stylizer:
         try:
             import torch._inductor.config as inductor_config
 
-            # Freezing folds the (fixed, inference-only) weights into the graph and lets
-            # oneDNN prepack them: ~4 % faster at UHD on our CPU (measured).
-            with inductor_config.patch(freezing=True):
+            with inductor_config.patch(freezing=self.freeze):
                 out = compiled(content)
         except Exception as err:  # noqa: BLE001 - any compiler failure: keep going in eager
             self.compile = False
@@ -135,6 +138,9 @@ def inductor_cache_dir() -> Path:
 #: compiling took ~27-45 s cold (~6 s warm) and saved ~0.27 s per 1080p frame on our
 #: 2-core CPU, so about 150 full-HD frames (6 s of footage) or 38 UHD frames.
 COMPILE_MIN_WORK = 150 * 1920 * 1080
+#: Work from which weight freezing pays: it makes compiling uncacheable (~45 s at every
+#: UHD run) for ~4 % less time per frame, so only jobs of about ten minutes and more.
+FREEZE_MIN_WORK = 40 * COMPILE_MIN_WORK
 
 
 def fast_settings(device: torch.device, dtype: torch.dtype, height: int, width: int,
@@ -144,14 +150,17 @@ def fast_settings(device: torch.device, dtype: torch.dtype, height: int, width: 
     CPU: NHWC layout and exact strips of about 256 rows at 1080p (fewer for wider
     frames, so a strip's activations stay small), whatever the precision. CUDA: NHWC for
     fp16/bf16 (tensor cores), whole frames up to UHD and strips above that (8K) to bound
-    memory. ``torch.compile`` when the job is long enough to amortise compiling.
+    memory. ``torch.compile`` when the job is long enough to amortise compiling, and
+    weight freezing on top for very long jobs.
     """
-    long_job = frames is not None and frames * height * width >= COMPILE_MIN_WORK
+    work = 0 if frames is None else frames * height * width
+    long_job, very_long = work >= COMPILE_MIN_WORK, work >= FREEZE_MIN_WORK
     if device.type == "cuda":
         return {"channels_last": dtype != torch.float32,
-                "strip_rows": None if height * width <= 3840 * 2160 else 512, "compile": long_job}
+                "strip_rows": None if height * width <= 3840 * 2160 else 512, "compile": long_job,
+                "freeze": very_long}
     rows = max(32, int(256 * 1920 / max(width, 1)) // 4 * 4)
-    return {"channels_last": True, "strip_rows": rows, "compile": long_job}
+    return {"channels_last": True, "strip_rows": rows, "compile": long_job, "freeze": very_long}
 
 
 # --------------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ class VideoJob:
     queue_frames: int | None = None  # None: about 100 MB of frames per queue, 2 to 8 frames
     compile: CompileMode = CompileMode.auto
     transport: str = "auto"  # "rgb", "yuv420" (4:2:0 planes, colour converted on the device) or "auto"
+    freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
 
 
 _OUR_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020"}
@@ -269,6 +270,9 @@ def run_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: print(m, 
     settings = fast_settings(device, dtype, plan.size[1], plan.size[0], frames=expected)
     if job.compile is not CompileMode.auto:
         settings["compile"] = job.compile is CompileMode.on
+    if job.freeze is not None:
+        settings["freeze"] = job.freeze
+    settings["freeze"] = settings["freeze"] and settings["compile"]
     stylizer = Stylizer(model, signals, dtype=dtype, alpha=job.alpha,
                         color_matrix=color_matrix if job.preserve_color else None, **settings)
 

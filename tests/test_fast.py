@@ -66,6 +66,11 @@ def test_fast_settings_use_strips_on_cpu():
     cpu = torch.device("cpu")
     s = fast_settings(cpu, torch.bfloat16, 2160, 3840)
     assert s["channels_last"] and 16 <= s["strip_rows"] <= 128
+    assert not s["compile"] and not s["freeze"]  # length unknown: never pay for compiling
+    assert fast_settings(cpu, torch.bfloat16, 1080, 1920, frames=10)["compile"] is False
+    long = fast_settings(cpu, torch.bfloat16, 1080, 1920, frames=1000)
+    assert long["compile"] and not long["freeze"]
+    assert fast_settings(cpu, torch.bfloat16, 2160, 3840, frames=20000)["freeze"]
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -133,11 +138,12 @@ def test_bench_bad_resolution_is_one_line(weights_env):
     assert result.exit_code == 2 and "--resolution" in result.stderr and "Traceback" not in result.output
 
 
-def test_compiled_engine_is_exact_in_fp32(model, signals):
-    """torch.compile (with weight freezing) keeps the fp32 path exact; its cost is recorded."""
+@pytest.mark.parametrize("freeze", [False, True])
+def test_compiled_engine_is_exact_in_fp32(model, signals, freeze):
+    """torch.compile (with or without weight freezing) keeps the fp32 path exact; its cost is recorded."""
     x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(21))
     exact = Stylizer(model, signals)(x)
-    compiled = Stylizer(model, signals, strip_rows=16, channels_last=True, compile=True)
+    compiled = Stylizer(model, signals, strip_rows=16, channels_last=True, compile=True, freeze=freeze)
     first, second = compiled(x), compiled(x)
     Stylizer(model, signals)  # restore the default layout of the shared model
     if compiled.compile_note:  # no C++ compiler: it must have fallen back to eager, and said so
