@@ -117,8 +117,9 @@ def _naive_child(args: dict[str, Any]) -> dict[str, Any]:
     from ._image import load_style_image
     from .models import MicroAST
 
-    device = torch.device("cpu" if args["device"] in ("auto", "cpu") and not torch.cuda.is_available()
-                          else ("cuda" if args["device"] == "auto" else args["device"]))
+    from ._device import resolve_device
+
+    device = resolve_device(args["device"], quiet=True)
     model = MicroAST.from_pretrained(args.get("weights"), device=device, progress=False)
     style = load_style_image(args["style"]).to(device)
     net = 0.0

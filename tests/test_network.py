@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import shared_path
-from microast_video import MicroAST, StyleSignals
+from microast_video import StyleSignals
 from microast_video.models import featmod, mean_std, upstream_to_project_keys
 
 CASES = ["noise_64x64_a1", "photo_128x96_a1", "photo_256x144_a05"]
