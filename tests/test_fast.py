@@ -139,8 +139,9 @@ def test_bench_bad_resolution_is_one_line(weights_env):
 
 
 @pytest.mark.parametrize("freeze", [False, True])
-def test_compiled_engine_is_exact_in_fp32(model, signals, freeze):
+def test_compiled_engine_is_exact_in_fp32(model, signals, freeze, tmp_path, monkeypatch):
     """torch.compile (with or without weight freezing) keeps the fp32 path exact; its cost is recorded."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # not the user's cache
     x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(21))
     exact = Stylizer(model, signals)(x)
     compiled = Stylizer(model, signals, strip_rows=16, channels_last=True, compile=True, freeze=freeze)
