@@ -60,6 +60,11 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
 
 
+#: ffmpeg -colorspace names -> the YCbCr matrix the scale filter converts with (also
+#: microast_video._color's names for bt601, bt709 and bt2020).
+SCALE_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020",
+                "bt2020c": "bt2020", "fcc": "fcc", "smpte240m": "smpte240m"}
+
 #: ffmpeg -colorspace names -> AVColorSpace values, to tag 4:2:0 frames sent down the pipe.
 _AVCOL_SPC = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020nc": 9, "bt2020c": 10}
 
@@ -240,7 +245,6 @@ class FFmpegWriter:
         self._stream: av.VideoStream | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=30)
         self._stderr_thread: threading.Thread | None = None
-        self._first_pts: int | None = None
         self._lock = threading.Lock()  # abort() vs. starting ffmpeg in another thread
         self._aborted = False
         self.frames = 0
@@ -260,8 +264,7 @@ class FFmpegWriter:
         if self.duration is not None:
             src_kwargs["t"] = f"{self.duration:.6f}"
         source = ffmpeg.input(str(info.path), **src_kwargs)
-        matrix_for_scale = {"bt2020nc": "bt2020", "bt2020c": "bt2020", "smpte170m": "bt601", "bt470bg": "bt601",
-                            "fcc": "fcc", "smpte240m": "smpte240m"}.get(p.matrix, "bt709")
+        matrix_for_scale = SCALE_MATRIX.get(p.matrix, "bt709")
         scale: dict[str, str] = {"out_color_matrix": matrix_for_scale, "out_range": p.color_range,
                                  "flags": "bicubic+accurate_rnd+full_chroma_int"}
         if layout == "yuv420p":
@@ -320,7 +323,6 @@ class FFmpegWriter:
         )
 
     def _start(self, first: Frame) -> None:
-        self._first_pts = first.pts
         offset = float(first.pts * first.time_base)
         cmd = self.command(offset, first.layout)
         with self._lock:  # an abort() now either waits for the process or prevents it

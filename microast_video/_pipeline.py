@@ -32,10 +32,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ._color import MATRICES
 from ._decode import VideoInfo, decode_frames, probe
 from ._device import resolve_device, resolve_precision
-from ._encode import (CODECS, CONTAINERS, EncodePlan, EncodeSettings, FFmpegWriter, chroma_alignment, ffmpeg_exe,
-                      plan_encode)
+from ._encode import (CODECS, CONTAINERS, SCALE_MATRIX, EncodePlan, EncodeSettings, FFmpegWriter, chroma_alignment,
+                      ffmpeg_exe, plan_encode)
 from ._engine import FrameEngine, StageTimes, Stylizer, fast_settings
 from ._errors import InputError, OutputError, Terminated
 from ._options import Codec, CompileMode, Precision
@@ -74,9 +75,6 @@ class VideoJob:
     freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
 
 
-_OUR_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020"}
-
-
 def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: torch.device
                      ) -> tuple[RGBTransport | YUV420Transport, str | None]:
     """How frames travel to the device, and a note when a requested 4:2:0 transport can't be used.
@@ -90,7 +88,7 @@ def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: t
     why = None
     if plan.pad != (0, 0) or w % 2 or h % 2:
         why = "the frame size is odd"
-    elif info.matrix not in ("bt601", "bt709", "bt2020") or plan.matrix not in _OUR_MATRIX:
+    elif info.matrix not in MATRICES or SCALE_MATRIX.get(plan.matrix) not in MATRICES or plan.matrix == "bt2020c":
         why = f"the colour matrix ({info.matrix} in, {plan.matrix} out) is not BT.601/709/2020"
     elif info.rotation:
         why = "the clip is rotated (turning 4:2:0 planes moves the chroma siting)"
@@ -100,7 +98,7 @@ def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: t
     if not wanted or why:
         note = f"4:2:0 transport not used: {why}; frames travel as RGB" if job.transport == "yuv420" else None
         return RGBTransport(), note
-    return YUV420Transport(in_matrix=info.matrix, out_matrix=_OUR_MATRIX[plan.matrix], in_full=info.full_range,
+    return YUV420Transport(in_matrix=info.matrix, out_matrix=SCALE_MATRIX[plan.matrix], in_full=info.full_range,
                            out_full=plan.color_range == "pc", bits=10 if plan.deep else 8), None
 
 

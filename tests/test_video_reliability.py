@@ -580,6 +580,15 @@ def _check_cleaned_up(out: Path) -> None:
     assert wait_for(lambda: not stage_threads(), 5), f"stage threads alive: {stage_threads()}"
 
 
+def _assert_fails_promptly(job: VideoJob, error: type[BaseException], match: str) -> None:
+    """The injected failure reaches the caller within 10 s, and nothing stays behind."""
+    t = time.monotonic()
+    with deadline(20), pytest.raises(error, match=match):
+        run_video(job)
+    assert time.monotonic() - t < 10
+    _check_cleaned_up(job.output)
+
+
 def test_decode_error_stops_the_job(job_model, media, tmp_path, monkeypatch):
     real = _pipeline.decode_frames
 
@@ -590,12 +599,7 @@ def test_decode_error_stops_the_job(job_model, media, tmp_path, monkeypatch):
             yield frame
 
     monkeypatch.setattr(_pipeline, "decode_frames", failing)
-    out = tmp_path / "o.mp4"
-    t = time.monotonic()
-    with deadline(20), pytest.raises(InputError, match="injected"):
-        run_video(tiny_job(media, out))
-    assert time.monotonic() - t < 10
-    _check_cleaned_up(out)
+    _assert_fails_promptly(tiny_job(media, tmp_path / "o.mp4"), InputError, "injected")
 
 
 def test_encode_error_stops_the_job(job_model, media, tmp_path, monkeypatch):
@@ -607,12 +611,7 @@ def test_encode_error_stops_the_job(job_model, media, tmp_path, monkeypatch):
         real(self, frame)
 
     monkeypatch.setattr(FFmpegWriter, "write", failing)
-    out = tmp_path / "o.mp4"
-    t = time.monotonic()
-    with deadline(20), pytest.raises(OutputError, match="injected"):
-        run_video(tiny_job(media, out))
-    assert time.monotonic() - t < 10
-    _check_cleaned_up(out)
+    _assert_fails_promptly(tiny_job(media, tmp_path / "o.mp4"), OutputError, "injected")
 
 
 def test_engine_error_stops_the_job(job_model, media, tmp_path, monkeypatch):
@@ -625,12 +624,7 @@ def test_engine_error_stops_the_job(job_model, media, tmp_path, monkeypatch):
         return real(self, content)
 
     monkeypatch.setattr(Stylizer, "__call__", failing)
-    out = tmp_path / "o.mp4"
-    t = time.monotonic()
-    with deadline(20), pytest.raises(RuntimeError, match="injected"):
-        run_video(tiny_job(media, out, batch_size=2))
-    assert time.monotonic() - t < 10
-    _check_cleaned_up(out)
+    _assert_fails_promptly(tiny_job(media, tmp_path / "o.mp4", batch_size=2), RuntimeError, "injected")
 
 
 def test_ffmpeg_dying_mid_run_is_an_output_error(job_model, media, tmp_path, monkeypatch):
