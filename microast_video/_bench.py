@@ -13,6 +13,7 @@ measurement warms caches for another:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -22,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from ._errors import MicroastError, OptionError
 
 _CHILD = "from microast_video._bench import child_main; child_main()"
 
@@ -39,7 +42,8 @@ def _gpu_peak_mb(device: Any) -> float | None:
 
 
 def _read_frames(path: str, count: int, size: tuple[int, int] | None) -> list[Any]:
-    from ._decode import decode_frames, probe
+    from ._decode import decode_frames
+    from ._probe import probe
 
     info = probe(path)
     frames = []
@@ -54,21 +58,25 @@ def _model_child(args: dict[str, Any]) -> dict[str, Any]:
     """Engine only, on frames decoded beforehand."""
     import torch
 
+    import dataclasses
+
     from ._device import resolve_device, resolve_precision
-    from ._engine import FrameEngine, Stylizer, fast_settings
+    from ._engine import FrameEngine, Stylizer, engine_settings, prepare_runtime
     from ._image import load_style_image
-    from .models import MicroAST
+    from ._pretrained import load_model
+    from ._weights import cache_dir
 
     device = resolve_device(args["device"], quiet=True)
     dtype = resolve_precision(args["precision"], device)
     frames = _read_frames(args["input"], args["frames"], args.get("size"))
     h, w = frames[0].data.shape[:2]
-    model = MicroAST.from_pretrained(args.get("weights"), device=device, progress=False)
+    model = load_model(args.get("weights"), device=device, progress=False)
     signals = model.encode_style(load_style_image(args["style"]).to(device))
-    settings = fast_settings(device, dtype, h, w, frames=len(frames))
-    if args["compile"] != "auto":
-        settings["compile"] = settings["freeze"] = args["compile"] == "on"  # a long job's settings
-    stylizer = Stylizer(model, signals, dtype=dtype, **settings)
+    settings = engine_settings(device, dtype, h, w, frames=len(frames), kernel_cache=cache_dir() / "inductor")
+    if args["compile"] != "auto":  # a long job's settings
+        settings = dataclasses.replace(settings, compile=args["compile"] == "on", freeze=args["compile"] == "on")
+    prepare_runtime(model, settings)
+    stylizer = Stylizer(model, signals, settings)
     engine = FrameEngine(stylizer, args["batch_size"])
     t0 = time.perf_counter()
     first = None
@@ -81,14 +89,15 @@ def _model_child(args: dict[str, Any]) -> dict[str, Any]:
     warm = (n - 1) / (total - first) if n > 1 and total > first else n / total
     return {"frames": n, "seconds": total, "fps": n / total, "fps_after_first": warm,
             "first_frame_s": first, "compile_seconds": stylizer.compile_seconds, "compile_note": stylizer.compile_note, "peak_rss_mb": _peak_rss_mb(), "gpu_peak_mb": _gpu_peak_mb(device),
-            "settings": {k: v for k, v in settings.items()}, "precision": str(dtype).removeprefix("torch."),
+            "settings": settings.describe(), "precision": str(dtype).removeprefix("torch."),
             "device": str(device), "resolution": [w, h], "threads": torch.get_num_threads()}
 
 
 def _pipeline_child(args: dict[str, Any]) -> dict[str, Any]:
-    from ._encode import EncodeSettings
+    from ._encode_plan import EncodeSettings
+    from ._job import VideoJob
     from ._options import Codec, CompileMode, Precision
-    from ._pipeline import VideoJob, run_video
+    from ._pipeline import run_video
 
     job = VideoJob(
         input=Path(args["input"]), styles=(Path(args["style"]),), output=Path(args["output"]),
@@ -113,14 +122,13 @@ def _naive_child(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from ._encode import ffmpeg_exe
-    from ._image import load_style_image
-    from .models import MicroAST
-
     from ._device import resolve_device
+    from ._encode_plan import ffmpeg_exe
+    from ._image import load_style_image
+    from ._pretrained import load_model
 
     device = resolve_device(args["device"], quiet=True)
-    model = MicroAST.from_pretrained(args.get("weights"), device=device, progress=False)
+    model = load_model(args.get("weights"), device=device, progress=False)
     style = load_style_image(args["style"]).to(device)
     net = 0.0
     n = 0
@@ -169,29 +177,47 @@ def _run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
         if line.startswith("BENCH-RESULT "):
             return json.loads(line.removeprefix("BENCH-RESULT "))
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    raise RuntimeError(f"bench {kind} run failed (exit {proc.returncode}): {tail}")
+    raise MicroastError(f"bench {kind} run failed (exit {proc.returncode}): {tail}")
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--resolution must look like 3840x2160, got {text!r}") from None
+        raise OptionError(f"--resolution must look like 3840x2160, got {text!r}") from None
     if w < 16 or h < 16:
-        raise ValueError(f"--resolution must be at least 16x16, got {text!r}")
+        raise OptionError(f"--resolution must be at least 16x16, got {text!r}")
     return w, h
 
 
-def run_bench(*, resolution: tuple[int, int], frames: int, device: str, precision: str, batch_size: int,
-              input_path: Path | None, style: Path | None, naive_frames: int | None, codec: str, preset: str | None,
-              weights: Path | None, compile: str = "on", log: Any = print) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """What ``microast-video bench`` measures (its command-line options)."""
+
+    resolution: tuple[int, int] = (3840, 2160)
+    frames: int = 8
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 1
+    input_path: Path | None = None
+    style: Path | None = None
+    naive_frames: int | None = None
+    codec: str = "h264"
+    preset: str | None = None
+    weights: Path | None = None
+    compile: str = "on"
+
+
+def run_bench(options: BenchOptions, log: Any = print) -> dict[str, Any]:
     """Run the three measurements and return the combined figures."""
-    from ._encode import ffmpeg_exe
-    from ._image import write_image  # noqa: F401  (imports cv2 early: fails fast if missing)
+    from ._encode_plan import ffmpeg_exe
     from ._procedural import painting, synth_clip
 
+    resolution, frames, input_path, style = options.resolution, options.frames, options.input_path, options.style
+    device, precision, batch_size, weights = options.device, options.precision, options.batch_size, options.weights
+    codec, preset, naive_frames, compile = options.codec, options.preset, options.naive_frames, options.compile
     if frames < 1:
-        raise ValueError(f"--frames must be >= 1, got {frames}")
+        raise OptionError(f"--frames must be >= 1, got {frames}")
     with tempfile.TemporaryDirectory(prefix="microast-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         if input_path is None:

@@ -1,22 +1,20 @@
-"""Colour maths on (N, 3, H, W) RGB tensors: YCbCr matrices and colour preservation."""
+"""Colour maths on (N, 3, H, W) RGB tensors: YCbCr conversion and colour preservation.
+
+Matrices are named as :mod:`microast_video._colorspace` names them (``"bt709"``,
+``"smpte170m"`` or its alias ``"bt601"``, ``"bt2020"``, ``"fcc"``, ``"smpte240m"``...).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-#: (Kr, Kb) luma coefficients of each matrix.
-MATRICES: dict[str, tuple[float, float]] = {
-    "bt601": (0.299, 0.114),
-    "bt709": (0.2126, 0.0722),
-    "bt2020": (0.2627, 0.0593),
-}
+from ._colorspace import matrix as find_matrix
 
 
 def _rgb_to_ycbcr_matrix(matrix: str) -> Tensor:
-    if matrix not in MATRICES:
-        raise ValueError(f"unknown colour matrix {matrix = }; choose from {sorted(MATRICES)}")
-    kr, kb = MATRICES[matrix]
+    m = find_matrix(matrix)
+    kr, kb = m.kr, m.kb
     kg = 1.0 - kr - kb
     return torch.tensor(
         [
@@ -47,7 +45,8 @@ def preserve_color(stylized: Tensor, content: Tensor, matrix: str = "bt709") -> 
         stylized: (N, 3, H, W) RGB, the network's output (clamped or not).
         content: (N, 3, H, W) RGB in [0, 1], the frames that were stylized.
         matrix: the YCbCr matrix of the material: "bt709" for HD/UHD video, "bt601" for
-            SD video and for JPEG-style still images, "bt2020" for UHD HDR/WCG.
+            SD video and for JPEG-style still images, "bt2020" for UHD HDR/WCG, or any
+            other name :func:`microast_video._colorspace.matrix` knows.
 
     Returns:
         (N, 3, H, W) float32 RGB whose luma is the stylized luma and whose Cb, Cr are the

@@ -42,3 +42,19 @@ class Frame:
     def with_data(self, data: np.ndarray) -> Frame:
         """The same frame (index and timing) holding other pixels."""
         return dataclasses.replace(self, data=data)
+
+
+def pack_planes(frame_planes: list[np.ndarray]) -> np.ndarray:
+    """[Y (H, W), U (H/2, W/2), V (H/2, W/2)] -> (H*3/2, W) packed as PyAV's yuv420p."""
+    y, u, v = frame_planes
+    h, w = y.shape
+    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+
+
+def unpack_planes(packed: np.ndarray) -> list[np.ndarray]:
+    """Inverse of :func:`pack_planes`."""
+    rows, w = packed.shape
+    h = rows * 2 // 3
+    flat, c = packed.reshape(-1), (h // 2) * (w // 2)
+    return [flat[: h * w].reshape(h, w), flat[h * w : h * w + c].reshape(h // 2, w // 2),
+            flat[h * w + c :].reshape(h // 2, w // 2)]

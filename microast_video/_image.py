@@ -1,13 +1,12 @@
-"""Reading and writing still images with OpenCV and numpy.
+"""Reading still images with OpenCV and numpy (writing: :mod:`microast_video._image_write`).
 
 Images inside the package are RGB, float32, values in [0, 1]:
 
 * :func:`read_image` -> ``(H, W, 3)`` numpy array;
-* :func:`load_style_image` / :func:`load_content_image` -> ``(1, 3, H, W)`` tensors;
-* :func:`write_image` writes an array or tensor atomically (temp file + ``os.replace``).
+* :func:`load_style_image` / :func:`load_content_image` -> ``(1, 3, H, W)`` tensors.
 
-Every problem a user can cause is raised as :class:`InputError` or
-:class:`OutputError` with a one-line message naming the file.
+Every problem a user can cause is raised as :class:`InputError` with a one-line message
+naming the file.
 """
 
 from __future__ import annotations
@@ -15,39 +14,21 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import torch
 
-from ._errors import InputError, OutputError
+from ._errors import InputError, shown
 
-__all__ = ["read_image", "load_style_image", "load_content_image", "write_image"]
+__all__ = ["read_image", "load_style_image", "load_content_image"]
 
 _EXPECTED = "JPEG, PNG, WebP or TIFF expected"
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-# Output extension -> (cv2 encoder extension, allowed bit depths)
-_WRITE_FORMATS: dict[str, tuple[str, tuple[int, ...]]] = {
-    ".png": (".png", (8, 16)),
-    ".jpg": (".jpg", (8,)),
-    ".jpeg": (".jpg", (8,)),
-    ".tif": (".tiff", (8, 16)),
-    ".tiff": (".tiff", (8, 16)),
-    ".webp": (".webp", (8,)),
-}
-
-
-def _display(path: str | os.PathLike[str]) -> str:
-    """The path as the user gave it, on a single line."""
-    text = os.fsdecode(path)
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
 
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
@@ -254,7 +235,7 @@ def read_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarr
         InputError: the file is missing, a directory, empty, unreadable, not an
             image, or truncated.
     """
-    name = f"{what} {_display(path)}"
+    name = f"{what} {shown(path)}"
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -342,128 +323,3 @@ def load_style_image(
 def load_content_image(path: str | os.PathLike[str]) -> torch.Tensor:
     """Load a content image as a ``(1, 3, H, W)`` float32 tensor in [0, 1]."""
     return _to_tensor(read_image(path, what="content image"))
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _to_hwc(image: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(H, W, 3) array or (3, H, W) / (1, 3, H, W) tensor -> (H, W, 3) float32 in [0, 1]."""
-    if isinstance(image, torch.Tensor):
-        t = image.detach().to("cpu", torch.float32)
-        if t.ndim == 4 and t.shape[0] == 1:
-            t = t[0]
-        if t.ndim != 3 or t.shape[0] != 3:
-            raise ValueError(
-                f"image tensor must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}"
-            )
-        arr = t.permute(1, 2, 0).numpy()
-    else:
-        arr = np.asarray(image)
-        if arr.ndim != 3 or arr.shape[2] != 3:
-            raise ValueError(f"image array must be (H, W, 3), got {arr.shape}")
-        arr = arr.astype(np.float32, copy=False)
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"image is empty (shape {arr.shape})")
-    arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(arr, 0.0, 1.0)
-
-
-def _current_umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_image(
-    path: str | os.PathLike[str],
-    image: np.ndarray | torch.Tensor,
-    *,
-    bit_depth: int = 8,
-    jpeg_quality: int = 95,
-) -> None:
-    """Write an RGB image (values clamped to [0, 1]) atomically.
-
-    The format comes from the extension: ``.png`` (8/16-bit), ``.jpg``/``.jpeg``
-    (8-bit), ``.tif``/``.tiff`` (8/16-bit), ``.webp`` (8-bit; ``jpeg_quality`` is
-    used as its quality too). The data goes to a hidden ``.part`` file in the same
-    folder which then replaces ``path``; nothing is left behind on failure.
-
-    Raises:
-        OutputError: unknown extension, missing or unwritable folder, disk full...
-        ValueError: bad ``bit_depth``/``jpeg_quality`` or image shape.
-    """
-    shown = _display(path)
-    name = f"output image {shown}"
-    ext = os.path.splitext(os.fsdecode(path))[1].lower()
-    if ext not in _WRITE_FORMATS:
-        known = ", ".join(sorted(_WRITE_FORMATS))
-        raise OutputError(f"{name}: unknown image format {ext or '(no extension)'!r} ({known})")
-    encoder_ext, depths = _WRITE_FORMATS[ext]
-    if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth = }")
-    if bit_depth not in depths:
-        raise ValueError(f"{ext} images cannot be {bit_depth}-bit (use .png or .tiff)")
-    if not 0 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality must be in 0..100, got {jpeg_quality = }")
-
-    rgb = _to_hwc(image)
-    if bit_depth == 16:
-        pixels = np.rint(rgb * 65535.0).astype(np.uint16)
-    else:
-        pixels = np.rint(rgb * 255.0).astype(np.uint8)
-    bgr = np.ascontiguousarray(pixels[:, :, ::-1])
-
-    params: list[int] = []
-    if encoder_ext == ".jpg":
-        params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
-    elif encoder_ext == ".webp":
-        params = [cv2.IMWRITE_WEBP_QUALITY, max(1, int(jpeg_quality))]
-    try:
-        ok, encoded = cv2.imencode(encoder_ext, bgr, params)
-    except cv2.error as err:
-        detail = str(err).strip().splitlines()[-1]
-        raise OutputError(f"{name}: cannot encode image ({detail})") from None
-    if not ok:
-        raise OutputError(f"{name}: cannot encode image as {ext}")
-
-    target = os.path.abspath(os.fsdecode(path))
-    folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
-        raise OutputError(f"{name}: folder {_display(folder)} does not exist")
-    if os.path.isdir(target):
-        raise OutputError(f"{name}: is a directory")
-
-    base = os.path.basename(target)
-    tmp_name: str | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=folder, delete=False, prefix=f".{base}.", suffix=".part"
-        ) as tmp:
-            tmp_name = tmp.name
-            tmp.write(encoded.tobytes())
-        # NamedTemporaryFile creates 0600 files; give the output normal permissions.
-        try:
-            mode = os.stat(target).st_mode & 0o7777
-        except OSError:
-            mode = 0o666 & ~_current_umask()
-        with contextlib.suppress(OSError):
-            os.chmod(tmp_name, mode)
-        os.replace(tmp_name, target)
-        tmp_name = None
-    except PermissionError:
-        raise OutputError(f"{name}: permission denied (folder not writable?)") from None
-    except OSError as err:
-        reason = err.strerror or str(err)
-        raise OutputError(f"{name}: cannot write file ({reason})") from None
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)

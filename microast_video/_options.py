@@ -31,3 +31,22 @@ class CompileMode(str, enum.Enum):
     auto = "auto"  # when the job is long enough to amortise compiling
     on = "on"
     off = "off"
+
+
+class Transport(str, enum.Enum):
+    """How frames travel between the host and the device (``--transport``)."""
+
+    auto = "auto"  # yuv420 on CUDA when the clip allows it, rgb otherwise
+    rgb = "rgb"
+    yuv420 = "yuv420"  # 4:2:0 planes, colour converted on the device
+
+
+class BitDepth(str, enum.Enum):
+    """Bits per channel of PNG/TIFF image output (``--bit-depth``)."""
+
+    b8 = "8"
+    b16 = "16"
+
+    @property
+    def bits(self) -> int:
+        return int(self.value)

@@ -1,122 +1,64 @@
-"""Style modulation signals: what the decoder needs from a style image, computed once."""
+"""Saving and loading style signals (``microast-video signals``, ``--signals``).
+
+Signals are written as a NumPy ``.npz`` holding no pickled objects, atomically, and read
+back with ``allow_pickle=False``, every name, shape and value validated.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import io
 import os
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from ._errors import InputError, OutputError
+from ._errors import InputError, shown
+from ._output import AtomicFile
+from .models.signals import StyleSignals
 
 _FORMAT = "microast-video/style-signals/1"
 
 
-@dataclasses.dataclass(frozen=True)
-class StyleSignals:
-    """The style's modulation signals ``m_s``: eight per-channel vectors.
+def save_signals(signals: StyleSignals, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Write ``signals`` to ``path`` (a NumPy ``.npz`` with no pickled objects), atomically.
 
-    Each field is a (1, 64, 1, 1) float32 tensor. ``mean1, std1`` are the statistics of
-    the style encoder's first feature map ``s1``, ``mean2, std2`` of its second ``s2``;
-    ``w1, b1`` (from ``s1``) and ``w2, b2`` (from ``s2``) are the modulator's outputs.
-    Every use in the decoder is affine in each of them, so signals can be mixed
-    (:func:`mix_signals`) to interpolate styles.
+    Raises:
+        OutputError: the file exists (without ``overwrite``) or cannot be written.
     """
-
-    mean1: Tensor
-    std1: Tensor
-    mean2: Tensor
-    std2: Tensor
-    w1: Tensor
-    b1: Tensor
-    w2: Tensor
-    b2: Tensor
-
-    @staticmethod
-    def names() -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(StyleSignals))
-
-    def tensors(self) -> tuple[Tensor, ...]:
-        return tuple(getattr(self, n) for n in self.names())
-
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> StyleSignals:
-        """A copy on ``device`` (and ``dtype`` if given)."""
-        return StyleSignals(*(t.to(device=device, dtype=dtype) for t in self.tensors()))
-
-    @property
-    def device(self) -> torch.device:
-        return self.mean1.device
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the signals to ``path`` (a NumPy ``.npz`` with no pickled objects)."""
-        path = Path(path)
-        arrays = {n: t.detach().float().cpu().numpy() for n, t in zip(self.names(), self.tensors())}
-        tmp = path.with_name(f".{path.name}.part")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, format=np.array(_FORMAT), **arrays)
-            os.replace(tmp, path)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"style signals {path}: cannot write ({err.strerror or err})") from err
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> StyleSignals:
-        """Read signals written by :meth:`save`, validating names, shapes and values.
-
-        Raises:
-            InputError: missing file, not a signals file, wrong shapes or non-finite values.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"style signals {path}: file not found")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-            raise InputError(f"style signals {path}: not a style-signals file ({err})") from err
-        if str(arrays.get("format", "")) != _FORMAT:
-            raise InputError(f"style signals {path}: not a style-signals file (format tag missing)")
-        tensors = []
-        for name in cls.names():
-            a = arrays.get(name)
-            if a is None or a.shape != (1, 64, 1, 1) or a.dtype != np.float32:
-                got = None if a is None else (a.shape, str(a.dtype))
-                raise InputError(f"style signals {path}: {name} must be float32 (1, 64, 1, 1), got {got}")
-            if not np.isfinite(a).all():
-                raise InputError(f"style signals {path}: {name} holds NaN or infinite values")
-            tensors.append(torch.from_numpy(a.copy()))
-        return cls(*tensors)
+    arrays = {n: t.detach().float().cpu().numpy() for n, t in zip(signals.names(), signals.tensors())}
+    buffer = io.BytesIO()
+    np.savez(buffer, format=np.array(_FORMAT), **arrays)
+    with AtomicFile(path, overwrite=overwrite, what="style signals") as out:
+        out.write(buffer.getvalue())
+        out.publish()
 
 
-def mix_signals(signals: Sequence[StyleSignals], weights: Sequence[float] | None = None) -> StyleSignals:
-    """Style interpolation: the weighted mix ``sum_i weights[i] * signals[i]``.
+def load_signals(path: str | os.PathLike[str]) -> StyleSignals:
+    """Read signals written by :func:`save_signals`, validating names, shapes and values.
 
-    Args:
-        signals: one or more styles' signals (same device).
-        weights: non-negative, one per style, summing to 1 (within 1e-6); None means
-            equal weights. ``(1, 0, ...)`` gives exactly the first style's signals.
+    Raises:
+        InputError: missing file, not a signals file, wrong shapes or non-finite values.
     """
-    if not signals:
-        raise ValueError("mix_signals needs at least one style")
-    if weights is None:
-        weights = [1.0 / len(signals)] * len(signals)
-    weights = [float(w) for w in weights]
-    if len(weights) != len(signals):
-        raise ValueError(f"need one weight per style: {len(signals) = }, {len(weights) = }")
-    if any(w < 0 or not np.isfinite(w) for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
-        raise ValueError(f"style weights must be >= 0 and sum to 1, got {weights = }")
-    if len(signals) == 1:
-        return signals[0]
-    mixed = []
-    for parts in zip(*(s.tensors() for s in signals)):
-        acc = weights[0] * parts[0]
-        for w, t in zip(weights[1:], parts[1:]):
-            acc = acc + w * t
-        mixed.append(acc)
-    return StyleSignals(*mixed)
+    path = Path(path)
+    name = f"style signals {shown(path)}"
+    if not path.is_file():
+        raise InputError(f"{name}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise InputError(f"{name}: not a style-signals file ({' '.join(str(err).split())})") from err
+    if str(arrays.get("format", "")) != _FORMAT:
+        raise InputError(f"{name}: not a style-signals file (format tag missing)")
+    tensors = []
+    for key in StyleSignals.names():
+        a = arrays.get(key)
+        if a is None or a.shape != (1, 64, 1, 1) or a.dtype != np.float32:
+            got = None if a is None else (a.shape, str(a.dtype))
+            raise InputError(f"{name}: {key} must be float32 (1, 64, 1, 1), got {got}")
+        if not np.isfinite(a).all():
+            raise InputError(f"{name}: {key} holds NaN or infinite values")
+        tensors.append(torch.from_numpy(a.copy()))
+    return StyleSignals(*tensors)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
+from ._errors import InputError, OptionError, shown
 from ._image import load_style_image
-from ._signals import StyleSignals, mix_signals
+from ._signals import load_signals
+from .models.signals import StyleSignals, mix_signals
 from .models import MicroAST
+from .models.microast import MIN_SIDE
 
 
 def compute_signals(
@@ -29,26 +34,58 @@ def compute_signals(
 
     Returns:
         float32 :class:`StyleSignals` on the model's device.
+
+    Raises:
+        InputError: a style image that is missing, unreadable or too small.
     """
     if not styles:
-        raise ValueError("at least one style image is needed")
+        raise OptionError("at least one style image is needed")
     if weights is not None and len(weights) != len(styles):
-        raise ValueError(f"need one style weight per style: {len(styles) = }, {len(weights) = }")
+        raise OptionError(f"need one style weight per style: {len(styles) = }, {len(weights) = }")
     device = next(model.parameters()).device
     signals = []
     with torch.inference_mode():
         for path in styles:
             image = load_style_image(path, style_size)
+            h, w = image.shape[-2:]
+            if min(h, w) < MIN_SIDE:
+                raise InputError(f"style image {shown(path)}: {w}x{h} px is too small (each side needs {MIN_SIDE} px)")
             signals.append(model.encode_style(image.to(device)))
     return mix_signals(signals, weights)
 
 
-def check_style_source(styles: Sequence[object], signals_file: object | None) -> None:
-    """A job takes its style from images or from a signals file: exactly one of them."""
+def check_style_source(styles: Sequence[object], signals_file: object | None,
+                       weights: Sequence[float] | None = None) -> None:
+    """A job takes its style from images or from a signals file: exactly one of them.
+
+    Raises:
+        OptionError: both or neither, or ``weights`` that do not fit the styles.
+        InputError: a style image or signals file that does not exist.
+    """
     if signals_file is not None and styles:
-        raise ValueError("give either --style or --signals, not both")
+        raise OptionError("give either --style or --signals, not both")
     if signals_file is None and not styles:
-        raise ValueError("a style is needed: --style IMAGE (or --signals FILE)")
+        raise OptionError("a style is needed: --style IMAGE (or --signals FILE)")
+    for style in styles:
+        if not Path(style).is_file():
+            raise InputError(f"style image {shown(style)}: file not found")
+    if signals_file is not None and not Path(signals_file).is_file():
+        raise InputError(f"style signals {shown(signals_file)}: file not found")
+    if weights is not None:
+        if len(weights) != len(styles):
+            raise OptionError(f"--style-weights has {len(weights)} weights for {len(styles)} style(s)")
+        if any(not math.isfinite(w) or w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+            raise OptionError(f"--style-weights must be >= 0 and sum to 1, got {list(weights)}")
+
+
+def parse_weights(text: str | None) -> tuple[float, ...] | None:
+    """``"0.7,0.3"`` -> (0.7, 0.3); None stays None."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise OptionError(f"--style-weights must be comma-separated numbers, got {text!r}") from None
 
 
 def job_signals(
@@ -59,7 +96,7 @@ def job_signals(
     style_size: int | None,
 ) -> StyleSignals:
     """The job's style signals: loaded from ``signals_file``, or computed once from ``styles``."""
-    check_style_source(styles, signals_file)
+    check_style_source(styles, signals_file, weights)
     if signals_file is not None:
-        return StyleSignals.load(signals_file)
+        return load_signals(signals_file)
     return compute_signals(model, styles, weights, style_size=style_size)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -116,19 +115,3 @@ def _downsample_chroma(c: Tensor) -> Tensor:
     right = torch.cat([c[..., 1:], c[..., -1:]], dim=-1)
     across = (left + 2 * c + right)[..., ::2] * 0.25
     return (across[..., 0::2, :] + across[..., 1::2, :]) * 0.5
-
-
-def pack_planes(frame_planes: list[np.ndarray]) -> np.ndarray:
-    """[Y (H, W), U (H/2, W/2), V (H/2, W/2)] -> (H*3/2, W) packed as PyAV's yuv420p."""
-    y, u, v = frame_planes
-    h, w = y.shape
-    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
-
-
-def unpack_planes(packed: np.ndarray) -> list[np.ndarray]:
-    """Inverse of :func:`pack_planes`."""
-    rows, w = packed.shape
-    h = rows * 2 // 3
-    flat, c = packed.reshape(-1), (h // 2) * (w // 2)
-    return [flat[: h * w].reshape(h, w), flat[h * w : h * w + c].reshape(h // 2, w // 2),
-            flat[h * w + c :].reshape(h // 2, w // 2)]

@@ -13,8 +13,8 @@ pinned in :data:`CHECKPOINTS`. It looks, in order, at:
 
 A folder the user named explicitly is never silently replaced by a download: if it
 lacks a file or holds a bad one, that is an error. Downloads are streamed into a
-temporary ``.part`` file, hashed on the fly and moved into place only once the
-digest matches, so the cache never holds a partial or unverified file under a
+temporary file (:class:`~microast_video._output.AtomicFile`), hashed on the fly and
+moved into place only once the digest matches, so the cache never holds a partial or unverified file under a
 checkpoint's name. :func:`load_checkpoints` verifies every file again before
 handing it to :func:`torch.load` (with ``weights_only=True``).
 
@@ -30,7 +30,6 @@ import io
 import os
 import pickle
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -38,7 +37,8 @@ from typing import IO, TYPE_CHECKING
 
 from tqdm import tqdm
 
-from ._errors import WeightsError
+from ._errors import OutputError, WeightsError
+from ._output import AtomicFile
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     import torch
@@ -201,33 +201,17 @@ def _download(url: str, dest: Path, sha256: str, *, progress: bool) -> None:
     """Download *url* to *dest*, atomically and only if its SHA-256 matches."""
     folder = dest.parent
     try:
-        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
-            dir=folder, delete=False, prefix=f".{dest.name}.", suffix=".part"
-        )
-    except OSError as exc:
+        with AtomicFile(dest, overwrite=True, what="weights file") as out:
+            actual = _stream(url, out.file, folder, progress=progress, label=dest.name)
+            if actual != sha256:
+                raise WeightsError(
+                    f"download of {url} fails its SHA-256 check "
+                    f"(expected {sha256}, got {actual}): the server sent a corrupt or "
+                    f"tampered file, which was discarded; try again later, or {_MANUAL_HINT}"
+                )
+            out.publish()
+    except OutputError as exc:  # creating, syncing or renaming the file in the cache
         raise _cache_error(folder, exc) from exc
-    tmp_path = Path(tmp.name)
-    try:
-        with tmp:
-            actual = _stream(url, tmp, folder, progress=progress, label=dest.name)
-        if actual != sha256:
-            raise WeightsError(
-                f"download of {url} fails its SHA-256 check "
-                f"(expected {sha256}, got {actual}): the server sent a corrupt or "
-                f"tampered file, which was discarded; try again later, or {_MANUAL_HINT}"
-            )
-        try:
-            os.replace(tmp_path, dest)
-        except OSError as exc:
-            raise _cache_error(folder, exc) from exc
-    finally:
-        # Covers every failure, including KeyboardInterrupt: never leave a .part file.
-        try:
-            tmp_path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:  # pragma: no cover - best effort cleanup
-            pass
 
 
 def _stream(url: str, out: IO[bytes], folder: Path, *, progress: bool, label: str) -> str:
@@ -286,11 +270,6 @@ def _stream(url: str, out: IO[bytes], folder: Path, *, progress: bool, label: st
         raise _download_error(
             url, f"the connection was closed after {received} of {expected} bytes"
         )
-    try:
-        out.flush()
-        os.fsync(out.fileno())
-    except OSError as exc:
-        raise _cache_error(folder, exc) from exc
     return digest.hexdigest()
 
 

@@ -11,10 +11,12 @@ from .microast import (
     StyleEncoder,
     featmod,
     mean_std,
-    upstream_to_project_keys,
 )
+from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
+from .signals import StyleSignals, mix_signals
 
 __all__ = [
+    "CHECKPOINT_PARTS",
     "ContentEncoder",
     "Decoder",
     "Encoder",
@@ -23,7 +25,9 @@ __all__ = [
     "Modulator",
     "ResBlock",
     "StyleEncoder",
+    "StyleSignals",
     "featmod",
+    "mix_signals",
     "mean_std",
     "upstream_to_project_keys",
 ]

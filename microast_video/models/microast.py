@@ -5,22 +5,22 @@ in the shared folder): reflection padding everywhere, unbiased variance with
 ``eps = 1e-5`` in the statistics, dual modulation (FeatMod + FilterMod) in the decoder,
 the deeper style level driving the first decoder block.
 
-Everything here is a pure ``nn.Module``: tensors in, tensors out. Loading weights from
-disk lives in :meth:`MicroAST.from_pretrained`, which delegates the I/O to
-:mod:`microast_video._weights`.
+Everything here is a pure ``nn.Module``: tensors in, tensors out, no file, network or
+device I/O. Loading the official weights from disk is
+:func:`microast_video.load_model`'s job.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._signals import StyleSignals
+from .signals import StyleSignals
+from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
 from .strips import Conv, Op, Upsample2, run_strip, strip_bounds
 
 #: Channels of the quarter-resolution feature maps.
@@ -239,58 +239,6 @@ class Decoder(nn.Module):
         return self.forward_full_res(self.forward_half(self.forward_low_res(c2, s, alpha)))
 
 
-# Upstream checkpoint key prefixes -> this module's, per checkpoint file.
-_ENCODER_KEYS = {
-    "enc1.0.conv_layer": "conv_in",
-    "enc1.2.conv_layer": "down1",
-    "enc1.4.conv_layer": "point1",
-    "enc1.6.conv_layer": "down2",
-    "enc1.8.conv_layer": "point2",
-    "enc1.10.conv1.conv_layer": "res1.conv1",
-    "enc1.10.conv2.conv_layer": "res1.conv2",
-    "enc2.0.conv1.conv_layer": "res2.conv1",
-    "enc2.0.conv2.conv_layer": "res2.conv2",
-}
-_KEY_MAPS: dict[str, dict[str, str]] = {
-    "content_encoder": _ENCODER_KEYS,
-    "style_encoder": _ENCODER_KEYS,
-    "modulator": {f"{n}.0.conv_layer": n for n in ("weight1", "bias1", "weight2", "bias2")},
-    "decoder": {
-        "dec1.conv1.conv_layer": "block1.conv1",
-        "dec1.conv2.conv_layer": "block1.conv2",
-        "dec2.conv1.conv_layer": "block2.conv1",
-        "dec2.conv2.conv_layer": "block2.conv2",
-        "dec3.1.conv_layer": "up1_dw",
-        "dec3.3.conv_layer": "up1_pw",
-        "dec3.6.conv_layer": "up2_dw",
-        "dec3.8.conv_layer": "up2_pw",
-        "dec3.10.conv_layer": "conv_out",
-    },
-}
-
-
-def upstream_to_project_keys(part: str, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename one upstream checkpoint's keys onto this module layout.
-
-    Args:
-        part: ``"content_encoder"``, ``"style_encoder"``, ``"modulator"`` or ``"decoder"``.
-        state: the checkpoint's ``state_dict``.
-
-    Raises:
-        ValueError: an unknown part, or a key the upstream layout does not have.
-    """
-    if part not in _KEY_MAPS:
-        raise ValueError(f"unknown checkpoint part {part = }")
-    table = _KEY_MAPS[part]
-    out: dict[str, Tensor] = {}
-    for key, value in state.items():
-        prefix, _, leaf = key.rpartition(".")
-        if prefix not in table or leaf not in ("weight", "bias"):
-            raise ValueError(f"unexpected key in the {part} checkpoint: {key = }")
-        out[f"{table[prefix]}.{leaf}"] = value
-    return out
-
-
 def _pad_to_multiple(x: Tensor, m: int = 4) -> tuple[Tensor, int, int]:
     h, w = x.shape[-2:]
     ph, pw = (-h) % m, (-w) % m
@@ -311,7 +259,7 @@ def check_frame_size(h: int, w: int, what: str = "image") -> None:
 class MicroAST(nn.Module):
     """The whole network: content encoder, style encoder, modulator and decoder.
 
-    Use :meth:`from_pretrained` for the official weights. Then::
+    Use :func:`microast_video.load_model` for the official weights. Then::
 
         signals = model.encode_style(style)      # once per style
         out = model(content, signals, alpha=1)   # per frame (batch)
@@ -324,34 +272,9 @@ class MicroAST(nn.Module):
         self.modulator = Modulator()
         self.decoder = Decoder()
 
-    @classmethod
-    def from_pretrained(
-        cls,
-        weights: str | os.PathLike[str] | None = None,
-        device: str | torch.device = "cpu",
-        *,
-        progress: bool = True,
-    ) -> MicroAST:
-        """The network in eval mode with the official MicroAST weights, on ``device``.
-
-        Args:
-            weights: a folder holding the four official checkpoint files, or None to
-                resolve them (``MICROAST_VIDEO_WEIGHTS``, the user cache, then download).
-            device: a torch device (no "auto" here; see ``microast_video.resolve_device``).
-            progress: show a progress bar while downloading.
-
-        Raises:
-            WeightsError: missing, unreachable or tampered weights (one-line message).
-        """
-        from .._weights import load_checkpoints, resolve_weights
-
-        folder = resolve_weights(weights, progress=progress)
-        model = cls().load_upstream_state(load_checkpoints(folder))
-        return model.eval().requires_grad_(False).to(device)
-
     def load_upstream_state(self, checkpoints: Mapping[str, Mapping[str, Tensor]]) -> MicroAST:
         """Load the four upstream state dicts (keyed by part name), strictly."""
-        for part in _KEY_MAPS:
+        for part in CHECKPOINT_PARTS:
             module: nn.Module = getattr(self, part)
             module.load_state_dict(upstream_to_project_keys(part, checkpoints[part]), strict=True)
         return self

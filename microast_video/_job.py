@@ -1,0 +1,186 @@
+"""The video job's description (:class:`VideoJob`) and its plan (:class:`JobPlan`).
+
+:func:`plan_video` is the job's first phase: it checks everything that can be refused
+(options, input, styles, every output path, codec and container, device and precision)
+before any frame is decoded or any weight loaded, and freezes every decision the later
+phases need into one :class:`JobPlan`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from . import _colorspace as cs
+from ._device import resolve_device, resolve_precision
+from ._encode_plan import EncodePlan, EncodeSettings, chroma_alignment, default_output, ffmpeg_exe, plan_encode
+from ._engine import EngineSettings, engine_settings
+from ._errors import OptionError, shown
+from ._options import CompileMode, Precision, Transport
+from ._output import check_output
+from ._probe import VideoInfo, probe
+from ._style import check_style_source
+from ._transport import RGBTransport, YUV420Transport
+from ._weights import cache_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoJob:
+    """One video to stylize, with every option of ``microast-video INPUT``."""
+
+    input: Path
+    styles: tuple[Path, ...] = ()
+    output: Path | None = None
+    style_weights: tuple[float, ...] | None = None
+    signals: Path | None = None
+    style_size: int | None = None
+    alpha: float = 1.0
+    preserve_color: bool = False
+    device: str = "auto"
+    precision: Precision = Precision.auto
+    batch_size: int | None = None  # None: by frame size (see auto_batch_size)
+    encode: EncodeSettings = EncodeSettings()
+    start: float = 0.0
+    duration: float | None = None
+    height: int | None = None
+    overwrite: bool = False
+    report: Path | None = None
+    weights: Path | None = None
+    progress: bool = True
+    queue_frames: int | None = None  # None: about 100 MB of frames per queue, 2 to 8 frames
+    compile: CompileMode = CompileMode.auto
+    transport: Transport = Transport.auto
+    freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPlan:
+    """Every decision of a video job, taken before any work."""
+
+    job: VideoJob
+    info: VideoInfo
+    output: Path
+    encode: EncodePlan
+    exe: str
+    device: torch.device
+    engine: EngineSettings
+    transport: RGBTransport | YUV420Transport
+    batch_size: int
+    queue_frames: int
+    expected_frames: int | None
+    color_matrix: str | None  # the matrix colour preservation works in (None: off)
+    notes: tuple[str, ...]
+
+
+def auto_batch_size(width: int, height: int) -> int:
+    """Frames per batch: about two megapixels per batch (1 at 1080p and above, 8 at 360p).
+
+    Strips already keep the CPU busy within a frame, so large frames gain nothing from
+    batching and would only hold more memory; small frames amortise per-op overhead.
+    """
+    return max(1, min(8, (2_100_000 // max(1, width * height))))
+
+
+def expected_frames(info: VideoInfo, start: float, duration: float | None) -> int | None:
+    """How many frames the window [start, start + duration) of the clip should hold."""
+    if info.duration is None:
+        return None if duration is None else round(duration * info.frame_rate)
+    left = max(0.0, float(info.duration) - start)
+    seconds = left if duration is None else min(left, duration)
+    return max(0, round(seconds * info.frame_rate))
+
+
+def check_options(job: VideoJob) -> None:
+    """Refuse bad option values (one line each) before anything is opened."""
+    if job.batch_size is not None and job.batch_size < 1:
+        raise OptionError(f"--batch-size must be >= 1, got {job.batch_size}")
+    if job.queue_frames is not None and job.queue_frames < 1:
+        raise OptionError(f"queue_frames must be >= 1, got {job.queue_frames}")
+    if not math.isfinite(job.start) or job.start < 0:
+        raise OptionError(f"--start must be a finite number of seconds >= 0, got {job.start}")
+    if job.duration is not None and not (math.isfinite(job.duration) and job.duration > 0):
+        raise OptionError(f"--duration must be a finite number of seconds > 0, got {job.duration}")
+    if not (math.isfinite(job.alpha) and 0.0 <= job.alpha <= 1.0):
+        raise OptionError(f"--alpha must be between 0 and 1, got {job.alpha}")
+    if job.style_size is not None and job.style_size < 16:
+        raise OptionError(f"--style-size must be >= 16, got {job.style_size}")
+    if job.height is not None and job.height < 5:
+        raise OptionError(f"--height must be at least 5 px, got {job.height}")
+    try:
+        Transport(job.transport)
+    except ValueError:
+        raise OptionError(f"--transport must be auto, rgb or yuv420, got {job.transport!r}") from None
+    check_style_source(job.styles, job.signals, job.style_weights)
+
+
+def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: torch.device
+                     ) -> tuple[RGBTransport | YUV420Transport, str | None]:
+    """How frames travel to the device, and a note when a requested 4:2:0 transport can't be used.
+
+    ``auto`` ships 4:2:0 planes to a CUDA device (1.5 instead of 3 bytes per pixel each
+    way, colour converted on the GPU) whenever the clip allows it, RGB otherwise.
+    """
+    transport = Transport(job.transport)
+    w, h = plan.size
+    why = None
+    if plan.pad != (0, 0) or w % 2 or h % 2:
+        why = "the frame size is odd"
+    elif info.matrix == "gbr" or not cs.matrix(info.matrix).linear or not cs.matrix(plan.matrix).linear:
+        why = f"the colour matrix ({info.matrix} in, {plan.matrix} out) is not a plain YCbCr matrix"
+    elif info.rotation:
+        why = "the clip is rotated (turning 4:2:0 planes moves the chroma siting)"
+    elif chroma_alignment(plan.pix_fmt) != (2, 2):
+        why = f"the output pixel format {plan.pix_fmt} is not 4:2:0"
+    wanted = transport is Transport.yuv420 or (transport is Transport.auto and device.type == "cuda")
+    if not wanted or why:
+        note = f"4:2:0 transport not used: {why}; frames travel as RGB" if transport is Transport.yuv420 else None
+        return RGBTransport(), note
+    return YUV420Transport(in_matrix=info.matrix, out_matrix=plan.matrix, in_full=info.full_range,
+                           out_full=plan.color_range == "pc", bits=10 if plan.deep else 8), None
+
+
+def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) -> JobPlan:
+    """Phase 1 of the job: check everything, then decide everything (no frame, no weights yet).
+
+    Raises:
+        OptionError, InputError, OutputError, DeviceError: one line naming the problem.
+    """
+    check_options(job)
+    info = probe(job.input)
+    if info.duration is not None and job.start >= float(info.duration):
+        raise OptionError(f"--start {job.start} s is past the end of {shown(job.input)} ({float(info.duration):.3f} s)")
+    output = job.output or default_output(job.input, job.encode.codec)
+    inputs = (job.input, *job.styles, job.signals)
+    check_output(output, inputs, overwrite=job.overwrite)
+    if job.report is not None:
+        check_output(job.report, (*inputs, output), overwrite=job.overwrite, what="report")
+    exe = ffmpeg_exe()
+    encode = plan_encode(info, output, job.encode, exe=exe, height=job.height)
+    device = resolve_device(job.device, quiet=not job.progress)
+    dtype = resolve_precision(job.precision, device)
+    transport, transport_note = choose_transport(job, info, encode, device)
+    expected = expected_frames(info, job.start, job.duration)
+    engine = _engine_for(job, device, dtype, encode.size, expected)
+    batch_size = job.batch_size or auto_batch_size(*encode.size)
+    frame_bytes = encode.size[0] * encode.size[1] * 3 * (2 if encode.deep else 1)
+    queue_frames = max(job.queue_frames or min(8, max(2, 100_000_000 // frame_bytes)), batch_size)
+    notes = (*encode.notes, *([transport_note] if transport_note else []))
+    for note in notes:
+        log(f"microast-video: note: {note}")
+    color_matrix = ("bt709" if info.matrix == "gbr" else info.matrix) if job.preserve_color else None
+    return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
+                   expected, color_matrix, notes)
+
+
+def _engine_for(job: VideoJob, device: torch.device, dtype: torch.dtype, size: tuple[int, int],
+                frames: int | None) -> EngineSettings:
+    settings = engine_settings(device, dtype, size[1], size[0], frames=frames, kernel_cache=cache_dir() / "inductor")
+    if job.compile is not CompileMode.auto:
+        settings = dataclasses.replace(settings, compile=job.compile is CompileMode.on)
+    if job.freeze is not None:
+        settings = dataclasses.replace(settings, freeze=job.freeze)
+    return dataclasses.replace(settings, freeze=settings.freeze and settings.compile)
