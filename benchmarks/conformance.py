@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from microast_video import MicroAST
+from microast_video import load_model
 
 # conformance array -> StyleSignals field
 SIGNALS = {"style_mean0": "mean1", "style_std0": "std1", "style_mean1": "mean2", "style_std1": "std2",
@@ -26,7 +26,7 @@ def rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "conformance"
-    model = MicroAST.from_pretrained(progress=False)
+    model = load_model(progress=False)
     for case in sorted(folder.glob("*.npz")):
         data = np.load(case)
         with torch.inference_mode():

@@ -13,8 +13,9 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from microast_video import MicroAST, Stylizer
-from microast_video._engine import fast_settings
+import dataclasses
+
+from microast_video import Stylizer, engine_settings, load_model, prepare_runtime
 
 
 def main() -> None:
@@ -26,20 +27,20 @@ def main() -> None:
     args = parser.parse_args()
     w, h = (int(v) for v in args.resolution.split("x"))
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    model = MicroAST.from_pretrained(progress=False)
+    model = load_model(progress=False)
     signals = model.encode_style(torch.rand(1, 3, 256, 256))
-    settings = fast_settings(torch.device("cpu"), dtype, h, w)
-    settings["compile"] = False
+    settings = dataclasses.replace(engine_settings(torch.device("cpu"), dtype, h, w), compile=False)
     if args.strip_rows:
-        settings["strip_rows"] = args.strip_rows
+        settings = dataclasses.replace(settings, strip_rows=args.strip_rows)
     if args.whole:
-        settings.update(strip_rows=None, channels_last=False)
-    stylizer = Stylizer(model, signals, dtype=dtype, **settings)
+        settings = dataclasses.replace(settings, strip_rows=None, channels_last=False)
+    prepare_runtime(model, settings)
+    stylizer = Stylizer(model, signals, settings)
     x = torch.rand(1, 3, h, w)
     stylizer(x)  # warm-up
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         stylizer(x)
-    print(f"{w}x{h} {args.precision} {settings}")
+    print(f"{w}x{h} {args.precision} {settings.describe()}")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
     convs = [e for e in prof.key_averages(group_by_input_shape=True) if e.key == "aten::mkldnn_convolution"]
     convs.sort(key=lambda e: -e.self_cpu_time_total)

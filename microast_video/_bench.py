@@ -41,13 +41,13 @@ def _gpu_peak_mb(device: Any) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
-def _read_frames(path: str, count: int, size: tuple[int, int] | None) -> list[Any]:
+def _read_frames(path: str, count: int) -> list[Any]:
     from ._decode import decode_frames
     from ._probe import probe
 
     info = probe(path)
     frames = []
-    for frame in decode_frames(info, size=size):
+    for frame in decode_frames(info):
         frames.append(frame)
         if len(frames) == count:
             break
@@ -68,7 +68,7 @@ def _model_child(args: dict[str, Any]) -> dict[str, Any]:
 
     device = resolve_device(args["device"], quiet=True)
     dtype = resolve_precision(args["precision"], device)
-    frames = _read_frames(args["input"], args["frames"], args.get("size"))
+    frames = _read_frames(args["input"], args["frames"])
     h, w = frames[0].data.shape[:2]
     model = load_model(args.get("weights"), device=device, progress=False)
     signals = model.encode_style(load_style_image(args["style"]).to(device))
@@ -103,8 +103,8 @@ def _pipeline_child(args: dict[str, Any]) -> dict[str, Any]:
         input=Path(args["input"]), styles=(Path(args["style"]),), output=Path(args["output"]),
         device=args["device"], precision=Precision(args["precision"]), batch_size=args["batch_size"],
         encode=EncodeSettings(codec=Codec(args["codec"]), preset=args.get("preset")),
-        height=args.get("height"), overwrite=True, weights=args.get("weights"), progress=False,
-        duration=args.get("duration"), compile=CompileMode(args["compile"]),
+        overwrite=True, weights=args.get("weights"), progress=False,
+        compile=CompileMode(args["compile"]),
         freeze=args["compile"] == "on" or None,  # the steady state of a long job, as in the model run
     )
     report = run_video(job, log=lambda m: None)

@@ -114,7 +114,8 @@ class FFmpegWriter:
     """Pipes :class:`Frame` s into an ffmpeg process that writes ``target``.
 
     :meth:`write` each frame in order, then :meth:`finish`. :meth:`abort` (on errors and
-    interrupts, from any thread) kills ffmpeg; the caller removes the partial file.
+    interrupts, from any thread) kills ffmpeg; the caller removes the partial file. As a
+    context manager, leaving the block with an exception aborts.
     """
 
     def __init__(self, info: VideoInfo, plan: EncodePlan, target: Path, *, exe: str,
@@ -214,6 +215,13 @@ class FFmpegWriter:
             self._stderr_thread.join(timeout=5)
         if rc != 0:
             raise self._failure()
+
+    def __enter__(self) -> FFmpegWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.abort()
 
     def abort(self) -> None:
         """Stop ffmpeg now (on errors and interrupts), even if another thread is just starting it."""

@@ -62,14 +62,13 @@ def make_style(path: Path) -> None:
 def make_figure(path: Path) -> None:
     """The README's before/after picture: the sample frame, the style, the result (fp32)."""
     import numpy as np
-    import torch
 
-    from microast_video import MicroAST, Stylizer, load_content_image, load_style_image
+    from microast_video import Stylizer, load_content_image, load_model, load_style_image
 
-    model = MicroAST.from_pretrained()
+    model = load_model()
     signals = model.encode_style(load_style_image(HERE / "style.jpg"))
     content = load_content_image(HERE / "frame.png")
-    out = Stylizer(model, signals, dtype=torch.float32)(content)
+    out = Stylizer(model, signals)(content)  # fp32, whole frame: the exact path
     to_bgr = lambda t: (t[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).round().astype(np.uint8)  # noqa: E731
     before, after = to_bgr(content), to_bgr(out)
     h = before.shape[0]

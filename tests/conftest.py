@@ -33,9 +33,9 @@ def weights_dir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def model():
-    from microast_video import MicroAST
+    from microast_video import load_model
 
-    return MicroAST.from_pretrained(weights_dir(), device="cpu", progress=False)
+    return load_model(weights_dir(), device="cpu", progress=False)
 
 
 @pytest.fixture(scope="session")

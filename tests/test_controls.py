@@ -11,15 +11,17 @@ import torch
 
 from microast_video import (
     DeviceError,
+    EngineSettings,
     InputError,
     Precision,
-    StyleSignals,
     Stylizer,
+    load_signals,
     mix_signals,
     preserve_color,
     resolve_device,
     resolve_precision,
     rgb_to_ycbcr,
+    save_signals,
     ycbcr_to_rgb,
 )
 from microast_video.models import featmod, mean_std
@@ -147,10 +149,10 @@ def test_stylizer_clamps_and_keeps_shape(model, two_styles, content):
 def test_signals_round_trip_exactly(tmp_path, two_styles):
     a, _ = two_styles
     path = tmp_path / "a.npz"
-    a.save(path)
-    b = StyleSignals.load(path)
+    save_signals(a, path)
+    b = load_signals(path)
     assert all(torch.equal(x, y) for x, y in zip(a.tensors(), b.tensors()))
-    assert not list(tmp_path.glob("*.part"))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # no temporary file left
 
 
 def test_signals_load_validates(tmp_path, two_styles):
@@ -159,21 +161,21 @@ def test_signals_load_validates(tmp_path, two_styles):
     bad_shape["w1"] = np.zeros((1, 32, 1, 1), np.float32)
     np.savez(tmp_path / "shape.npz", format=np.array("microast-video/style-signals/1"), **bad_shape)
     with pytest.raises(InputError, match="w1 must be float32"):
-        StyleSignals.load(tmp_path / "shape.npz")
+        load_signals(tmp_path / "shape.npz")
     nan = {n: t.numpy().copy() for n, t in zip(a.names(), a.tensors())}
     nan["b2"][0, 0] = np.nan
     np.savez(tmp_path / "nan.npz", format=np.array("microast-video/style-signals/1"), **nan)
     with pytest.raises(InputError, match="NaN"):
-        StyleSignals.load(tmp_path / "nan.npz")
+        load_signals(tmp_path / "nan.npz")
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(InputError, match="not a style-signals file"):
-        StyleSignals.load(tmp_path / "text.npz")
+        load_signals(tmp_path / "text.npz")
     pickled = tmp_path / "pickle.npz"
     np.savez(pickled, format=np.array("microast-video/style-signals/1"), mean1=np.array([object()], dtype=object))
     with pytest.raises(InputError):
-        StyleSignals.load(pickled)
+        load_signals(pickled)
     with pytest.raises(InputError, match="file not found"):
-        StyleSignals.load(tmp_path / "missing.npz")
+        load_signals(tmp_path / "missing.npz")
 
 
 # --- device and precision -----------------------------------------------------------------
@@ -207,7 +209,7 @@ def test_precision_resolution():
 def test_bf16_output_stays_close_to_fp32(model, two_styles, content):
     a, _ = two_styles
     exact = Stylizer(model, a)(content)
-    fast = Stylizer(model, a, dtype=torch.bfloat16)(content)
+    fast = Stylizer(model, a, EngineSettings(dtype=torch.bfloat16))(content)
     assert fast.dtype == torch.float32
     mse = float(((fast - exact) ** 2).mean())
     assert 0 < mse and 10 * np.log10(1 / mse) > 25  # PSNR in dB; issue 4 tightens this
@@ -219,6 +221,6 @@ def test_cuda_fp16_matches_cpu(model, two_styles, content):
     a, _ = two_styles
     exact = Stylizer(model, a)(content)
     gpu_model = copy.deepcopy(model).to("cuda")
-    out = Stylizer(gpu_model, a, dtype=torch.float16)(content.cuda()).cpu()
+    out = Stylizer(gpu_model, a, EngineSettings(dtype=torch.float16))(content.cuda()).cpu()
     mse = float(((out - exact) ** 2).mean())
     assert 10 * np.log10(1 / max(mse, 1e-12)) > 30

@@ -12,12 +12,7 @@ import pytest
 import torch
 
 from microast_video._errors import InputError, OutputError
-from microast_video._image import (
-    load_content_image,
-    load_style_image,
-    read_image,
-    write_image,
-)
+from microast_video import load_content_image, load_style_image, read_image, write_image
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -410,7 +405,7 @@ def test_write_failure_leaves_no_temp_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OutputError, match="out.png: cannot write file"):
+    with pytest.raises(OutputError, match="out.png: disk full"):
         write_image(tmp_path / "out.png", np.zeros((4, 4, 3)))
     assert list(tmp_path.iterdir()) == []
 

@@ -12,9 +12,10 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation
 from typer.testing import CliRunner
 
 from microast_video import Stylizer
-from microast_video._decode import decode_frames, probe
+from microast_video import decode_frames, probe
+from microast_video._frame import pack_planes, unpack_planes
 from microast_video._engine import FrameEngine
-from microast_video._transport import RGBTransport, YUV420Transport, pack_planes, unpack_planes
+from microast_video._transport import RGBTransport, YUV420Transport
 from microast_video.cli import app
 from test_video import make_clip, video_frames  # noqa: F401  (fixtures below reuse its helpers)
 

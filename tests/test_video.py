@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from microast_video._decode import decode_frames, probe
-from microast_video._encode import EncodeSettings, FFmpegWriter, ffmpeg_exe, plan_encode
+from microast_video import EncodeSettings, decode_frames, probe
+from microast_video._encode import FFmpegWriter
+from microast_video._encode_plan import ffmpeg_exe, plan_encode
 from microast_video.cli import app, route
 
 from conftest import shared_path

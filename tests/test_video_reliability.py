@@ -27,15 +27,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from microast_video import _pipeline
-from microast_video._encode import EncodeSettings, FFmpegWriter, ffmpeg_exe
+from microast_video import EncodeSettings, VideoJob, _pipeline, _stages, run_video
+from microast_video._encode import FFmpegWriter
+from microast_video._encode_plan import ffmpeg_exe
 from microast_video._engine import FrameEngine, Stylizer, batched, pipelined
 from microast_video._errors import InputError, OutputError
 from microast_video._frame import Frame
-from microast_video._pipeline import VideoJob, run_video
+from microast_video._output import TEMP_SUFFIX
 from microast_video.cli import app
 
 from conftest import weights_dir
+from helpers import make_style
 
 FFMPEG = ffmpeg_exe()
 runner = CliRunner()
@@ -64,13 +66,6 @@ def make_clip(path: Path, *, size: str = "96x64", seconds: float = 2, rate: int 
     return path
 
 
-def make_style(path: Path, seed: int = 2) -> Path:
-    rng = np.random.default_rng(seed)
-    img = (rng.random((9, 9, 3)) * 255).astype(np.uint8)
-    cv2.imwrite(str(path), cv2.resize(img, (48, 40), interpolation=cv2.INTER_LINEAR))
-    return path
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -90,7 +85,7 @@ def count_frames(path: Path) -> int:
 
 
 def parts(folder: Path) -> list[Path]:
-    return sorted(folder.glob(".*.part"))
+    return sorted(folder.glob(f".*{TEMP_SUFFIX}"))
 
 
 def procs_with(text: str) -> list[int]:
@@ -192,12 +187,7 @@ def video(*args):
 def job_model(model, monkeypatch):
     """Make run_video reuse the session's CPU model instead of loading one per job."""
 
-    class Loader:
-        @staticmethod
-        def from_pretrained(weights=None, device="cpu", **kw):
-            return model
-
-    monkeypatch.setattr(_pipeline, "MicroAST", Loader)
+    monkeypatch.setattr(_pipeline, "load_model", lambda weights=None, device="cpu", **kw: model)
     return model
 
 
@@ -249,10 +239,10 @@ def test_interrupt_kills_ffmpeg_and_leaves_nothing(signum, code, word, long_clip
         # inherit that; a terminal's foreground job has it at its default.
         preexec_fn=_default_sigint if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else None,
     )
-    tmp_name = f".{target.name}.{proc.pid}.part"
     try:
-        assert wait_for(lambda: (out_dir / tmp_name).exists() or proc.poll() is not None, 60), "no temp file"
+        assert wait_for(lambda: parts(out_dir) or proc.poll() is not None, 60), "no temp file"
         assert proc.poll() is None, proc.communicate()[1].decode()
+        tmp_name = parts(out_dir)[0].name
         # ffmpeg is writing the temp file: the interrupt lands mid-encode.
         assert wait_for(lambda: procs_with(tmp_name) or proc.poll() is not None, 30), "ffmpeg never started"
         assert proc.poll() is None, proc.communicate()[1].decode()
@@ -845,9 +835,9 @@ def test_interrupt_at_any_point_leaves_nothing(job_model, media, tmp_path, monke
     elif where == "writer":
         monkeypatch.setattr(FFmpegWriter, "__init__", interrupt)
     elif where == "sigterm handler":
-        monkeypatch.setattr(_pipeline, "_install_sigterm", interrupt)
+        monkeypatch.setattr(_pipeline, "terminate_on_signals", interrupt)
     elif where == "spawn":
-        monkeypatch.setattr(_pipeline._Stages, "spawn", interrupt)
+        monkeypatch.setattr(_stages._Chain, "spawn", interrupt)
     else:
         monkeypatch.setattr(_pipeline, "decode_frames", interrupt)
     handler = signal.getsignal(signal.SIGTERM)
