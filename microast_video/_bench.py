@@ -19,12 +19,16 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ._errors import MicroastError, OptionError
+from ._image import read_image
+from ._output import work_folder
+from ._probe import file_url, probe
+from ._process import popen
+from ._weights import resolve_weights
 
 _CHILD = "from microast_video._bench import child_main; child_main()"
 
@@ -134,12 +138,12 @@ def _naive_child(args: dict[str, Any]) -> dict[str, Any]:
     n = 0
     t0 = time.perf_counter()
     proc = None
-    with av.open(args["input"]) as container:
+    with av.open(file_url(args["input"])) as container:
         for frame in container.decode(video=0):
             rgb = frame.to_ndarray(format="rgb24")
             if proc is None:
                 h, w = rgb.shape[:2]
-                proc = subprocess.Popen(
+                proc = popen(
                     [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                      "-s", f"{w}x{h}", "-r", "25", "-i", "pipe:", "-c:v", "libx264", "-preset", "medium",
                      "-pix_fmt", "yuv420p", args["output"]], stdin=subprocess.PIPE)
@@ -164,20 +168,29 @@ def _naive_child(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_main() -> None:
+    """A measurement in its own process: one result line, or one error line."""
     args = json.loads(sys.stdin.read())
     kind = args.pop("kind")
-    result = {"model": _model_child, "pipeline": _pipeline_child, "naive": _naive_child}[kind](args)
+    try:
+        result = {"model": _model_child, "pipeline": _pipeline_child, "naive": _naive_child}[kind](args)
+    except MicroastError as err:
+        print("BENCH-ERROR " + " ".join(str(err).split()))
+        sys.exit(1)
     print("BENCH-RESULT " + json.dumps(result))
 
 
 def _run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps({"kind": kind, **args}),
-                          capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
+    """One measurement in a fresh process that dies with this one (a killed bench leaves no child)."""
+    proc = popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(json.dumps({"kind": kind, **args}))
+    for line in out.splitlines():
         if line.startswith("BENCH-RESULT "):
             return json.loads(line.removeprefix("BENCH-RESULT "))
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    raise MicroastError(f"bench {kind} run failed (exit {proc.returncode}): {tail}")
+        if line.startswith("BENCH-ERROR "):
+            raise MicroastError(line.removeprefix("BENCH-ERROR "))
+    tail = (err.strip().splitlines() or ["no output"])[-1]
+    raise RuntimeError(f"bench {kind} run failed (exit {proc.returncode}): {tail}")
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -218,8 +231,12 @@ def run_bench(options: BenchOptions, log: Any = print) -> dict[str, Any]:
     codec, preset, naive_frames, compile = options.codec, options.preset, options.naive_frames, options.compile
     if frames < 1:
         raise OptionError(f"--frames must be >= 1, got {frames}")
-    with tempfile.TemporaryDirectory(prefix="microast-bench-") as tmp_dir:
-        tmp = Path(tmp_dir)
+    weights = resolve_weights(weights)  # a missing or bad weights folder is one line, before any child starts
+    if input_path is not None:
+        probe(input_path)
+    if style is not None:
+        read_image(style, what="style image")
+    with work_folder("microast-bench-") as tmp:
         if input_path is None:
             input_path = tmp / f"synthetic_{resolution[0]}x{resolution[1]}.mp4"
             log(f"synthesizing {frames} frames of {resolution[0]}x{resolution[1]} footage ...")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from fractions import Fraction
 
 import av
+import av.filter
 import numpy as np
 from av.video.reformatter import ColorRange, Interpolation
 
@@ -17,6 +19,23 @@ from ._probe import VideoInfo, reason
 
 #: np.rot90 turns (counter-clockwise quarter turns) that put stored pictures upright.
 _ROT90 = {0: 0, 90: -1, 180: 2, 270: 1}
+#: FFmpeg's bwdif, one output frame per input frame (timing kept), only on interlaced frames.
+BWDIF = "mode=send_frame:parity=auto:deint=interlaced"
+
+
+@dataclasses.dataclass
+class DecodeStats:
+    """What a decode saw, filled in as it goes (for the truncation checks after it).
+
+    Attributes:
+        frames: frames yielded.
+        discarded: packets the container's edit list hides (decoded for reference, never shown).
+        end_seconds: where the last yielded frame ends, in seconds from the output's start.
+    """
+
+    frames: int = 0
+    discarded: int = 0
+    end_seconds: float = 0.0
 
 
 class FrameClock:
@@ -91,6 +110,8 @@ def decode_frames(
     deep: bool = False,
     threads: int = 0,
     planes: bool = False,
+    deinterlace: bool = False,
+    stats: DecodeStats | None = None,
 ) -> Iterator[Frame]:
     """Decode the first video stream of ``info.path`` into upright frames, one at a time.
 
@@ -104,6 +125,8 @@ def decode_frames(
         planes: yield 4:2:0 planes in the stream's own matrix and range (``layout
             "yuv420p"``, 1.5 samples per pixel; needs an even ``size`` and an unrotated
             clip) instead of RGB, for a device that converts colour itself.
+        deinterlace: run FFmpeg's bwdif on interlaced frames (one frame out per frame in).
+        stats: filled in with what the decode saw (see :class:`DecodeStats`).
 
     Yields:
         :class:`Frame` s in presentation order, ``pts`` relative to the output's start
@@ -122,9 +145,10 @@ def decode_frames(
     stored = (upright[1], upright[0]) if info.rotation in (90, 270) else upright
     options = reformat_options(info, stored, deep=deep, planes=planes)
     clock = FrameClock(tb, info.frame_rate)
+    stats = stats if stats is not None else DecodeStats()
     index = 0
     try:
-        for pts, frame in _timed_frames(info, start, origin_pts, threads):
+        for pts, frame in _timed_frames(info, start, origin_pts, threads, deinterlace, stats):
             if pts < origin_pts:
                 continue
             if end_pts is not None and pts >= end_pts:
@@ -133,16 +157,20 @@ def decode_frames(
             if info.rotation:
                 pixels = np.rot90(pixels, _ROT90[info.rotation])
             out_pts, out_duration = clock.place(pts - origin_pts, frame.duration or None)
-            yield Frame(index, out_pts, out_duration, clock.time_base, np.ascontiguousarray(pixels),
+            out = Frame(index, out_pts, out_duration, clock.time_base, np.ascontiguousarray(pixels),
                         "yuv420p" if planes else "rgb")
-            index += 1
+            stats.frames = index = index + 1
+            stats.end_seconds = out.seconds + (float(out.duration * out.time_base) if out.duration
+                                               else 1 / float(info.frame_rate))
+            yield out
     except av.FFmpegError as err:
         raise InputError(
             f"input {shown(info.path)}: corrupt or truncated video data after {index} frame(s) ({reason(err)})"
         ) from err
 
 
-def _timed_frames(info: VideoInfo, start: float, origin_pts: int, threads: int) -> Iterator[tuple[int, av.VideoFrame]]:
+def _timed_frames(info: VideoInfo, start: float, origin_pts: int, threads: int, deinterlace: bool,
+                  stats: DecodeStats) -> Iterator[tuple[int, av.VideoFrame]]:
     """Decoded frames of the first video stream with strictly increasing timestamps.
 
     Missing timestamps follow the previous frame; broken (non-increasing) ones are moved
@@ -155,10 +183,51 @@ def _timed_frames(info: VideoInfo, start: float, origin_pts: int, threads: int) 
         stream.thread_count = threads
         if start > 0:
             container.seek(origin_pts, stream=stream, backward=True, any_frame=False)
-        for packet in container.demux(stream):
-            for frame in packet.decode():
-                pts = frame.pts if frame.pts is not None else (last_pts + 1 if last_pts is not None else origin_pts)
-                if last_pts is not None and pts <= last_pts:
-                    pts = last_pts + 1
-                last_pts = pts
-                yield pts, frame
+        frames = _packets_decoded(container, stream, stats)
+        for frame in _bwdif(stream, frames) if deinterlace else frames:
+            pts = frame.pts if frame.pts is not None else (last_pts + 1 if last_pts is not None else origin_pts)
+            if last_pts is not None and pts <= last_pts:
+                pts = last_pts + 1
+            last_pts = pts
+            yield pts, frame
+
+
+def _packets_decoded(container: av.container.InputContainer, stream: av.VideoStream,
+                     stats: DecodeStats) -> Iterator[av.VideoFrame]:
+    for packet in container.demux(stream):
+        if packet.is_discard:
+            stats.discarded += 1  # an edit list hides it: decoded as a reference, never shown
+        yield from packet.decode()
+
+
+def _bwdif(stream: av.VideoStream, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+    """``frames`` through FFmpeg's bwdif deinterlacer (timestamps kept, flushed at the end).
+
+    bwdif halves the time base (it can also output fields); its frames are put back on the
+    stream's time base, so the rest of the decode sees the stream's own timing.
+    """
+    tb = stream.time_base
+    graph = av.filter.Graph()
+    source = graph.add_buffer(template=stream)
+    bwdif = graph.add("bwdif", BWDIF)
+    sink = graph.add("buffersink")
+    source.link_to(bwdif)
+    bwdif.link_to(sink)
+    graph.configure()
+    def pushed(frame: av.VideoFrame | None) -> Iterator[av.VideoFrame]:
+        graph.vpush(frame)
+        while True:
+            try:
+                out = graph.vpull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+            if out.pts is not None and out.time_base and out.time_base != tb:
+                scale = Fraction(out.time_base) / tb
+                out.pts = round(out.pts * scale)
+                out.duration = round(out.duration * scale) if out.duration else 0
+                out.time_base = tb
+            yield out
+
+    for frame in frames:  # one at a time: streaming, never the whole clip
+        yield from pushed(frame)
+    yield from pushed(None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import shutil
 import subprocess
 from fractions import Fraction
@@ -14,7 +15,7 @@ import av
 
 from . import _colorspace as cs
 from ._errors import OptionError, OutputError, shown
-from ._options import Codec
+from ._options import Codec, HdrMode
 from ._probe import VideoInfo
 
 
@@ -30,6 +31,7 @@ class CodecSpec:
     crf: int | None = None
     preset: str | None = None
     extra: tuple[tuple[str, str], ...] = ()
+    pix_fmt_hdr: str | None = "yuv420p10le"  # the 10-bit format HDR input keeps (None: cannot)
 
 
 CODECS: dict[Codec, CodecSpec] = {
@@ -37,12 +39,14 @@ CODECS: dict[Codec, CodecSpec] = {
     Codec.hevc: CodecSpec("libx265", "yuv420p", "yuv420p10le", ("mp4", "mov", "matroska"), ".mp4", 20, "medium",
                           (("x265-params", "log-level=error"),)),
     Codec.prores: CodecSpec("prores_ks", "yuv422p10le", "yuv422p10le", ("mov", "matroska"), ".mov", None, None,
-                            (("profile:v", "3"), ("vendor", "apl0"))),
+                            (("profile:v", "3"), ("vendor", "apl0")), "yuv422p10le"),
     # ffv1 has no 8-bit planar RGB encoder format (ffmpeg would silently swap gbrp for bgr0).
     Codec.ffv1: CodecSpec("ffv1", "bgr0", "gbrp16le", ("matroska", "mov"), ".mkv", None, None,
-                          (("level", "3"), ("slicecrc", "1"), ("g", "1"))),
-    Codec.h264_nvenc: CodecSpec("h264_nvenc", "yuv420p", "yuv420p", ("mp4", "mov", "matroska"), ".mp4", 19, "p5"),
-    Codec.hevc_nvenc: CodecSpec("hevc_nvenc", "yuv420p", "p010le", ("mp4", "mov", "matroska"), ".mp4", 21, "p5"),
+                          (("level", "3"), ("slicecrc", "1"), ("g", "1")), "gbrp16le"),
+    Codec.h264_nvenc: CodecSpec("h264_nvenc", "yuv420p", "yuv420p", ("mp4", "mov", "matroska"), ".mp4", 19, "p5",
+                                pix_fmt_hdr=None),
+    Codec.hevc_nvenc: CodecSpec("hevc_nvenc", "yuv420p", "p010le", ("mp4", "mov", "matroska"), ".mp4", 21, "p5",
+                                pix_fmt_hdr="p010le"),
 }
 
 #: Output file extension -> ffmpeg muxer.
@@ -81,6 +85,7 @@ class EncodePlan:
     subtitles: tuple[tuple[int, str], ...]  # (s:N, "copy" or "mov_text")
     notes: tuple[str, ...]  # what the user should know (re-encoded audio, dropped subtitles)
     codec_args: tuple[tuple[str, str], ...]
+    tonemap: str | None = None  # "PQ" or "HLG": the frames are tone-mapped to SDR BT.709 first
 
 
 def ffmpeg_exe() -> str:
@@ -135,7 +140,7 @@ def default_output(input_path: Path, codec: Codec) -> Path:
 
 
 def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe: str,
-                height: int | None = None) -> EncodePlan:
+                height: int | None = None, hdr: HdrMode = HdrMode.keep) -> EncodePlan:
     """Decide the output's size, formats and streams up front.
 
     Without ``height`` the output keeps the upright stored size and its sample aspect
@@ -144,21 +149,40 @@ def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe:
     multiple. A side the pixel format cannot hold (odd, for 4:2:0) is padded by one
     edge-replicated column or row, never a failed encode.
 
+    HDR input (HLG, PQ) stays HDR by default: 10-bit output with its tags (an 8-bit file
+    never claims HLG or PQ); ``hdr=tonemap`` makes SDR BT.709 instead.
+
     Raises:
         OutputError: an extension, codec/container pair or encoder that cannot work.
-        OptionError: a ``height`` too small for the network, a bad ``crf``.
+        OptionError: a ``height`` too small for the network, a bad ``crf``, HDR into 8 bits.
     """
     muxer, spec = _muxer_and_codec(output, settings.codec, exe)
-    pix_fmt = settings.pix_fmt or (spec.pix_fmt_deep if info.bit_depth > 8 else spec.pix_fmt_8)
-    chroma_alignment(pix_fmt)  # refuses an unknown pixel format with one line
+    pix_fmt, hdr_notes = _pixel_format(info, settings, spec, hdr)
     out_fmt = av.VideoFormat(pix_fmt)
-    deep = info.bit_depth > 8 and max(c.bits for c in out_fmt.components) > 8
+    deep = (info.bit_depth > 8 or info.hdr is not None) and max(c.bits for c in out_fmt.components) > 8
     (w, h), pad, sar = _frame_size(info, pix_fmt, height)
-    matrix, primaries, trc, color_range = _colour_tags(info, out_fmt.is_rgb)
+    matrix, primaries, trc, color_range = _colour_tags(info, out_fmt.is_rgb, hdr)
     audio, subtitles, notes = _carried_streams(info, muxer, output)
     args, codec_notes = _codec_args(settings, spec, muxer)
+    tonemap = info.hdr if info.hdr and hdr is HdrMode.tonemap else None
     return EncodePlan(muxer, spec.encoder, pix_fmt, (w, h), pad, sar, matrix, primaries, trc,
-                      color_range, deep, audio, subtitles, (*notes, *codec_notes), args)
+                      color_range, deep, audio, subtitles, (*hdr_notes, *notes, *codec_notes), args, tonemap)
+
+
+def _pixel_format(info: VideoInfo, settings: EncodeSettings, spec: CodecSpec, hdr: HdrMode) -> tuple[str, list[str]]:
+    pix_fmt = settings.pix_fmt or (spec.pix_fmt_deep if info.bit_depth > 8 else spec.pix_fmt_8)
+    chroma_alignment(pix_fmt)  # refuses an unknown pixel format with one line
+    bits = max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    if info.hdr is None or hdr is HdrMode.tonemap or bits >= 10:
+        notes = [f"the input is HDR ({info.hdr}); tone-mapped to SDR BT.709"] if info.hdr and hdr is HdrMode.tonemap else []
+        return pix_fmt, notes
+    name = shown(info.path)
+    if settings.pix_fmt is not None or spec.pix_fmt_hdr is None:
+        what = f"--pix-fmt {pix_fmt}" if settings.pix_fmt else f"--codec {settings.codec.value}"
+        raise OptionError(f"input {name} is HDR ({info.hdr}) and {what} is 8-bit, which cannot carry it: "
+                          "use a 10-bit codec or pixel format, or --hdr tonemap for SDR")
+    return spec.pix_fmt_hdr, [f"the input is HDR ({info.hdr}): writing 10-bit {spec.pix_fmt_hdr} with its HDR tags "
+                              "(--hdr tonemap makes SDR)"]
 
 
 def _muxer_and_codec(output: Path, codec: Codec, exe: str) -> tuple[str, CodecSpec]:
@@ -187,8 +211,11 @@ def _frame_size(info: VideoInfo, pix_fmt: str, height: int | None) -> tuple[tupl
     return (w, h), ((-w) % ax, (-h) % ay), sar
 
 
-def _colour_tags(info: VideoInfo, rgb_output: bool) -> tuple[str, str, str, str]:
-    """(matrix, primaries, transfer, range): the source's tags, or the size's usual standard."""
+def _colour_tags(info: VideoInfo, rgb_output: bool, hdr: HdrMode) -> tuple[str, str, str, str]:
+    """(matrix, primaries, transfer, range): the source's tags, or the size's usual standard
+    (BT.709 throughout for tone-mapped HDR)."""
+    if info.hdr and hdr is HdrMode.tonemap:
+        return "bt709", "bt709", "bt709", "pc" if rgb_output else "tv"
     matrix = cs.matrix("bt709" if info.matrix == "gbr" else info.matrix)
     primaries = info.color_primaries or ("bt709" if matrix.hd else "smpte170m")
     trc = info.color_trc or ("bt709" if matrix.hd else "smpte170m")
@@ -226,14 +253,42 @@ def _codec_args(settings: EncodeSettings, spec: CodecSpec, muxer: str) -> tuple[
     notes = []
     if settings.crf is not None and not 0 <= settings.crf <= 51:
         raise OptionError(f"--crf must be between 0 and 51, got {settings.crf}")
-    crf = settings.crf if settings.crf is not None else spec.crf
-    if crf is not None:
+    if spec.crf is None and settings.crf is not None:
+        notes.append(f"--crf does not apply to {settings.codec.value} (it has no quality factor); ignored")
+    elif (crf := settings.crf if settings.crf is not None else spec.crf) is not None:
         args.append(("cq" if "nvenc" in spec.encoder else "crf", str(crf)))
-    elif settings.crf is not None:
-        notes.append(f"--crf does not apply to {settings.codec.value}; ignored")
     preset = settings.preset or spec.preset
     if preset is not None:
         args.append(("preset", preset))
     if settings.codec is Codec.hevc and muxer in ("mp4", "mov"):
         args.append(("tag:v", "hvc1"))  # plays in Apple players
     return tuple(args), notes
+
+
+#: Lines ffmpeg adds after the real reason an encoder failed to open.
+_FFMPEG_CHATTER = ("Error while opening encoder", "Error sending frames", "Task finished", "Terminating thread",
+                   "Conversion failed", "Error while filtering", "Nothing was written")
+
+
+def check_encoder(plan: EncodePlan, exe: str, codec: Codec) -> None:
+    """Encode two small frames with the plan's encoder, pixel format and settings, into nothing.
+
+    A bad ``--preset``, an NVENC codec without an NVIDIA GPU, a pixel format the encoder
+    cannot take: all fail here, before any weights load, as one line naming the option.
+    """
+    cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+           "color=c=gray:s=256x144:r=25:d=0.08", "-vf", f"format={plan.pix_fmt}", "-c:v", plan.encoder]
+    for key, value in plan.codec_args:
+        cmd += [f"-{key}", value]
+    cmd += ["-f", "null", "-"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise OutputError(f"cannot run the ffmpeg program {shown(exe)} ({err})") from err
+    if proc.returncode != 0:
+        lines = [re.sub(r"^(\[[^]]*@ 0x[0-9a-f]+\] )+", "", line).strip() for line in proc.stderr.splitlines()]
+        useful = [line for line in lines if line and not line.startswith(_FFMPEG_CHATTER)]
+        detail = "; ".join(useful[:2])[:300] or f"exit status {proc.returncode}"
+        preset = dict(plan.codec_args).get("preset")
+        raise OptionError(f"--codec {codec.value}" + (f" --preset {preset}" if preset else "")
+                          + f" cannot encode here: {detail}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 from collections.abc import Iterator
 
 import cv2
@@ -21,14 +20,13 @@ import numpy as np
 import torch
 
 from ._errors import InputError, shown
+from ._options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, megapixels
+from ._image_header import declared_size, exif_orientation, jpeg_is_complete, png_is_complete, sniff
 
 __all__ = ["read_image", "load_style_image", "load_content_image"]
 
 _EXPECTED = "JPEG, PNG, WebP or TIFF expected"
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
@@ -52,117 +50,6 @@ def _quiet_opencv() -> Iterator[None]:
     finally:
         with contextlib.suppress(cv2.error):
             set_level(previous)
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _sniff(data: bytes) -> str | None:
-    if data.startswith(_JPEG_MAGIC):
-        return "jpeg"
-    if data.startswith(_PNG_MAGIC):
-        return "png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:4] in _TIFF_MAGICS:
-        return "tiff"
-    return None
-
-
-def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
-    """Yield ``(marker, payload_start, payload_end)`` for the header segments of a
-    JPEG, up to and including the first SOS (start of scan) segment."""
-    pos = 2  # after SOI
-    size = len(data)
-    while pos + 4 <= size:
-        if data[pos] != 0xFF:
-            return
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # stand-alone markers
-            pos += 2
-            continue
-        if marker == 0xD9:  # EOI before any scan
-            return
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if length < 2:
-            return
-        yield marker, pos + 4, min(pos + 2 + length, size)
-        if marker == 0xDA:  # SOS: entropy-coded data follows
-            return
-        pos += 2 + length
-
-
-def _jpeg_is_complete(data: bytes) -> bool:
-    """True if the JPEG has its EOI marker (FFD9).
-
-    A truncated JPEG is decoded by OpenCV without complaint (grey fill), so this is
-    checked by hand. The usual case is a file ending in FFD9 (after trailing zero or
-    whitespace padding); files with extra data appended after the image (maker
-    trailers, MPF) are accepted when an EOI follows the first scan.
-    """
-    if data.rstrip(b"\x00 \t\r\n").endswith(b"\xff\xd9"):
-        return True
-    scan_start = None
-    for marker, _start, end in _jpeg_segments(data):
-        if marker == 0xDA:
-            scan_start = end
-    # Inside entropy-coded data 0xFF is always stuffed (FF00) or a restart marker,
-    # so FFD9 after the scan header is a real EOI, not part of a thumbnail.
-    return scan_start is not None and data.find(b"\xff\xd9", scan_start) != -1
-
-
-def _png_is_complete(data: bytes) -> bool:
-    """True if walking the PNG chunks reaches an IEND chunk."""
-    pos = len(_PNG_MAGIC)
-    size = len(data)
-    while pos + 8 <= size:
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
-        end = pos + 12 + length  # length, type, data, crc
-        if end > size:
-            return False
-        if ctype == b"IEND":
-            return True
-        pos = end
-    return False
-
-
-def _exif_orientation(data: bytes) -> int:
-    """The EXIF orientation (1-8) of a JPEG, 1 when absent or unreadable."""
-    try:
-        for marker, start, end in _jpeg_segments(data):
-            if marker != 0xE1 or data[start : start + 6] != b"Exif\x00\x00":
-                continue
-            tiff = data[start + 6 : end]
-            if tiff[:2] == b"II":
-                order = "<"
-            elif tiff[:2] == b"MM":
-                order = ">"
-            else:
-                continue
-            magic, ifd = struct.unpack(order + "HI", tiff[2:8])
-            if magic != 42:
-                continue
-            (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])
-            for i in range(count):
-                entry = ifd + 2 + 12 * i
-                tag, typ, n = struct.unpack(order + "HHI", tiff[entry : entry + 8])
-                if tag != 0x0112:
-                    continue
-                if typ == 3:  # SHORT
-                    (value,) = struct.unpack(order + "H", tiff[entry + 8 : entry + 10])
-                elif typ == 4:  # LONG (non-standard but seen in the wild)
-                    (value,) = struct.unpack(order + "I", tiff[entry + 8 : entry + 12])
-                else:
-                    return 1
-                return value if 1 <= value <= 8 and n >= 1 else 1
-            return 1
-    except struct.error:  # truncated or malformed EXIF: ignore it
-        return 1
-    return 1
 
 
 def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -224,18 +111,7 @@ def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
 
 
-def read_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarray:
-    """Read an image file as an ``(H, W, 3)`` float32 RGB array in [0, 1].
-
-    Handles JPEG (with EXIF orientation), PNG (gray, palette, alpha, 16-bit), WebP
-    and TIFF (8/16-bit, float). Transparent pixels are composited over white.
-    ``what`` names the file's role in error messages ("style image", ...).
-
-    Raises:
-        InputError: the file is missing, a directory, empty, unreadable, not an
-            image, or truncated.
-    """
-    name = f"{what} {shown(path)}"
+def _read_bytes(path: str | os.PathLike[str], name: str) -> bytes:
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -249,30 +125,61 @@ def read_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarr
         raise InputError(f"{name}: permission denied (file is not readable)") from None
     except OSError as err:
         raise InputError(f"{name}: cannot read file ({err.strerror or err})") from None
-
     if not data:
         raise InputError(f"{name}: file is empty (0 bytes)")
+    return data
 
-    kind = _sniff(data)
-    if kind == "jpeg" and not _jpeg_is_complete(data):
-        raise InputError(f"{name}: truncated or corrupt image data")
-    if kind == "png" and not _png_is_complete(data):
-        raise InputError(f"{name}: truncated or corrupt image data")
 
-    buf = np.frombuffer(data, dtype=np.uint8)
+def _draft_flag(size: tuple[int, int] | None, kind: str | None, longest: int | None) -> int:
+    """OpenCV's reduced-size JPEG decoding (libjpeg DCT scaling by 1/2, 1/4, 1/8), when the
+    picture is wanted at most ``longest`` px long: the largest reduction still that long."""
+    if kind != "jpeg" or size is None or longest is None:
+        return cv2.IMREAD_UNCHANGED
+    for factor, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if max(size) // factor >= longest:
+            return flag | cv2.IMREAD_IGNORE_ORIENTATION
+    return cv2.IMREAD_UNCHANGED
+
+
+def read_image(path: str | os.PathLike[str], *, what: str = "image", max_pixels: int | None = None,
+               longest: int | None = None) -> np.ndarray:
+    """Read an image file as an ``(H, W, 3)`` float32 RGB array in [0, 1].
+
+    Handles JPEG (with EXIF orientation), PNG (gray, palette, alpha, 16-bit), WebP
+    and TIFF (8/16-bit, float). Transparent pixels are composited over white.
+    ``what`` names the file's role in error messages ("style image", ...).
+
+    Args:
+        max_pixels: refuse a picture whose header declares more pixels, before decoding it.
+        longest: the caller will shrink the picture to about this longest side: a large
+            JPEG is then decoded at 1/2, 1/4 or 1/8 size directly (no larger than needed
+            and never smaller than ``longest``).
+
+    Raises:
+        InputError: the file is missing, a directory, empty, unreadable, not an
+            image, truncated, or over ``max_pixels``.
+    """
+    name = f"{what} {shown(path)}"
+    data = _read_bytes(path, name)
+    kind = sniff(data)
+    if kind in ("jpeg", "png") and not (jpeg_is_complete(data) if kind == "jpeg" else png_is_complete(data)):
+        raise InputError(f"{name}: truncated or corrupt image data")
+    size = declared_size(data, kind)
+    if size is not None and max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise InputError(f"{name}: {size[0]}x{size[1]} px ({megapixels(size[0] * size[1])}) is over the limit of "
+                         f"{megapixels(max_pixels)}; raise it with --max-pixels")
     try:
         with _quiet_opencv():
-            decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _draft_flag(size, kind, longest))
     except cv2.error:
         decoded = None
     if decoded is None or decoded.size == 0:
         if kind is not None:
             raise InputError(f"{name}: truncated or corrupt image data")
         raise InputError(f"{name}: not a readable image ({_EXPECTED})")
-
     image = _to_rgb(decoded, name)
     if kind == "jpeg":
-        image = np.ascontiguousarray(_apply_orientation(image, _exif_orientation(data)))
+        image = np.ascontiguousarray(_apply_orientation(image, exif_orientation(data)))
     return image
 
 
@@ -303,16 +210,18 @@ def load_style_image(
     style_size: int | None = None,
     *,
     max_size: int = 2048,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> torch.Tensor:
     """Load the style image as a ``(1, 3, H, W)`` float32 tensor in [0, 1].
 
     ``style_size`` is the longest side to resize to (area interpolation when
     shrinking, cubic when enlarging). ``None`` keeps the size, but images whose
-    longest side exceeds ``max_size`` are shrunk to it.
+    longest side exceeds ``max_size`` are shrunk to it. Large JPEGs are decoded at a
+    reduced size directly; pictures declaring more than ``max_pixels`` are refused.
     """
-    if style_size is not None and style_size < 16:
-        raise ValueError(f"style_size must be >= 16, got {style_size = }")
-    image = read_image(path, what="style image")
+    if style_size is not None and not 16 <= style_size <= MAX_STYLE_SIZE:
+        raise ValueError(f"style_size must be in 16..{MAX_STYLE_SIZE}, got {style_size = }")
+    image = read_image(path, what="style image", max_pixels=max_pixels, longest=style_size or max_size)
     if style_size is not None:
         image = _resize_longest(image, int(style_size))
     elif max(image.shape[:2]) > max_size:
@@ -320,6 +229,6 @@ def load_style_image(
     return _to_tensor(image)
 
 
-def load_content_image(path: str | os.PathLike[str]) -> torch.Tensor:
-    """Load a content image as a ``(1, 3, H, W)`` float32 tensor in [0, 1]."""
-    return _to_tensor(read_image(path, what="content image"))
+def load_content_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Load a content image as a ``(1, 3, H, W)`` float32 tensor in [0, 1] (refused over ``max_pixels``)."""
+    return _to_tensor(read_image(path, what="content image", max_pixels=max_pixels))

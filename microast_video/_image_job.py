@@ -12,7 +12,7 @@ from ._engine import Stylizer, engine_settings, prepare_runtime
 from ._errors import InputError, OptionError, shown
 from ._image import load_content_image
 from ._image_write import check_image_output, write_image
-from ._options import Precision
+from ._options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, Precision
 from ._output import check_output
 from ._pretrained import load_model
 from ._stages import terminate_on_signals
@@ -37,6 +37,7 @@ class ImageJob:
     weights: Path | None = None
     overwrite: bool = False
     quiet: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def default_image_output(content: Path) -> Path:
@@ -57,9 +58,9 @@ def run_image(job: ImageJob) -> dict[str, Any]:
         output = _check(job)                                                    # 1. check
         device = resolve_device(job.device, quiet=job.quiet)
         dtype = resolve_precision(job.precision, device)
-        content = load_content_image(job.content)
+        content = load_content_image(job.content, max_pixels=job.max_pixels)
         model = load_model(job.weights, device=device, progress=not job.quiet)  # 2. network, style
-        signals = job_signals(model, job.styles, job.style_weights, job.signals, job.style_size)
+        signals = job_signals(model, job.styles, job.style_weights, job.signals, job.style_size, job.max_pixels)
         h, w = content.shape[-2:]
         settings = engine_settings(device, dtype, h, w, frames=1)
         prepare_runtime(model, settings)
@@ -74,8 +75,8 @@ def run_image(job: ImageJob) -> dict[str, Any]:
 def _check(job: ImageJob) -> Path:
     if not (math.isfinite(job.alpha) and 0.0 <= job.alpha <= 1.0):
         raise OptionError(f"--alpha must be between 0 and 1, got {job.alpha}")
-    if job.style_size is not None and job.style_size < 16:
-        raise OptionError(f"--style-size must be >= 16, got {job.style_size}")
+    if job.style_size is not None and not 16 <= job.style_size <= MAX_STYLE_SIZE:
+        raise OptionError(f"--style-size must be between 16 and {MAX_STYLE_SIZE}, got {job.style_size}")
     check_style_source(job.styles, job.signals, job.style_weights)
     if not job.content.is_file():
         raise InputError(f"content image {shown(job.content)}: file not found")

@@ -17,15 +17,18 @@ import torch
 
 from . import _colorspace as cs
 from ._device import resolve_device, resolve_precision
-from ._encode_plan import EncodePlan, EncodeSettings, chroma_alignment, default_output, ffmpeg_exe, plan_encode
+from ._encode_plan import (EncodePlan, EncodeSettings, check_encoder, chroma_alignment, default_output, ffmpeg_exe,
+                           plan_encode)
 from ._engine import EngineSettings, engine_settings
-from ._errors import OptionError, shown
-from ._options import CompileMode, Precision, Transport
+from ._errors import InputError, OptionError, shown
+from ._options import (DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, CompileMode, Deinterlace, HdrMode, Precision, Transport,
+                       megapixels)
 from ._output import check_output
 from ._probe import VideoInfo, probe
 from ._style import check_style_source
 from ._transport import RGBTransport, YUV420Transport
 from ._weights import cache_dir
+from .models.microast import MIN_SIDE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +58,9 @@ class VideoJob:
     compile: CompileMode = CompileMode.auto
     transport: Transport = Transport.auto
     freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # largest picture decoded (input frames, style images)
+    deinterlace: Deinterlace = Deinterlace.auto
+    hdr: HdrMode = HdrMode.keep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +80,7 @@ class JobPlan:
     expected_frames: int | None
     color_matrix: str | None  # the matrix colour preservation works in (None: off)
     notes: tuple[str, ...]
+    deinterlace: bool = False  # run bwdif while decoding
 
 
 def auto_batch_size(width: int, height: int) -> int:
@@ -106,10 +113,12 @@ def check_options(job: VideoJob) -> None:
         raise OptionError(f"--duration must be a finite number of seconds > 0, got {job.duration}")
     if not (math.isfinite(job.alpha) and 0.0 <= job.alpha <= 1.0):
         raise OptionError(f"--alpha must be between 0 and 1, got {job.alpha}")
-    if job.style_size is not None and job.style_size < 16:
-        raise OptionError(f"--style-size must be >= 16, got {job.style_size}")
+    if job.style_size is not None and not 16 <= job.style_size <= MAX_STYLE_SIZE:
+        raise OptionError(f"--style-size must be between 16 and {MAX_STYLE_SIZE}, got {job.style_size}")
     if job.height is not None and job.height < 5:
         raise OptionError(f"--height must be at least 5 px, got {job.height}")
+    if job.max_pixels < 1:
+        raise OptionError(f"--max-pixels must be >= 1, got {job.max_pixels}")
     try:
         Transport(job.transport)
     except ValueError:
@@ -135,6 +144,8 @@ def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: t
         why = "the clip is rotated (turning 4:2:0 planes moves the chroma siting)"
     elif chroma_alignment(plan.pix_fmt) != (2, 2):
         why = f"the output pixel format {plan.pix_fmt} is not 4:2:0"
+    elif plan.tonemap:
+        why = "HDR is tone-mapped to SDR on the CPU first"
     wanted = transport is Transport.yuv420 or (transport is Transport.auto and device.type == "cuda")
     if not wanted or why:
         note = f"4:2:0 transport not used: {why}; frames travel as RGB" if transport is Transport.yuv420 else None
@@ -158,8 +169,11 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     check_output(output, inputs, overwrite=job.overwrite)
     if job.report is not None:
         check_output(job.report, (*inputs, output), overwrite=job.overwrite, what="report")
+    check_frame_sizes(job, info)
     exe = ffmpeg_exe()
-    encode = plan_encode(info, output, job.encode, exe=exe, height=job.height)
+    encode = plan_encode(info, output, job.encode, exe=exe, height=job.height, hdr=job.hdr)
+    check_frame_sizes(job, info, encode.size)
+    check_encoder(encode, exe, job.encode.codec)
     device = resolve_device(job.device, quiet=not job.progress)
     dtype = resolve_precision(job.precision, device)
     transport, transport_note = choose_transport(job, info, encode, device)
@@ -168,12 +182,47 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     batch_size = job.batch_size or auto_batch_size(*encode.size)
     frame_bytes = encode.size[0] * encode.size[1] * 3 * (2 if encode.deep else 1)
     queue_frames = max(job.queue_frames or min(8, max(2, 100_000_000 // frame_bytes)), batch_size)
-    notes = (*encode.notes, *([transport_note] if transport_note else []))
+    deinterlace = job.deinterlace is Deinterlace.on or (job.deinterlace is Deinterlace.auto and info.interlaced)
+    notes = (*input_notes(info, job.deinterlace), *encode.notes, *([transport_note] if transport_note else []))
     for note in notes:
         log(f"microast-video: note: {note}")
-    color_matrix = ("bt709" if info.matrix == "gbr" else info.matrix) if job.preserve_color else None
+    color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
-                   expected, color_matrix, notes)
+                   expected, color_matrix, notes, deinterlace)
+
+
+def check_frame_sizes(job: VideoJob, info: VideoInfo, size: tuple[int, int] | None = None) -> None:
+    """Refuse pictures over ``--max-pixels`` (before decoding them) and under the network's minimum.
+
+    Without ``size``: the input's declared frame size. With it: the frames the job would make.
+    """
+    name, limit = shown(job.input), job.max_pixels
+    if size is None:
+        if info.pixels > limit:
+            raise InputError(f"input {name}: its frames are {info.width}x{info.height} px ({megapixels(info.pixels)}), "
+                             f"over the limit of {megapixels(limit)}; raise it with --max-pixels")
+        return
+    w, h = size
+    if w * h > limit:
+        raise OptionError(f"--height {job.height} makes {w}x{h} px frames ({megapixels(w * h)}), over the limit of "
+                          f"{megapixels(limit)}; lower --height or raise --max-pixels")
+    if min(w, h) < MIN_SIDE:
+        raise InputError(f"input {name}: {w}x{h} px frames are too small for the network (each side needs "
+                         f"{MIN_SIDE} px)" + ("; raise --height" if job.height else ""))
+
+
+def input_notes(info: VideoInfo, deinterlace: Deinterlace) -> list[str]:
+    """What the user should hear about the input before the run changes it silently."""
+    notes = []
+    if info.video_streams > 1:
+        notes.append(f"the input has {info.video_streams} video streams; only the first is stylized")
+    if info.alpha:
+        notes.append("the input has an alpha channel; the output is opaque (alpha dropped)")
+    if info.interlaced and deinterlace is not Deinterlace.off:
+        notes.append("the input is interlaced: deinterlaced with bwdif (--deinterlace off keeps the fields)")
+    elif info.interlaced:
+        notes.append("the input is interlaced and --deinterlace off keeps its fields: moving edges will comb")
+    return notes
 
 
 def _engine_for(job: VideoJob, device: torch.device, dtype: torch.dtype, size: tuple[int, int],

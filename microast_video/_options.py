@@ -50,3 +50,30 @@ class BitDepth(str, enum.Enum):
     @property
     def bits(self) -> int:
         return int(self.value)
+
+
+class Deinterlace(str, enum.Enum):
+    """Deinterlacing of the input (``--deinterlace``)."""
+
+    auto = "auto"  # bwdif when the source is flagged interlaced
+    on = "on"  # bwdif on every frame flagged interlaced, whatever the first frame says
+    off = "off"  # keep the fields as they are
+
+
+class HdrMode(str, enum.Enum):
+    """What happens to high-dynamic-range (HLG, PQ) input (``--hdr``)."""
+
+    keep = "keep"  # stay HDR: 10-bit output with the source's HDR tags
+    tonemap = "tonemap"  # tone-map to SDR BT.709 and tag the output so
+
+
+#: Default of ``--max-pixels``: the largest picture (video frame, content or style image)
+#: decoded. 40 MP holds 8K (7680x4320 = 33.2 MP) and DCI 8K (8192x4320 = 35.4 MP).
+DEFAULT_MAX_PIXELS = 40_000_000
+def megapixels(pixels: int) -> str:
+    """A pixel count as messages show it: "33.2 MP", "0.0192 MP"."""
+    return f"{pixels / 1e6:.3g} MP"
+
+
+#: Largest ``--style-size`` (longest side of the style image the network sees).
+MAX_STYLE_SIZE = 4096

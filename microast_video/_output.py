@@ -22,8 +22,10 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -223,4 +225,53 @@ def sweep_stale(folder: Path, *, now: float | None = None) -> list[Path]:
             pass  # locked: a live run's file
         finally:
             os.close(fd)
+    return removed
+
+
+_LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str, parent: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A temporary folder that is removed afterwards, or by a later run if this one is killed.
+
+    The folder holds a locked file while in use; :func:`sweep_stale_folders` removes the
+    folders of dead runs (lock free, unchanged for :data:`STALE_AFTER_S`) with the same
+    ``prefix`` in ``parent`` (default: the system's temporary folder).
+    """
+    parent = Path(parent or tempfile.gettempdir())
+    sweep_stale_folders(parent, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    lock = os.open(folder / _LOCK_NAME, os.O_CREAT | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield folder
+    finally:
+        os.close(lock)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_stale_folders(parent: Path, prefix: str, *, now: float | None = None) -> list[Path]:
+    """Remove the :func:`work_folder` s of dead runs in ``parent``; returns what was removed."""
+    removed: list[Path] = []
+    now = time.time() if now is None else now
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            if not (entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False)):
+                continue
+            lock_path = Path(entry.path) / _LOCK_NAME
+            try:
+                if now - lock_path.stat().st_mtime < STALE_AFTER_S:
+                    continue
+                fd = os.open(lock_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass  # locked: a live run's folder
+            finally:
+                os.close(fd)
     return removed

@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ._decode import decode_frames
+from ._decode import DecodeStats, decode_frames
 from ._encode import FFmpegWriter
 from ._engine import FrameEngine, Stylizer, prepare_runtime
 from ._errors import InputError, shown
@@ -35,6 +35,7 @@ from ._pretrained import load_model
 from ._report import video_report
 from ._stages import Stage, StageTimes, run_chain, terminate_on_signals
 from ._style import job_signals
+from ._tonemap import tonemapped
 from ._transport import YUV420Transport
 
 Log = Callable[[str], None]
@@ -56,13 +57,18 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
         plan = plan_video(job, log=log)                                   # 1. plan
         _sweep(plan, log)
         model = load_model(job.weights, device=plan.device, progress=job.progress)
-        signals = job_signals(model, job.styles, job.style_weights, job.signals, job.style_size)  # 2. style
+        signals = job_signals(model, job.styles, job.style_weights, job.signals, job.style_size,  # 2. style
+                              job.max_pixels)
         prepare_runtime(model, plan.engine)                               # 3. stylizer
         stylizer = Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix)
+        stats = DecodeStats()
         with AtomicFile(plan.output, overwrite=job.overwrite) as video:
-            times, first_frame_at, counts = _run_stages(plan, stylizer, video.path)   # 4. stages
-            frames = _verify(plan, counts)                                # 5. verify
+            times, first_frame_at, counts = _run_stages(plan, stylizer, video.path, stats)   # 4. stages
+            frames, notes = _verify(plan, counts, stats)                  # 5. verify
+            for note in notes:
+                log(f"microast-video: note: {note}")
             report = video_report(plan, stylizer, times, frames, time.perf_counter() - times.t0, first_frame_at)
+            report["notes"] += notes
             _publish(plan, video, report)                                 # 6. publish
     return report
 
@@ -75,20 +81,25 @@ def _sweep(plan: JobPlan, log: Log) -> None:
             log(f"microast-video: note: removed {shown(path)}, left by an interrupted run")
 
 
-def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: FFmpegWriter) -> list[Stage]:
+def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: FFmpegWriter,
+                 stats: DecodeStats) -> list[Stage]:
     """The chain a frame takes through the video job, in order."""
     engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport)
+    enc = plan.encode
     return [
-        Stage("decode", lambda _: _decoded(plan)),
+        Stage("decode", lambda _: _decoded(plan, stats)),
+        *([Stage("tonemap", lambda frames: tonemapped(frames, enc.tonemap, enc.deep))] if enc.tonemap else []),
         Stage("engine", engine.run, timed=False, in_caller=True),  # times upload / network / download itself
         Stage("encode", lambda frames: _encoded(frames, writer, times), abort=writer.abort),
     ]
 
 
-def _decoded(plan: JobPlan) -> Iterator[Frame]:
+def _decoded(plan: JobPlan, stats: DecodeStats) -> Iterator[Frame]:
     job = plan.job
     return decode_frames(plan.info, start=job.start, duration=job.duration, size=plan.encode.size,
-                         deep=plan.encode.deep, planes=isinstance(plan.transport, YUV420Transport))
+                         deep=plan.encode.deep or plan.encode.tonemap is not None,
+                         planes=isinstance(plan.transport, YUV420Transport), deinterlace=plan.deinterlace,
+                         stats=stats)
 
 
 def _encoded(frames: Iterator[Frame], writer: FFmpegWriter, times: StageTimes) -> Iterator[Frame]:
@@ -103,7 +114,8 @@ def _encoded(frames: Iterator[Frame], writer: FFmpegWriter, times: StageTimes) -
     writer.finish()
 
 
-def _run_stages(plan: JobPlan, stylizer: Stylizer, target: Any) -> tuple[StageTimes, float | None, dict[str, int]]:
+def _run_stages(plan: JobPlan, stylizer: Stylizer, target: Any, stats: DecodeStats
+                ) -> tuple[StageTimes, float | None, dict[str, int]]:
     job = plan.job
     times = StageTimes()
     first_frame_at: list[float] = []
@@ -118,23 +130,36 @@ def _run_stages(plan: JobPlan, stylizer: Stylizer, target: Any) -> tuple[StageTi
     try:
         writer = FFmpegWriter(plan.info, plan.encode, target, exe=plan.exe, start=job.start,
                               duration=job.duration, label=plan.output)
-        counts = run_chain(video_stages(plan, stylizer, times, writer), queue_frames=plan.queue_frames,
+        counts = run_chain(video_stages(plan, stylizer, times, writer, stats), queue_frames=plan.queue_frames,
                            times=times, on_output=done)
     finally:
         bar.close()
     return times, (first_frame_at or [None])[0], counts
 
 
-def _verify(plan: JobPlan, counts: dict[str, int]) -> int:
-    """Every decoded frame was encoded, and the container's frame count was reached."""
+def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[int, list[str]]:
+    """Every decoded frame was encoded, and the whole clip (or window) was decoded.
+
+    A file whose container lists more frames than could be decoded (edit lists counted:
+    packets they hide are not frames) is an error. A decode that ends well before the
+    container's duration (a cut-off MKV or TS) is reported in a note.
+    """
     job, info = plan.job, plan.info
     decoded, encoded = counts["decode"], counts["encode"]
     if encoded != decoded:
         raise RuntimeError(f"{decoded} frames decoded but {encoded} encoded")
-    if info.frames_listed and job.start == 0 and job.duration is None and decoded < info.frames:
-        raise InputError(f"input {shown(job.input)}: truncated or corrupt: the container lists {info.frames} "
+    shown_frames = (info.frames or 0) - stats.discarded
+    if info.frames_listed and job.start == 0 and job.duration is None and decoded < shown_frames:
+        raise InputError(f"input {shown(job.input)}: truncated or corrupt: the container lists {shown_frames} "
                          f"frames but only {decoded} could be decoded")
-    return encoded
+    if info.duration is None:
+        return encoded, []
+    end = float(info.duration) - job.start if job.duration is None else min(job.duration, float(info.duration) - job.start)
+    slack = max(2.0 / float(info.frame_rate), 0.1)
+    if stats.end_seconds < end - slack:
+        return encoded, [f"the input {shown(job.input)} ends early: frames stop at {stats.end_seconds:.2f} s of the "
+                         f"{end:.2f} s expected (truncated file?); the output is that long"]
+    return encoded, []
 
 
 def _publish(plan: JobPlan, video: AtomicFile, report: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,6 +66,19 @@ class VideoInfo:
     subtitles: tuple[StreamInfo, ...]
     chapters: int
     metadata: dict[str, str]
+    video_streams: int = 1  # only the first is processed
+    interlaced: bool = False  # the first frame is flagged interlaced (field-coded)
+    alpha: bool = False  # the stream carries an alpha channel (which the output cannot keep)
+
+    @property
+    def pixels(self) -> int:
+        """Pixels per stored picture."""
+        return self.width * self.height
+
+    @property
+    def hdr(self) -> str | None:
+        """"PQ" or "HLG" for high-dynamic-range material, else None."""
+        return {"smpte2084": "PQ", "arib-std-b67": "HLG"}.get(self.color_trc or "")
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -101,7 +115,14 @@ def reason(err: BaseException) -> str:
     return " ".join(str(text).split()) or type(err).__name__
 
 
+#: A name FFmpeg would read as a protocol or URL ("http://...", "concat:a|b", "pipe:").
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 def _check_file(path: Path) -> None:
+    if not path.exists() and _URL.match(str(path)):
+        raise InputError(f"input {shown(path)}: not a local file (URLs and FFmpeg protocols are not read; "
+                         "download the file first)")
     if not path.exists():
         raise InputError(f"input {shown(path)}: file not found")
     if not path.is_file():
@@ -132,7 +153,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         return VideoInfo(path=path, container=container.format.name, codec=cc.name, width=cc.width,
                          height=cc.height, pix_fmt=cc.format.name, bit_depth=_bit_depth(cc.format),
                          sar=Fraction(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else Fraction(1),
-                         rotation=_stream_rotation(container, stream), **_timing(container, stream, path),
+                         **_first_frame(container, stream), **_timing(container, stream, path),
                          **_colour(cc), **_carried(container))
 
 
@@ -176,21 +197,30 @@ def _carried(container: av.container.InputContainer) -> dict[str, object]:
         chapters = len(container.chapters())
     except (AttributeError, av.FFmpegError):
         chapters = 0
-    return {"audio": audio, "subtitles": subtitles, "chapters": chapters, "metadata": dict(container.metadata)}
+    return {"audio": audio, "subtitles": subtitles, "chapters": chapters, "metadata": dict(container.metadata),
+            "video_streams": len(container.streams.video)}
 
 
-def _stream_rotation(container: av.container.InputContainer, stream: av.VideoStream) -> int:
-    """Clockwise degrees to turn stored pictures upright, from the first frame's display matrix.
+def _has_alpha(stream: av.VideoStream) -> bool:
+    """An alpha channel in the pixel format, or VP9/VP8 alpha in WebM (``alpha_mode`` tag)."""
+    name = stream.codec_context.format.name
+    return str(stream.metadata.get("alpha_mode", stream.metadata.get("ALPHA_MODE", ""))) == "1" or any(
+        tag in name for tag in ("yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya8", "ya16", "pal8"))
 
-    Decodes one frame of ``container`` (which ``probe`` then closes).
+
+def _first_frame(container: av.container.InputContainer, stream: av.VideoStream) -> dict[str, object]:
+    """What only a decoded frame tells: rotation (display matrix), interlacing, alpha.
+
+    Rotation: clockwise degrees to turn stored pictures upright (players turn by the
+    negative of the display matrix angle PyAV reports). Decodes one frame of ``container``
+    (which ``probe`` then closes).
     """
+    found: dict[str, object] = {"rotation": 0, "interlaced": False, "alpha": _has_alpha(stream)}
     try:
         for frame in container.decode(stream):
-            rotation = frame.rotation or 0
+            found["rotation"] = int(round(-(frame.rotation or 0))) % 360 // 90 * 90
+            found["interlaced"] = bool(frame.interlaced_frame)
             break
-        else:
-            return 0
     except av.FFmpegError:
-        return 0
-    # PyAV reports the display matrix angle (counter-clockwise); players turn by its negative.
-    return int(round(-rotation)) % 360 // 90 * 90
+        pass
+    return found

@@ -11,6 +11,7 @@ import torch
 
 from ._errors import InputError, OptionError, shown
 from ._image import load_style_image
+from ._options import DEFAULT_MAX_PIXELS
 from ._signals import load_signals
 from .models.signals import StyleSignals, mix_signals
 from .models import MicroAST
@@ -23,6 +24,7 @@ def compute_signals(
     weights: Sequence[float] | None = None,
     *,
     style_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> StyleSignals:
     """Load each style image, encode it once (float32), and mix the signals.
 
@@ -31,6 +33,7 @@ def compute_signals(
         styles: one or more style image paths (JPEG, PNG, WebP, TIFF).
         weights: one per style, summing to 1; None = equal weights.
         style_size: longest side each style is resized to; None keeps its size up to 2048 px.
+        max_pixels: refuse style images declaring more pixels (before decoding them).
 
     Returns:
         float32 :class:`StyleSignals` on the model's device.
@@ -46,7 +49,7 @@ def compute_signals(
     signals = []
     with torch.inference_mode():
         for path in styles:
-            image = load_style_image(path, style_size)
+            image = load_style_image(path, style_size, max_pixels=max_pixels)
             h, w = image.shape[-2:]
             if min(h, w) < MIN_SIDE:
                 raise InputError(f"style image {shown(path)}: {w}x{h} px is too small (each side needs {MIN_SIDE} px)")
@@ -94,9 +97,10 @@ def job_signals(
     weights: Sequence[float] | None,
     signals_file: str | os.PathLike[str] | None,
     style_size: int | None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> StyleSignals:
     """The job's style signals: loaded from ``signals_file``, or computed once from ``styles``."""
     check_style_source(styles, signals_file, weights)
     if signals_file is not None:
         return load_signals(signals_file)
-    return compute_signals(model, styles, weights, style_size=style_size)
+    return compute_signals(model, styles, weights, style_size=style_size, max_pixels=max_pixels)

@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING
 
 from tqdm import tqdm
 
-from ._errors import OutputError, WeightsError
+from ._errors import OutputError, WeightsError, shown
 from ._output import AtomicFile
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
@@ -122,7 +122,7 @@ def _sha256_of(path: Path) -> str:
 
 def _cache_error(folder: Path, exc: BaseException) -> WeightsError:
     return WeightsError(
-        f"cannot write to the weights cache {folder}: {_one_line(exc)}. "
+        f"cannot write to the weights cache {shown(folder)}: {_one_line(exc)}. "
         "Make that folder writable (or set XDG_CACHE_HOME to a writable folder), "
         f"or {_MANUAL_HINT}"
     )
@@ -162,17 +162,17 @@ def verify_file(path: Path, sha256: str, *, hint: str | None = None) -> None:
     path = Path(path)
     if not path.is_file():
         advice = hint or _MANUAL_HINT
-        raise WeightsError(f"weights file {path} not found: {advice}")
+        raise WeightsError(f"weights file {shown(path)} not found: {advice}")
     try:
         actual = _sha256_of(path)
     except OSError as exc:
         raise WeightsError(
-            f"cannot read weights file {path}: {_one_line(exc)}. "
+            f"cannot read weights file {shown(path)}: {_one_line(exc)}. "
             f"Check its permissions, or point {ENV_WEIGHTS} to a readable copy"
         ) from exc
     if actual != sha256.lower():
         raise WeightsError(
-            f"weights file {path} fails its SHA-256 check "
+            f"weights file {shown(path)} fails its SHA-256 check "
             f"(expected {sha256.lower()}, got {actual}): the file is corrupt or tampered; "
             f"delete it and run again, or point {ENV_WEIGHTS} to a good copy"
         )
@@ -183,7 +183,7 @@ def _verify_user_folder(folder: Path, source: str) -> Path:
     folder = folder.expanduser()
     if not folder.is_dir():
         raise WeightsError(
-            f"weights folder {folder} ({source}) not found or not a folder: "
+            f"weights folder {shown(folder)} ({source}) not found or not a folder: "
             f"give a folder holding the four checkpoint files, or {_MANUAL_HINT}"
         )
     hint = (
@@ -344,17 +344,17 @@ def load_checkpoints(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise WeightsError(f"cannot read weights file {path}: {_one_line(exc)}") from exc
+            raise WeightsError(f"cannot read weights file {shown(path)}: {_one_line(exc)}") from exc
         if hashlib.sha256(data).hexdigest() != digest:
             raise WeightsError(
-                f"weights file {path} changed while being loaded and fails its SHA-256 check; "
+                f"weights file {shown(path)} changed while being loaded and fails its SHA-256 check; "
                 f"run again, or point {ENV_WEIGHTS} to a good copy"
             )
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as exc:
             raise WeightsError(
-                f"cannot load weights file {path}: {_one_line(exc)}. "
+                f"cannot load weights file {shown(path)}: {_one_line(exc)}. "
                 f"Delete it and run again, or point {ENV_WEIGHTS} to a good copy"
             ) from exc
         if not isinstance(state, dict) or not all(
@@ -362,7 +362,7 @@ def load_checkpoints(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
             for key, value in state.items()
         ):
             raise WeightsError(
-                f"weights file {path} is not a state_dict of tensors: "
+                f"weights file {shown(path)} is not a state_dict of tensors: "
                 f"delete it and run again, or point {ENV_WEIGHTS} to a good copy"
             )
         result[part] = state

@@ -21,7 +21,7 @@ from typing import Annotated, Optional
 import typer
 
 from ._errors import MicroastError, Terminated
-from ._options import BitDepth, Codec, CompileMode, Precision, Transport
+from ._options import DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, HdrMode, Precision, Transport
 
 app = typer.Typer(
     name="microast-video",
@@ -48,8 +48,12 @@ PreserveColorOpt = Annotated[
     bool, typer.Option("--preserve-color", help="Keep the content's colours; take only the style's luma.")]
 StyleSizeOpt = Annotated[
     Optional[int],
-    typer.Option(min=16, help="Resize each style image to this longest side (default: its own size, capped at 2048)."),
+    typer.Option(min=16, max=4096,
+                 help="Resize each style image to this longest side (default: its own size, capped at 2048)."),
 ]
+MaxPixelsOpt = Annotated[int, typer.Option(
+    min=1, help="Largest picture decoded (input frames, content and style images), in pixels; larger ones are "
+                "refused before decoding. The default holds 8K.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 PrecisionOpt = Annotated[Precision, typer.Option(
     help="Numeric precision: fp32 is exact; auto = fp16 on CUDA, bf16 on CPUs that run it natively, else fp32.")]
@@ -107,6 +111,7 @@ def image_command(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     weights: WeightsOpt = None,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -120,7 +125,7 @@ def image_command(
             content=content, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
             signals=signals, style_size=style_size, alpha=alpha, preserve_color=preserve_color,
             bit_depth=bit_depth.bits, device=device, precision=precision, weights=weights, overwrite=overwrite,
-            quiet=quiet))
+            quiet=quiet, max_pixels=max_pixels))
         if not quiet:
             w, h = done["size"]
             typer.echo(f"wrote {done['output']} ({w}x{h}, {done['device']}, {done['precision']})", err=True)
@@ -186,6 +191,12 @@ def video_command(
     transport: Annotated[Transport, typer.Option(
         help="How frames reach the device: rgb, yuv420 (4:2:0 planes, colour converted on the device), "
              "auto (yuv420 on CUDA).")] = Transport.auto,
+    deinterlace: Annotated[Deinterlace, typer.Option(
+        help="auto: deinterlace (bwdif) sources flagged interlaced; on: every interlaced frame; off: keep fields.")
+    ] = Deinterlace.auto,
+    hdr: Annotated[HdrMode, typer.Option(
+        help="HDR (HLG/PQ) input: keep = 10-bit output with its HDR tags; tonemap = SDR BT.709.")] = HdrMode.keep,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     weights: WeightsOpt = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report (per-stage and per-frame times) here.")] = None,
     overwrite: OverwriteOpt = False,
@@ -206,7 +217,8 @@ def video_command(
             precision=precision, batch_size=batch_size,
             encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt), start=start,
             duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
-            progress=not quiet, compile=compile, transport=transport))
+            progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, hdr=hdr,
+            max_pixels=max_pixels))
         if not quiet:
             typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
 

@@ -318,8 +318,10 @@ def test_load_style_image_default_cap(tmp_path):
 
 def test_load_style_image_rejects_tiny_size(tmp_path):
     path = _write_png(tmp_path / "s.png", 20, 20)
-    with pytest.raises(ValueError, match="style_size must be >= 16, got style_size = 4"):
+    with pytest.raises(ValueError, match=r"style_size must be in 16\.\.4096, got style_size = 4"):
         load_style_image(path, 4)
+    with pytest.raises(ValueError, match="style_size = 100000"):  # would allocate ~95 GB
+        load_style_image(path, 100_000)
 
 
 def test_load_style_image_error_names_role(tmp_path):
