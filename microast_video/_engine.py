@@ -180,7 +180,8 @@ class Stylizer:
 
     def _forward(self, content: Tensor) -> Tensor:
         s = self.settings
-        x = content.contiguous(memory_format=torch.channels_last) if s.channels_last else content
+        # Whole frames go NHWC here; in strips, each strip goes NHWC as it is cut (no full copy).
+        x = content.contiguous(memory_format=torch.channels_last) if s.channels_last and s.strip_rows is None else content
         with torch.autocast(self.device.type, dtype=s.dtype, enabled=s.dtype != torch.float32):
             out = self.model(x, self.signals, self.alpha, strip_rows=s.strip_rows)
         out = out.float()

@@ -130,6 +130,26 @@ def _read_bytes(path: str | os.PathLike[str], name: str) -> bytes:
     return data
 
 
+def _checked_header(data: bytes, name: str, max_pixels: int | None) -> tuple[str | None, tuple[int, int] | None]:
+    """(format, declared size) of image bytes; refuses truncated files and sizes over ``max_pixels``."""
+    kind = sniff(data)
+    if kind in ("jpeg", "png") and not (jpeg_is_complete(data) if kind == "jpeg" else png_is_complete(data)):
+        raise InputError(f"{name}: truncated or corrupt image data")
+    size = declared_size(data, kind)
+    if size is not None and max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise InputError(f"{name}: {size[0]}x{size[1]} px ({megapixels(size[0] * size[1])}) is over the limit of "
+                         f"{megapixels(max_pixels)}; raise it with --max-pixels")
+    return kind, size
+
+
+def check_image(path: str | os.PathLike[str], *, what: str = "image", max_pixels: int | None = None) -> None:
+    """The checks :func:`read_image` makes before decoding (readable, complete, not too large), alone.
+
+    Jobs call it up front, so a bad style image is refused before the network loads.
+    """
+    _checked_header(_read_bytes(path, f"{what} {shown(path)}"), f"{what} {shown(path)}", max_pixels)
+
+
 def _draft_flag(size: tuple[int, int] | None, kind: str | None, longest: int | None) -> int:
     """OpenCV's reduced-size JPEG decoding (libjpeg DCT scaling by 1/2, 1/4, 1/8), when the
     picture is wanted at most ``longest`` px long: the largest reduction still that long."""
@@ -161,13 +181,7 @@ def read_image(path: str | os.PathLike[str], *, what: str = "image", max_pixels:
     """
     name = f"{what} {shown(path)}"
     data = _read_bytes(path, name)
-    kind = sniff(data)
-    if kind in ("jpeg", "png") and not (jpeg_is_complete(data) if kind == "jpeg" else png_is_complete(data)):
-        raise InputError(f"{name}: truncated or corrupt image data")
-    size = declared_size(data, kind)
-    if size is not None and max_pixels is not None and size[0] * size[1] > max_pixels:
-        raise InputError(f"{name}: {size[0]}x{size[1]} px ({megapixels(size[0] * size[1])}) is over the limit of "
-                         f"{megapixels(max_pixels)}; raise it with --max-pixels")
+    kind, size = _checked_header(data, name, max_pixels)
     try:
         with _quiet_opencv():
             decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _draft_flag(size, kind, longest))

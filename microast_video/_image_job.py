@@ -9,8 +9,8 @@ from typing import Any
 
 from ._device import resolve_device, resolve_precision
 from ._engine import Stylizer, engine_settings, prepare_runtime
-from ._errors import InputError, OptionError, shown
-from ._image import load_content_image
+from ._errors import OptionError
+from ._image import check_image, load_content_image
 from ._image_write import check_image_output, write_image
 from ._options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, Precision
 from ._output import check_output
@@ -77,9 +77,8 @@ def _check(job: ImageJob) -> Path:
         raise OptionError(f"--alpha must be between 0 and 1, got {job.alpha}")
     if job.style_size is not None and not 16 <= job.style_size <= MAX_STYLE_SIZE:
         raise OptionError(f"--style-size must be between 16 and {MAX_STYLE_SIZE}, got {job.style_size}")
-    check_style_source(job.styles, job.signals, job.style_weights)
-    if not job.content.is_file():
-        raise InputError(f"content image {shown(job.content)}: file not found")
+    check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
+    check_image(job.content, what="content image", max_pixels=job.max_pixels)
     output = job.output or default_image_output(job.content)
     check_image_output(output, job.bit_depth)
     check_output(output, (job.content, *job.styles, job.signals), overwrite=job.overwrite)

@@ -123,7 +123,7 @@ def check_options(job: VideoJob) -> None:
         Transport(job.transport)
     except ValueError:
         raise OptionError(f"--transport must be auto, rgb or yuv420, got {job.transport!r}") from None
-    check_style_source(job.styles, job.signals, job.style_weights)
+    check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
 
 
 def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: torch.device

@@ -56,6 +56,12 @@ def check_output(output: Path, inputs: Iterable[Path | None] = (), *, overwrite:
     """
     output = Path(output)
     name = f"{what} {shown(output)}"
+    folder = output.parent
+    limit = _name_max(folder) if folder.is_dir() else 255
+    if len(os.fsencode(output.name)) > limit:
+        raise OutputError(f"{name}: the file name is longer than the file system allows ({limit} bytes)")
+    if not folder.is_dir():
+        raise OutputError(f"{name}: folder {shown(folder)} does not exist")
     for path in inputs:
         if path is None:
             continue
@@ -66,14 +72,8 @@ def check_output(output: Path, inputs: Iterable[Path | None] = (), *, overwrite:
         raise OutputError(f"{name} is a folder")
     if output.exists() and not overwrite:
         raise OutputError(f"{name} exists; pass --overwrite to replace it")
-    folder = output.parent
-    if not folder.is_dir():
-        raise OutputError(f"{name}: folder {shown(folder)} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{name}: folder {shown(folder)} is not writable")
-    limit = _name_max(folder)
-    if len(os.fsencode(output.name)) > limit:
-        raise OutputError(f"{name}: the file name is longer than the file system allows ({limit} bytes)")
 
 
 def temp_name(target: Path) -> str:

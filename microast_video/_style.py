@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ._errors import InputError, OptionError, shown
-from ._image import load_style_image
+from ._image import check_image, load_style_image
 from ._options import DEFAULT_MAX_PIXELS
 from ._signals import load_signals
 from .models.signals import StyleSignals, mix_signals
@@ -58,12 +58,15 @@ def compute_signals(
 
 
 def check_style_source(styles: Sequence[object], signals_file: object | None,
-                       weights: Sequence[float] | None = None) -> None:
+                       weights: Sequence[float] | None = None, max_pixels: int | None = None) -> None:
     """A job takes its style from images or from a signals file: exactly one of them.
+
+    With ``max_pixels``, each style image's header is read too (readable, complete, not
+    larger than that), so a bad style is refused before any work.
 
     Raises:
         OptionError: both or neither, or ``weights`` that do not fit the styles.
-        InputError: a style image or signals file that does not exist.
+        InputError: a style image or signals file that does not exist (or fails the checks).
     """
     if signals_file is not None and styles:
         raise OptionError("give either --style or --signals, not both")
@@ -72,6 +75,8 @@ def check_style_source(styles: Sequence[object], signals_file: object | None,
     for style in styles:
         if not Path(style).is_file():
             raise InputError(f"style image {shown(style)}: file not found")
+        if max_pixels is not None:
+            check_image(style, what="style image", max_pixels=max_pixels)
     if signals_file is not None and not Path(signals_file).is_file():
         raise InputError(f"style signals {shown(signals_file)}: file not found")
     if weights is not None:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .signals import StyleSignals
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
-from .strips import Conv, Op, Upsample2, run_strip, strip_bounds
+from .strips import Conv, Op, Upsample2, run_strips, strip_bounds
 
 #: Channels of the quarter-resolution feature maps.
 FEATURES = 64
@@ -54,8 +54,7 @@ def mean_std(f: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
     else:  # NHWC: two passes over a (N, H*W, C) view (6x faster than var_mean here)
         flat = f.permute(0, 2, 3, 1).reshape(n, -1, c).float()
         mean = flat.mean(dim=1)
-        dev = flat - mean[:, None]
-        var = (dev * dev).sum(dim=1) / (flat.shape[1] - 1)
+        var = (flat - mean[:, None]).square_().sum(dim=1) / (flat.shape[1] - 1)
     return mean.view(n, c, 1, 1), (var + eps).sqrt().view(n, c, 1, 1)
 
 
@@ -67,8 +66,9 @@ def featmod(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """
     x_mean, x_std = mean_std(x)
     # (x - m) / s * t + u  ==  x * (t / s) + (u - m * t / s); kept in the design's form
-    # for bit-level agreement with the upstream code.
-    return (x.float() - x_mean) / x_std * std + mean
+    # for bit-level agreement with the upstream code (in place: the same roundings, one
+    # frame-sized temporary instead of four).
+    return (x.float() - x_mean).div_(x_std).mul_(std).add_(mean)
 
 
 def full_precision(x: Tensor) -> contextlib.AbstractContextManager[None]:
@@ -97,10 +97,19 @@ def centred_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
     if not torch.is_autocast_enabled(x.device.type):
         return conv(x)
     mu = x.float().mean(dim=(2, 3), keepdim=True)
-    y = conv._conv_forward(x - mu, conv.weight, None)
+    centred = (x - mu).to(_autocast_dtype(x.device.type))  # the cast autocast would make, done now
+    y = conv._conv_forward(centred, conv.weight, None)
+    del centred
     taps = conv.weight.float().sum(dim=(2, 3))  # (out, in): W applied to a constant map
     shift = mu.flatten(1) @ taps.T + conv.bias.float()
-    return y.float() + shift[:, :, None, None]
+    return y.float().add_(shift[:, :, None, None])
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype:
+    get = getattr(torch, "get_autocast_dtype", None)
+    if get is not None:
+        return get(device_type)
+    return torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
 
 
 class ResBlock(nn.Module):
@@ -112,7 +121,7 @@ class ResBlock(nn.Module):
         self.conv2 = _conv(channels, channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + centred_conv(self.conv2, F.relu(centred_conv(self.conv1, x)))
+        return centred_conv(self.conv2, F.relu(centred_conv(self.conv1, x), inplace=True)).add_(x)
 
 
 class ModulatedResBlock(ResBlock):
@@ -124,8 +133,9 @@ class ModulatedResBlock(ResBlock):
     def forward(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
         # w, b are float32: the modulation arithmetic runs in float32 even when the convs
         # run in reduced precision (type promotion), and so does the residual sum.
-        h = F.relu(w * centred_conv(self.conv1, x) + b * x)
-        return x + (w * centred_conv(self.conv2, h) + b * h)
+        # In place on fresh tensors: the same roundings as w * c + b * x, fewer temporaries.
+        h = F.relu(centred_conv(self.conv1, x).mul_(w).add_(b * x), inplace=True)
+        return centred_conv(self.conv2, h).mul_(w).add_(b * h).add_(x)
 
 
 class Encoder(nn.Module):
@@ -336,9 +346,10 @@ class MicroAST(nn.Module):
         head, tail = enc.head_ops(), dec.tail_ops()
         quarter = x.shape[2] // 4
         with full_precision(x):
-            x = x.float()
-            feat = torch.cat([run_strip(head, x, a, b) for a, b in strip_bounds(quarter, max(1, rows // 4))], dim=2)
-        _, c2 = enc.forward_res(feat)
+            feat = run_strips(head, x.float(), strip_bounds(quarter, max(1, rows // 4)))
+        c2 = enc.forward_res(feat)[1]
+        del feat  # only the quarter-resolution middle is held whole: free what is done with
         low = dec.forward_low_res(c2, signals, alpha)
+        del c2
         tail = [op.prepared() if isinstance(op, Conv) else op for op in tail]  # polyphase weights once
-        return torch.cat([run_strip(tail, low, a, b) for a, b in strip_bounds(x.shape[2], rows)], dim=2)
+        return run_strips(tail, low, strip_bounds(x.shape[2], rows))

@@ -74,6 +74,8 @@ class Conv:
         if p:  # one copy pads both: reflection in W, and in H where the strip meets an edge
             rows = F.pad(rows, (p, p, top, bottom), mode="reflect")
         c = self.conv
+        if c.weight.is_contiguous(memory_format=torch.channels_last) and not c.weight.is_contiguous():
+            rows = rows.contiguous(memory_format=torch.channels_last)  # an NCHW frame goes NHWC strip by strip
         if self.phases > 1:
             weight, bias = self.prepared().phased
             y = _phased_conv(rows, weight, bias, c.weight.shape, self.phases)
@@ -172,6 +174,26 @@ def run_strip(ops: Sequence[Op], x: Tensor, r0: int, r1: int) -> Tensor:
         cur = op.apply(cur, a, h, o0, o1)
         a = o0
     return cur
+
+
+def run_strips(ops: Sequence[Op], x: Tensor, bounds: Sequence[tuple[int, int]]) -> Tensor:
+    """``ops`` applied to ``x`` strip by strip, written into one preallocated output.
+
+    Equals ``torch.cat([run_strip(ops, x, a, b) for a, b in bounds], dim=2)`` without
+    holding every strip and the concatenation at once.
+    """
+    out: Tensor | None = None
+    height = bounds[-1][1]
+    for a, b in bounds:
+        piece = run_strip(ops, x, a, b)
+        if out is None:
+            layout = torch.channels_last if piece.is_contiguous(memory_format=torch.channels_last) \
+                and not piece.is_contiguous() else torch.contiguous_format
+            out = torch.empty((piece.shape[0], piece.shape[1], height, piece.shape[3]), dtype=piece.dtype,
+                              device=piece.device, memory_format=layout)
+        out[:, :, a:b].copy_(piece)
+        del piece
+    return out
 
 
 def strip_bounds(height: int, rows: int) -> list[tuple[int, int]]:
