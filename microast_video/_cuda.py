@@ -123,4 +123,5 @@ class CudaRunner:
         times.add("network", slot.ev_uploaded.elapsed_time(slot.ev_computed) / 1000, idx, now)
         times.add("download", slot.ev_computed.elapsed_time(slot.done) / 1000, idx, now)
         host = host_array(slot.host_out[: len(batch)], batch[0].data.dtype == np.uint16)
-        return [f.with_data(host[i].copy()) for i, f in enumerate(batch)]
+        keep = self.engine.keep_source
+        return [f.with_data(host[i].copy(), f.data if keep else None) for i, f in enumerate(batch)]

@@ -255,9 +255,10 @@ class FrameEngine:
     """
 
     def __init__(self, stylizer: Stylizer, batch_size: int = 4, times: StageTimes | None = None,
-                 transport: RGBTransport | YUV420Transport | None = None) -> None:
+                 transport: RGBTransport | YUV420Transport | None = None, keep_source: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size = }")
+        self.keep_source = keep_source  # stylized frames carry their decoded pixels (for the temporal stage)
         self.transport = transport or RGBTransport()
         self.stylizer = stylizer
         self.batch_size = batch_size
@@ -284,4 +285,4 @@ class FrameEngine:
         pixels = host_array(self.transport.from_float(out, deep).contiguous(), deep)
         t3 = time.perf_counter()
         self.times.add("download", t3 - t2, idx, t3)
-        return [f.with_data(p) for f, p in zip(batch, pixels)]
+        return [f.with_data(p, f.data if self.keep_source else None) for f, p in zip(batch, pixels)]

@@ -25,6 +25,9 @@ class Frame:
             PyAV's ``yuv420p`` (Y, then U, then V), uint8, or uint16 holding 10-bit samples,
             in the stream's own matrix and range.
         layout: "rgb" or "yuv420p".
+        source: the decoded pixels this frame was stylized from (same shape, dtype and
+            layout as ``data``), carried by the engine for stages that need them (the
+            temporal stage's optical flow); None otherwise.
     """
 
     index: int
@@ -33,15 +36,23 @@ class Frame:
     time_base: Fraction
     data: np.ndarray
     layout: str = "rgb"
+    source: np.ndarray | None = None
 
     @property
     def seconds(self) -> float:
         """Presentation time in seconds from the start of the output."""
         return float(self.pts * self.time_base)
 
-    def with_data(self, data: np.ndarray) -> Frame:
-        """The same frame (index and timing) holding other pixels."""
-        return dataclasses.replace(self, data=data)
+    def with_data(self, data: np.ndarray, source: np.ndarray | None = None) -> Frame:
+        """The same frame (index, timing and layout) holding other pixels (and ``source``)."""
+        return dataclasses.replace(self, data=data, source=source)
+
+    @property
+    def top(self) -> float:
+        """The largest sample value: 255 (8-bit), 1023 (10-bit planes) or 65535 (16-bit RGB)."""
+        if self.data.dtype != np.uint16:
+            return 255.0
+        return 1023.0 if self.layout == "yuv420p" else 65535.0
 
 
 def pack_planes(frame_planes: list[np.ndarray]) -> np.ndarray:

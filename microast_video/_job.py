@@ -21,8 +21,9 @@ from ._encode_plan import (EncodePlan, EncodeSettings, check_encoder, chroma_ali
                            plan_encode)
 from ._engine import EngineSettings, engine_settings
 from ._errors import InputError, OptionError, shown
-from ._options import (DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, CompileMode, Deinterlace, HdrMode, Precision, Transport,
-                       megapixels)
+from ._options import (DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, CompileMode, Deinterlace, HdrMode, Precision, Temporal,
+                       Transport, megapixels)
+from ._temporal import TemporalSettings
 from ._output import check_output
 from ._probe import VideoInfo, probe
 from ._style import check_style_source
@@ -61,6 +62,8 @@ class VideoJob:
     max_pixels: int = DEFAULT_MAX_PIXELS  # largest picture decoded (input frames, style images)
     deinterlace: Deinterlace = Deinterlace.auto
     hdr: HdrMode = HdrMode.keep
+    temporal: Temporal = Temporal.on
+    temporal_strength: float = TemporalSettings().strength
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +84,7 @@ class JobPlan:
     color_matrix: str | None  # the matrix colour preservation works in (None: off)
     notes: tuple[str, ...]
     deinterlace: bool = False  # run bwdif while decoding
+    temporal: TemporalSettings | None = None  # None: every frame on its own
 
 
 def auto_batch_size(width: int, height: int) -> int:
@@ -119,6 +123,12 @@ def check_options(job: VideoJob) -> None:
         raise OptionError(f"--height must be at least 5 px, got {job.height}")
     if job.max_pixels < 1:
         raise OptionError(f"--max-pixels must be >= 1, got {job.max_pixels}")
+    if not (math.isfinite(job.temporal_strength) and 0.0 <= job.temporal_strength <= 1.0):
+        raise OptionError(f"--temporal-strength must be between 0 and 1, got {job.temporal_strength}")
+    try:
+        Temporal(job.temporal)
+    except ValueError:
+        raise OptionError(f"--temporal must be on or off, got {job.temporal!r}") from None
     try:
         Transport(job.transport)
     except ValueError:
@@ -187,8 +197,10 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     for note in notes:
         log(f"microast-video: note: {note}")
     color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
+    temporal = (TemporalSettings(strength=job.temporal_strength) if Temporal(job.temporal) is Temporal.on
+                and job.temporal_strength > 0 else None)
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
-                   expected, color_matrix, notes, deinterlace)
+                   expected, color_matrix, notes, deinterlace, temporal)
 
 
 def check_frame_sizes(job: VideoJob, info: VideoInfo, size: tuple[int, int] | None = None) -> None:

@@ -60,6 +60,13 @@ class Deinterlace(str, enum.Enum):
     off = "off"  # keep the fields as they are
 
 
+class Temporal(str, enum.Enum):
+    """Temporal stabilization of video (``--temporal``)."""
+
+    on = "on"  # keep the painted texture steady from frame to frame, reset at scene cuts
+    off = "off"  # every frame stylized on its own (the per-frame output, bit for bit)
+
+
 class HdrMode(str, enum.Enum):
     """What happens to high-dynamic-range (HLG, PQ) input (``--hdr``)."""
 

@@ -35,6 +35,7 @@ from ._pretrained import load_model
 from ._report import video_report
 from ._stages import Stage, StageTimes, run_chain, terminate_on_signals
 from ._style import job_signals
+from ._temporal import Stabilizer, stabilized
 from ._tonemap import tonemapped
 from ._transport import YUV420Transport
 
@@ -62,13 +63,15 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
         prepare_runtime(model, plan.engine)                               # 3. stylizer
         stylizer = Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix)
         stats = DecodeStats()
+        stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
         with AtomicFile(plan.output, overwrite=job.overwrite) as video:
-            times, first_frame_at, counts = _run_stages(plan, stylizer, video.path, stats)   # 4. stages
+            times, first_frame_at, counts = _run_stages(plan, stylizer, video.path, stats, stabilizer)  # 4. stages
             frames, notes = _verify(plan, counts, stats)                  # 5. verify
             for note in notes:
                 log(f"microast-video: note: {note}")
             report = video_report(plan, stylizer, times, frames, time.perf_counter() - times.t0, first_frame_at)
             report["notes"] += notes
+            report["temporal"] = _temporal_report(plan, stabilizer)
             _publish(plan, video, report)                                 # 6. publish
     return report
 
@@ -82,14 +85,15 @@ def _sweep(plan: JobPlan, log: Log) -> None:
 
 
 def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: FFmpegWriter,
-                 stats: DecodeStats) -> list[Stage]:
+                 stats: DecodeStats, stabilizer: Stabilizer | None) -> list[Stage]:
     """The chain a frame takes through the video job, in order."""
-    engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport)
+    engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport, keep_source=stabilizer is not None)
     enc = plan.encode
     return [
         Stage("decode", lambda _: _decoded(plan, stats)),
         *([Stage("tonemap", lambda frames: tonemapped(frames, enc.tonemap, enc.deep))] if enc.tonemap else []),
         Stage("engine", engine.run, timed=False, in_caller=True),  # times upload / network / download itself
+        *([Stage("temporal", lambda frames: stabilized(frames, stabilizer))] if stabilizer else []),
         Stage("encode", lambda frames: _encoded(frames, writer, times), abort=writer.abort),
     ]
 
@@ -114,7 +118,15 @@ def _encoded(frames: Iterator[Frame], writer: FFmpegWriter, times: StageTimes) -
     writer.finish()
 
 
-def _run_stages(plan: JobPlan, stylizer: Stylizer, target: Any, stats: DecodeStats
+def _temporal_report(plan: JobPlan, stabilizer: Stabilizer | None) -> dict[str, Any]:
+    if stabilizer is None:
+        return {"on": False}
+    s = plan.temporal
+    return {"on": True, "strength": s.strength, "method": s.method, "flow": f"DIS {s.flow_preset} at {s.flow_height} rows",
+            "scene_cuts": stabilizer.cuts}
+
+
+def _run_stages(plan: JobPlan, stylizer: Stylizer, target: Any, stats: DecodeStats, stabilizer: Stabilizer | None
                 ) -> tuple[StageTimes, float | None, dict[str, int]]:
     job = plan.job
     times = StageTimes()
@@ -130,7 +142,7 @@ def _run_stages(plan: JobPlan, stylizer: Stylizer, target: Any, stats: DecodeSta
     try:
         writer = FFmpegWriter(plan.info, plan.encode, target, exe=plan.exe, start=job.start,
                               duration=job.duration, label=plan.output)
-        counts = run_chain(video_stages(plan, stylizer, times, writer, stats), queue_frames=plan.queue_frames,
+        counts = run_chain(video_stages(plan, stylizer, times, writer, stats, stabilizer), queue_frames=plan.queue_frames,
                            times=times, on_output=done)
     finally:
         bar.close()

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from ._stages import StageTimes
 
 #: Stages in the order a frame passes them (reports list these first, then any others).
-STAGE_ORDER = ("decode", "upload", "network", "download", "encode")
+STAGE_ORDER = ("decode", "upload", "network", "download", "temporal", "encode")
 
 
 def versions(exe: str) -> dict[str, str]:

@@ -21,7 +21,8 @@ from typing import Annotated, Optional
 import typer
 
 from ._errors import MicroastError, Terminated
-from ._options import DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, HdrMode, Precision, Transport
+from ._options import (DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, HdrMode, Precision, Temporal,
+                       Transport)
 
 app = typer.Typer(
     name="microast-video",
@@ -191,6 +192,12 @@ def video_command(
     transport: Annotated[Transport, typer.Option(
         help="How frames reach the device: rgb, yuv420 (4:2:0 planes, colour converted on the device), "
              "auto (yuv420 on CUDA).")] = Transport.auto,
+    temporal: Annotated[Temporal, typer.Option(
+        help="Keep the painted texture steady from frame to frame (reset at scene cuts); off = every frame on its "
+             "own.")] = Temporal.on,
+    temporal_strength: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="How much of the previous frame's texture carries over where motion is tracked "
+                               "(0 = per-frame).")] = 0.95,
     deinterlace: Annotated[Deinterlace, typer.Option(
         help="auto: deinterlace (bwdif) sources flagged interlaced; on: every interlaced frame; off: keep fields.")
     ] = Deinterlace.auto,
@@ -218,7 +225,7 @@ def video_command(
             encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt), start=start,
             duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
             progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, hdr=hdr,
-            max_pixels=max_pixels))
+            max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength))
         if not quiet:
             typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
 
@@ -261,7 +268,39 @@ def bench_command(
             write_bytes(json_path, json_bytes(result), overwrite=overwrite, what="--json")
 
 
-_COMMANDS = ("image", "signals", "video", "bench")
+@app.command("flicker")
+def flicker_command(
+    source: Annotated[Path, typer.Argument(help="The source clip the others were stylized from.", show_default=False)],
+    stylized: Annotated[list[Path], typer.Argument(help="Stylized clips to measure (same frames as the source).",
+                                                   show_default=False)],
+    reference: Annotated[Optional[Path], typer.Option(
+        help="The per-frame output (--temporal off) to compare with: ratios, texture and low-pass fidelity.")] = None,
+    height: Annotated[int, typer.Option(min=16, max=4320, help="Common height every clip is resized to.")] = 270,
+    frames: Annotated[Optional[int], typer.Option(min=2, help="Measure only the first N frames.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Measure flicker: warping error (Lai et al. 2018), texture ratio and low-pass fidelity."""
+    with _user_errors(debug):
+        from ._flicker import format_flicker, measure
+        from ._output import check_output, json_bytes, write_bytes
+        from ._probe import probe
+        from ._stages import terminate_on_signals
+
+        clips = [source, *stylized, *([reference] if reference else [])]
+        for clip in clips:
+            probe(clip)  # every clip readable before any work
+        if json_path is not None:
+            check_output(json_path, clips, overwrite=overwrite, what="--json")
+        with terminate_on_signals():
+            result = measure(source, stylized, reference=reference, height=height, frames=frames)
+        typer.echo(format_flicker(result))
+        if json_path is not None:
+            write_bytes(json_path, json_bytes(result), overwrite=overwrite, what="--json")
+
+
+_COMMANDS = ("image", "signals", "video", "bench", "flicker")
 
 
 def route(argv: Sequence[str]) -> list[str]:

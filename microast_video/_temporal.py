@@ -1,0 +1,297 @@
+"""Stabilize over time: keep the painted texture steady from frame to frame, reset at scene cuts.
+
+The network stylizes every frame on its own and turns small differences between frames
+(sensor noise, compression, slight motion) into different brush strokes: the texture
+"boils". Per frame, this stage (:class:`Stabilizer`):
+
+1. computes optical flow (OpenCV DIS, preset medium) between the previous and the current
+   *source* frame on a small grey copy (``flow_height`` rows), both ways;
+2. marks the reliable pixels: forward-backward consistent, inside the frame, and whose
+   warped source matches (photometric check); a frame with almost no reliable pixels, or
+   a large photometric change, is a **scene cut** and resets the state, so the first frame
+   of a shot is the per-frame output itself;
+3. warps the previous *output* onto the current frame and blends, split in two bands:
+   the **texture** (detail above ``texture_sigma``) is carried along the flow with weight
+   ``strength``, so the painted strokes move with the scene instead of being repainted;
+   the **base** (colour, shading) is blended with ``lowpass * strength`` so the picture
+   follows changes in light. Blending uncorrelated textures would lower their contrast
+   (the picture goes soft), so the texture's local energy is restored to the current
+   frame's (gain between 1 and ``max_gain``);
+4. the smooth parts of the blend (weights, base, gain) are computed at the flow's size
+   and the full-resolution work is four passes: ``out = ac * current + aw * warped + k``.
+   Where nothing is reliable, ``ac = 1, aw = k = 0``: the output is the per-frame frame.
+
+Frames are RGB, or 4:2:0 planes (the device transport), 8-bit or deep; the state is the
+previous output (float32) and the previous small grey frame: memory is flat in clip length.
+Why this method, with the figures of what else was tried: ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from ._frame import Frame, pack_planes, unpack_planes
+
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalSettings:
+    """How the temporal stage works; ``strength`` is ``--temporal-strength``.
+
+    Attributes:
+        strength: how much of the previous output's texture carries over where the flow is
+            reliable, in [0, 1] (0 = the per-frame output).
+        method: "texture" (carry the texture along the flow, restore its energy) or "plain"
+            (blend the warped previous output with the current one; kept for comparison).
+        lowpass: share of ``strength`` applied to the base (colour, shading).
+        flow_height: rows of the small copy the flow (and the smooth maps) are computed on.
+        texture_sigma: Gaussian sigma splitting texture from base, as a fraction of the height.
+        max_gain: the most texture-energy restoration may multiply the blended texture by.
+        cut_valid: a frame whose share of consistent flow falls below this, and whose mean
+            luma differs from the previous frame's by more than ``cut_change`` levels (8-bit,
+            unwarped), starts a new shot. Both are needed: a fade or a dark, flat frame also
+            defeats the flow, but changes little.
+        cut_change: see ``cut_valid``.
+        cut_error: a frame whose consistent pixels still differ by more than this (mean 8-bit
+            luma levels, warped) starts a new shot too.
+        photo_error: pixels whose warped source differs more than this (luma levels) are unreliable.
+        flow_preset: OpenCV DIS preset ("ultrafast", "fast", "medium").
+    """
+
+    strength: float = 0.95
+    method: str = "texture"
+    lowpass: float = 0.7
+    flow_height: int = 270
+    texture_sigma: float = 0.006
+    max_gain: float = 2.0
+    cut_valid: float = 0.2
+    cut_change: float = 12.0
+    cut_error: float = 15.0
+    photo_error: float = 20.0
+    flow_preset: str = "medium"
+    flow_refine: int = 5  # DIS variational refinement iterations (medium's own is 5)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"temporal strength must be in [0, 1], got {self.strength = }")
+        if self.method not in ("texture", "plain"):
+            raise ValueError(f"unknown temporal method {self.method = }")
+        if self.flow_preset not in ("ultrafast", "fast", "medium"):
+            raise ValueError(f"unknown flow preset {self.flow_preset = }")
+
+
+def _grid(h: int, w: int) -> np.ndarray:
+    """(h, w, 2) float32 pixel coordinates (x, y)."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.dstack([xs, ys])
+
+
+class _Flow:
+    """Flow between consecutive small grey frames, the reliable mask, and cut detection."""
+
+    def __init__(self, settings: TemporalSettings) -> None:
+        self.s = settings
+        self.dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{settings.flow_preset.upper()}"))
+        self.dis.setVariationalRefinementIterations(settings.flow_refine)
+        self._grid: np.ndarray | None = None
+
+    def __call__(self, prev: np.ndarray, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(flow t -> t-1 in small pixels, reliable mask as float32, scene cut?)."""
+        s = self.s
+        fwd = self.dis.calc(gray, prev, None)
+        bwd = self.dis.calc(prev, gray, None)
+        h, w = gray.shape
+        if self._grid is None or self._grid.shape[:2] != (h, w):
+            self._grid = _grid(h, w)
+        coords = self._grid + fwd
+        back = cv2.remap(bwd, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        consistent = _norm2(fwd + back) <= 0.01 * (_norm2(fwd) + _norm2(back)) + 0.5
+        error = np.abs(cv2.remap(prev, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                       .astype(np.float32) - gray)
+        inside = (coords[..., 0] >= 0) & (coords[..., 0] <= w - 1) & (coords[..., 1] >= 0) & (coords[..., 1] <= h - 1)
+        reliable = (consistent & inside & (error <= s.photo_error)).astype(np.float32)
+        mean_error = float(error[consistent].mean()) if consistent.any() else 0.0
+        change = float(cv2.absdiff(prev, gray).mean())
+        cut = (float(consistent.mean()) < s.cut_valid and change > s.cut_change) or mean_error > s.cut_error
+        return fwd, reliable, cut
+
+
+class Stabilizer:
+    """The temporal state of one clip: call it with each (stylized, source) frame, in order.
+
+    ``layout`` and ``top`` say what the frames hold: "rgb" (H, W, 3) or "yuv420p" planes
+    (H * 3/2, W), with samples in [0, top].
+    """
+
+    def __init__(self, settings: TemporalSettings = TemporalSettings()) -> None:
+        self.settings = settings
+        self.flow = _Flow(settings)
+        self._prev: list[np.ndarray] | None = None  # the last output's planes, float32 in [0, 1]
+        self._prev_gray: np.ndarray | None = None
+        self._grids: dict[tuple[int, int], np.ndarray] = {}
+        self.cuts: list[int] = []
+        self.frames = 0
+
+    def __call__(self, stylized: np.ndarray, source: np.ndarray, layout: str = "rgb", top: float | None = None
+                 ) -> np.ndarray:
+        top = top or (65535.0 if stylized.dtype == np.uint16 else 255.0)
+        index, self.frames = self.frames, self.frames + 1
+        gray = self._small_gray(source, layout, top)
+        planes = _planes(stylized, layout)
+        fresh = self._prev_gray is None or self._prev_gray.shape != gray.shape or self.settings.strength == 0
+        if not fresh:
+            flow, reliable, cut = self.flow(self._prev_gray, gray)
+            if cut:
+                self.cuts.append(index)
+            else:
+                out = self._blend(planes, top, flow, reliable)
+                self._prev, self._prev_gray = out, gray
+                return _join([_quantize(p, top, stylized.dtype) for p in out], layout)
+        self._prev, self._prev_gray = [_unit(p, top) for p in planes], gray
+        return stylized
+
+    def _small_gray(self, source: np.ndarray, layout: str, top: float) -> np.ndarray:
+        luma = _planes(source, layout)[0] if layout == "yuv420p" else source
+        h, w = luma.shape[:2]
+        fh = min(h, self.settings.flow_height)
+        small = cv2.resize(luma, (max(8, round(w * fh / h)), fh), interpolation=cv2.INTER_AREA)
+        small = small.astype(np.float32) * (255.0 / top)
+        if small.ndim == 3:
+            small = small @ _LUMA
+        return np.clip(small + 0.5, 0, 255).astype(np.uint8)
+
+    def _blend(self, planes: list[np.ndarray], top: float, flow: np.ndarray, reliable: np.ndarray) -> list[np.ndarray]:
+        """The stabilized planes (float32 in [0, 1]) from the current ones (samples in [0, top])."""
+        s, (fh, fw) = self.settings, reliable.shape
+        a = reliable * s.strength
+        warped = [self._warp(prev, flow) for prev in self._prev]
+        if s.method == "plain":
+            return [_compose(c, w, _up(1 - a, c) / top, _up(a, c), np.zeros(w.shape, np.float32))
+                    for c, w in zip(planes, warped)]
+        sigma = max(0.5, s.texture_sigma * fh)
+        mid = [(_halve(c, fh, top), _halve(w, fh, 1.0)) for c, w in zip(planes, warped)]  # <= 2x the flow size
+        bases = [(cv2.GaussianBlur(_down(c, fw, fh), (0, 0), sigma), cv2.GaussianBlur(_down(w, fw, fh), (0, 0), sigma))
+                 for c, w in mid]
+        gain = self._gain(*mid[0], bases[0], a, sigma) if s.max_gain > 1 else np.ones_like(a)
+        ac, aw = gain * (1 - a), gain * a
+        out = []
+        for c, w, (bc, bw) in zip(planes, warped, bases):
+            ka = (1 - s.lowpass * a - ac)[..., None] if bc.ndim == 3 else 1 - s.lowpass * a - ac
+            kw = (s.lowpass * a - aw)[..., None] if bw.ndim == 3 else s.lowpass * a - aw
+            out.append(_compose(c, w, _up(ac, c) / top, _up(aw, c), _up(bc * ka + bw * kw, c)))
+        return out
+
+    def _gain(self, c: np.ndarray, w: np.ndarray, bases: tuple[np.ndarray, np.ndarray], a: np.ndarray,
+              sigma: float) -> np.ndarray:
+        """Texture energy of the current frame over that of the blended texture, local, in [1, max_gain].
+
+        Measured on the first plane (RGB, or luma) at up to twice the flow's size, then
+        averaged down to the flow's size."""
+        fh, fw = a.shape
+        sh, sw = c.shape[:2]
+        tc = c - cv2.resize(bases[0], (sw, sh), interpolation=cv2.INTER_LINEAR)
+        tw = w - cv2.resize(bases[1], (sw, sh), interpolation=cv2.INTER_LINEAR)
+        ah = cv2.resize(a, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        blended = tc + (ah[..., None] if tc.ndim == 3 else ah) * (tw - tc)
+        want, have = (_energy(t, fw, fh, 3 * sigma) for t in (tc, blended))
+        return np.clip(np.sqrt(want / np.maximum(have, 1e-10)), 1.0, self.settings.max_gain)
+
+    def _warp(self, prev: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """``prev`` (a plane of the last output) warped onto the current frame.
+
+        The small flow becomes full-size coordinates in one resize: bilinear interpolation
+        of (pixel-centre grid + flow), scaled to full-size units, is the upsampled flow plus
+        the full-size grid (the grid is linear, so interpolating it is exact)."""
+        h, w = prev.shape[:2]
+        fh, fw = flow.shape[:2]
+        key = (fh, fw, h, w)
+        if key not in self._grids:
+            scale = np.array([w / fw, h / fh], np.float32)
+            self._grids[key] = ((_grid(fh, fw) + 0.5) * scale - 0.5, scale)
+        centres, scale = self._grids[key]
+        small = flow * scale
+        small += centres
+        full = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.remap(prev, full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _planes(data: np.ndarray, layout: str) -> list[np.ndarray]:
+    return unpack_planes(data) if layout == "yuv420p" else [data]
+
+
+def _join(planes: list[np.ndarray], layout: str) -> np.ndarray:
+    return pack_planes(planes) if layout == "yuv420p" else planes[0]
+
+
+def _down(x: np.ndarray, w: int, h: int) -> np.ndarray:
+    return cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _halve(x: np.ndarray, flow_height: int, top: float) -> np.ndarray:
+    """``x`` averaged down to at most twice ``flow_height`` rows, as float32 in [0, 1]."""
+    h, w = x.shape[:2]
+    rows = min(h, 2 * flow_height)
+    small = x if rows == h else _down(x, max(8, round(w * rows / h)), rows)
+    return small.astype(np.float32) * (1.0 / top) if top != 1.0 or small.dtype != np.float32 else small
+
+
+def _up(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return cv2.resize(x, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _norm2(v: np.ndarray) -> np.ndarray:
+    """Squared length of (h, w, 2) vectors."""
+    return v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1]
+
+
+def _energy(texture: np.ndarray, w: int, h: int, sigma: float) -> np.ndarray:
+    """Local mean of the texture's squared amplitude (summed over channels), at (h, w)."""
+    squared = texture * texture
+    if squared.ndim == 3:
+        squared = squared[..., 0] + squared[..., 1] + squared[..., 2]
+    return cv2.GaussianBlur(_down(squared, w, h), (0, 0), sigma)
+
+
+# Full-resolution arithmetic runs in torch: fused, vectorized, with broadcasting over the
+# channels (numpy's broadcasting over a last axis of 3 is several times slower).
+
+def _unit(plane: np.ndarray, top: float) -> np.ndarray:
+    """Samples in [0, top] -> float32 in [0, 1]."""
+    return torch.from_numpy(plane).to(torch.float32).mul_(1.0 / top).numpy()
+
+
+def _compose(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``ac * c + aw * w + k`` at full resolution (weights broadcast over the channels).
+
+    ``c`` holds samples (any dtype; ``ac`` carries the 1 / top scale), ``w`` is float32."""
+    tc, tw, tac, taw = (torch.from_numpy(x) for x in (c, w, ac, aw))
+    if c.ndim == 3:
+        tac, taw = tac[..., None], taw[..., None]
+    out = torch.addcmul(torch.from_numpy(k), tc.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF).float()
+                        if c.dtype == np.uint16 else tc.float(), tac)
+    out.addcmul_(tw, taw)
+    return out.numpy()
+
+
+def _quantize(plane: np.ndarray, top: float, dtype: np.dtype) -> np.ndarray:
+    """float32 in [0, 1] -> samples in [0, top] (rounded, clamped); ``plane`` (the state) is kept."""
+    if dtype == np.uint8:
+        return cv2.convertScaleAbs(cv2.max(plane, 0.0), alpha=255.0)  # saturating, rounded to nearest
+    out = torch.from_numpy(plane).mul(top).add_(0.5).clamp_(0, top)
+    return out.to(torch.int32).numpy().astype(dtype)
+
+
+def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer) -> Iterator[Frame]:
+    """The temporal stage: each stylized frame (with its ``source``) stabilized, in order.
+
+    The frames leave without their ``source`` (nothing after this stage needs it)."""
+    for frame in frames:
+        if frame.source is None:
+            raise ValueError(f"frame {frame.index} reached the temporal stage without its source pixels")
+        yield frame.with_data(stabilizer(frame.data, frame.source, frame.layout, frame.top))

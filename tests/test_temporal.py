@@ -1,0 +1,281 @@
+"""Temporal stability: the flicker metric on cases whose answer is known, and the temporal stage
+(steadier texture, exact reset at cuts, bounded state, every layout), end to end on the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tracemalloc
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from helpers import FFMPEG, make_clip, make_style
+from microast_video import EngineSettings, FrameEngine, Stylizer, decode_frames, engine_settings, prepare_runtime, probe
+from microast_video._flicker import measure
+from microast_video._frame import Frame
+from microast_video._temporal import Stabilizer, TemporalSettings
+from microast_video.cli import app
+
+runner = CliRunner()
+
+
+def write_clip(path: Path, frames: list[np.ndarray], rate: int = 25) -> Path:
+    """Frames (h, w, 3) uint8 RGB -> a lossless clip (ffv1 in MKV), exactly these pixels."""
+    h, w = frames[0].shape[:2]
+    proc = subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                             "-s", f"{w}x{h}", "-r", str(rate), "-i", "pipe:", "-c:v", "ffv1", "-pix_fmt", "bgr0",
+                             str(path)], stdin=subprocess.PIPE)
+    proc.communicate(b"".join(np.ascontiguousarray(f).tobytes() for f in frames))
+    assert proc.returncode == 0
+    return path
+
+
+def scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A textured picture that optical flow can track (smooth blobs plus fine detail)."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (w + 64, h + 64), interpolation=cv2.INTER_CUBIC)
+    detail = cv2.GaussianBlur(rng.random((h + 64, w + 64, 3)).astype(np.float32), (0, 0), 1.2)
+    return np.clip((0.6 * base + 0.8 * (detail - 0.5) + 0.2) * 255, 0, 255).astype(np.uint8)
+
+
+def noisy(frames: list[np.ndarray], sigma: float, seed: int = 1, grain: float = 0.0) -> list[np.ndarray]:
+    """Each frame plus fresh noise of ``sigma`` levels; ``grain`` > 0 makes it stroke-sized
+    (spatially correlated, as a network's repainted texture is), still ``sigma`` levels."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in frames:
+        n = rng.normal(0, 1, f.shape).astype(np.float32)
+        if grain:
+            n = cv2.GaussianBlur(n, (0, 0), grain)
+            n /= n.std()
+        out.append(np.clip(f.astype(np.float32) + sigma * n, 0, 255).astype(np.uint8))
+    return out
+
+
+# --- the metric ----------------------------------------------------------------------------
+
+def test_still_scene_with_per_frame_noise_has_the_known_warping_error(tmp_path):
+    still = [scene()[:96, :128]] * 8
+    src = write_clip(tmp_path / "src.mkv", still)
+    steady = write_clip(tmp_path / "steady.mkv", still)
+    boiling = write_clip(tmp_path / "boiling.mkv", noisy(still, 8.0))
+    r = measure(src, [steady, boiling], reference=boiling, height=96)
+    steady_row, boiling_row = r["clips"][0], r["clips"][1]
+    assert r["source_warping_error"] < 1e-6 and steady_row["warping_error"] < 1e-6
+    expected = 2 * (8.0 / 255) ** 2  # two independent noises of sigma 8 levels
+    assert abs(boiling_row["warping_error"] - expected) / expected < 0.15
+    assert steady_row["vs_reference"] < 0.01 and steady_row["texture_ratio"] < 1.0
+
+
+def test_a_pan_is_tracked_not_counted_as_flicker(tmp_path):
+    big = scene(160, 220)
+    pan = [big[20:116, 10 + 3 * t:138 + 3 * t] for t in range(10)]  # 3 px per frame to the left
+    src = write_clip(tmp_path / "src.mkv", pan)
+    same = write_clip(tmp_path / "same.mkv", pan)
+    shaky = write_clip(tmp_path / "shaky.mkv", noisy(pan, 8.0))
+    r = measure(src, [same, shaky], reference=shaky, height=96)
+    assert r["clips"][0]["warping_error"] < 0.1 * r["clips"][1]["warping_error"]
+    assert r["clips"][0]["lowpass_psnr_db"] > 30  # the blur hides the noise: the same picture underneath
+
+
+def test_a_hard_cut_is_not_warped_across(tmp_path):
+    a, b = scene(seed=3)[:96, :128], scene(seed=4)[:96, :128]
+    clip = write_clip(tmp_path / "cut.mkv", [a] * 4 + [b] * 4)
+    r = measure(clip, [clip], height=96)
+    unwarped = float((((a.astype(np.float32) - b) / 255) ** 2).mean())
+    # 7 pairs, 6 of them identical frames (no error): only the cut pair counts, and only where
+    # the forward-backward check passes, so never more than the whole unwarped difference / 7
+    assert 0 < r["clips"][0]["warping_error"] < unwarped / 7
+    within = measure(clip, [clip], height=96, frames=4)
+    assert within["clips"][0]["warping_error"] == 0
+
+
+def test_flicker_command_prints_and_writes_json(tmp_path):
+    still = [scene()[:96, :128]] * 6
+    src = write_clip(tmp_path / "src.mkv", still)
+    out = write_clip(tmp_path / "out.mkv", noisy(still, 4.0))
+    r = runner.invoke(app, ["flicker", str(src), str(out), "--reference", str(out), "--height", "96",
+                            "--json", str(tmp_path / "f.json")])
+    assert r.exit_code == 0, r.output
+    assert "warp err" in r.output and "out.mkv" in r.output
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data["frames"] == 6 and len(data["clips"]) == 2
+
+
+def test_flicker_refuses_clips_of_different_lengths(tmp_path):
+    still = [scene()[:96, :128]]
+    src = write_clip(tmp_path / "src.mkv", still * 6)
+    short = write_clip(tmp_path / "short.mkv", still * 4)
+    r = runner.invoke(app, ["flicker", str(src), str(short)])
+    assert r.exit_code == 1 and "short.mkv" in r.stderr and "fewer" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- the stabilizer --------------------------------------------------------------------------
+
+def boiling_scene(n: int = 12, h: int = 96, w: int = 128) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A slow pan (source) and its 'stylized' version whose texture changes every frame."""
+    big = scene(h + 64, w + 112, seed=5)
+    source = [big[20:20 + h, 10 + t:10 + w + t] for t in range(n)]
+    painted = [cv2.GaussianBlur(s, (0, 0), 1.5) for s in source]
+    return source, noisy(painted, 10.0, seed=7, grain=1.5)
+
+
+def test_the_stabilizer_steadies_boiling_texture_without_washing_it_out(tmp_path):
+    source, stylized = boiling_scene(12, 270, 360)  # at the height the figures are defined at
+    stab = Stabilizer()
+    out = [stab(s, c) for s, c in zip(stylized, source)]
+    src, per_frame, steady = (write_clip(tmp_path / f"{n}.mkv", f) for n, f in
+                              (("src", source), ("per_frame", stylized), ("steady", out)))
+    row = measure(src, [steady], reference=per_frame, height=270)["clips"][0]
+    assert row["vs_reference"] < 0.35, row
+    assert 0.9 <= row["texture_ratio"] <= 1.15, row
+    assert row["lowpass_psnr_db"] > 30, row
+
+
+def test_the_first_frame_after_a_cut_is_the_per_frame_frame():
+    a, b = scene(seed=3)[:96, :128], scene(seed=4)[:96, :128]
+    source = [a] * 5 + [b] * 5
+    stylized = noisy(source, 10.0)
+    stab = Stabilizer()
+    out = [stab(s, c) for s, c in zip(stylized, source)]
+    assert stab.cuts == [5]
+    assert np.array_equal(out[0], stylized[0]) and np.array_equal(out[5], stylized[5])
+    assert not np.array_equal(out[6], stylized[6])  # stabilizing again within the new shot
+
+
+def test_strength_zero_is_the_per_frame_output():
+    source, stylized = boiling_scene(6)
+    stab = Stabilizer(TemporalSettings(strength=0.0))
+    assert all(np.array_equal(stab(s, c), s) for s, c in zip(stylized, source))
+
+
+def test_state_stays_bounded_over_a_long_clip():
+    source, stylized = boiling_scene(4)
+    stab = Stabilizer()
+    tracemalloc.start()
+    for i in range(60):
+        stab(stylized[i % 4], source[i % 4])
+        if i == 10:
+            early = tracemalloc.get_traced_memory()[0]
+    late = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert late < early * 1.2 + 200_000, (early, late)
+    assert len(stab._prev) == 1  # one previous output, whatever the clip's length
+
+
+def test_planes_and_deep_frames_are_stabilized_like_rgb():
+    source, stylized = boiling_scene(6)
+    rgb, yuv, deep = Stabilizer(), Stabilizer(), Stabilizer()
+    planes = lambda x: cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2YUV_I420)  # noqa: E731
+    for s, c in zip(stylized, source):
+        o_rgb = rgb(s, c)
+        o_yuv = yuv(planes(s), planes(c), "yuv420p")
+        o_deep = deep(s.astype(np.uint16) * 257, c.astype(np.uint16) * 257)
+    assert o_yuv.shape == planes(stylized[0]).shape and o_yuv.dtype == np.uint8
+    assert o_deep.dtype == np.uint16 and np.abs(o_deep / 257 - o_rgb).mean() < 0.5
+    luma_rgb = cv2.cvtColor(o_rgb, cv2.COLOR_RGB2YUV_I420)[:96]
+    assert np.abs(o_yuv[:96].astype(int) - luma_rgb).mean() < 3  # the same steadiness, in luma
+
+
+def test_bad_settings_are_value_errors():
+    for bad in (dict(strength=1.5), dict(strength=-0.1), dict(method="magic"), dict(flow_preset="slow")):
+        with pytest.raises(ValueError):
+            TemporalSettings(**bad)
+
+
+# --- the video job -----------------------------------------------------------------------------
+
+@pytest.fixture()
+def env(weights_env, monkeypatch):
+    for k, v in weights_env.items():
+        monkeypatch.setenv(k, v)
+    return weights_env
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cut")
+    a, b = scene(seed=3)[:64, :96], scene(seed=4)[:64, :96]
+    pan = [np.roll(a, t, axis=1) for t in range(6)] + [np.roll(b, t, axis=1) for t in range(6)]
+    clip = write_clip(d / "cut.mkv", pan)
+    yuv = d / "cut_yuv.mp4"  # the same frames as 4:2:0 YCbCr, which the yuv420 transport needs
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(clip), "-c:v", "libx264", "-qp", "0",
+                    "-pix_fmt", "yuv420p", str(yuv)], check=True)
+    return clip, make_style(d / "style.png"), yuv
+
+
+def run_job(clip: Path, style: Path, out: Path, *extra: str) -> dict:
+    report = out.with_suffix(".json")
+    r = runner.invoke(app, ["video", str(clip), "-s", str(style), "-o", str(out), "--codec", "ffv1", "--device", "cpu",
+                            "-q", "--report", str(report), *extra])
+    assert r.exit_code == 0, r.stderr
+    return json.loads(report.read_text())
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    return [f.data for f in decode_frames(probe(path))]
+
+
+def test_temporal_off_is_the_per_frame_engine_bit_for_bit(env, cut_clip, tmp_path, model):
+    clip, style, yuv = cut_clip
+    run_job(clip, style, tmp_path / "off.mkv", "--temporal", "off", "--precision", "fp32")
+    from microast_video._image import load_style_image
+
+    signals = model.encode_style(load_style_image(style))
+    settings = engine_settings(torch.device("cpu"), torch.float32, 64, 96, frames=12)
+    prepare_runtime(model, settings)
+    try:
+        engine = FrameEngine(Stylizer(model, signals, settings), 8)
+        direct = [f.data for f in engine.run(decode_frames(probe(clip)))]
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(tmp_path / "off.mkv"), direct))
+
+
+def test_on_by_default_reset_at_the_cut_and_reported(env, cut_clip, tmp_path):
+    clip, style, yuv = cut_clip
+    on = run_job(clip, style, tmp_path / "on.mkv")
+    run_job(clip, style, tmp_path / "off.mkv", "--temporal", "off")
+    assert on["temporal"]["on"] and on["temporal"]["scene_cuts"] == [6]
+    assert on["stages"]["temporal"] > 0
+    steady, per_frame = frames_of(tmp_path / "on.mkv"), frames_of(tmp_path / "off.mkv")
+    assert len(steady) == len(per_frame) == 12
+    assert np.array_equal(steady[0], per_frame[0]) and np.array_equal(steady[6], per_frame[6])  # shot starts
+    assert not np.array_equal(steady[3], per_frame[3])
+
+
+@pytest.mark.parametrize("extra", [["--transport", "yuv420", "--codec", "h264"], ["--transport", "rgb", "--precision", "fp32"],
+                                   ["--precision", "bf16", "--height", "48"]])
+def test_temporal_works_with_every_transport_and_precision(env, cut_clip, tmp_path, extra):
+    clip, style, yuv = cut_clip
+    out = tmp_path / ("o.mp4" if "h264" in extra else "o.mkv")
+    report = run_job(yuv if "yuv420" in extra else clip, style, out, *extra)
+    assert report["frames"] == 12 and report["temporal"]["scene_cuts"] == [6]
+    if "yuv420" in extra:
+        assert report["engine"]["transport"] == "yuv420"
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--temporal-strength", "1.5"], "--temporal-strength"),
+                                              (["--temporal-strength", "nan"], "--temporal-strength"),
+                                              (["--temporal", "maybe"], "--temporal")])
+def test_bad_temporal_options_are_one_line(args, needle, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", "from microast_video.cli import main; main()", "x.mp4", "-s", "y.png",
+                           *args], capture_output=True, text=True, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_frame_carries_source_only_when_asked(model):
+    signals = model.encode_style(torch.rand(1, 3, 32, 32))
+    frames = [Frame(i, i, 1, Fraction(1, 25), np.full((16, 16, 3), 9 * i, np.uint8)) for i in range(3)]
+    kept = list(FrameEngine(Stylizer(model, signals), 2, keep_source=True).run(frames))
+    plain = list(FrameEngine(Stylizer(model, signals), 2).run(frames))
+    assert all(k.source is f.data for k, f in zip(kept, frames)) and all(p.source is None for p in plain)
+    assert EngineSettings().dtype == torch.float32
