@@ -1,0 +1,5 @@
+"""``python -m microast_video`` runs the command line."""
+
+from .cli import main
+
+main()
