@@ -159,7 +159,7 @@ def test_bench_runs_and_writes_json(tmp_path, weights_env, monkeypatch):
     for key in ("model_fps", "pipeline_fps", "naive_fps", "speedup_vs_naive", "peak_rss_mb", "time_to_first_frame_s"):
         assert isinstance(data[key], (int, float)) and data[key] > 0, key
     assert data["resolution"] == [64, 48] and data["naive_frames"] == 2
-    assert set(data["stages"]) == {"decode", "upload", "network", "download", "encode"}
+    assert set(data["stages"]) == {"decode", "upload", "network", "download", "temporal", "encode"}
     assert data["speedup_vs_naive"] == pytest.approx(data["model_fps"] / data["naive_fps"])
 
 

@@ -647,8 +647,8 @@ def test_a_clean_run_leaves_only_the_target(job_model, media, tmp_path):
 # 4. Memory stays bounded: a slow stage holds the others back
 
 
-@pytest.mark.parametrize("slow", ["engine", "encoder"])
-def test_frames_in_flight_stay_bounded(job_model, media, tmp_path, monkeypatch, slow):
+@pytest.mark.parametrize(("slow", "temporal"), [("engine", "off"), ("encoder", "off"), ("encoder", "on")])
+def test_frames_in_flight_stay_bounded(job_model, media, tmp_path, monkeypatch, slow, temporal):
     queue_frames, batch_size = 4, 2
     lock = threading.Lock()
     counts = {"decoded": 0, "encoded": 0, "most": 0}
@@ -678,11 +678,12 @@ def test_frames_in_flight_stay_bounded(job_model, media, tmp_path, monkeypatch, 
     monkeypatch.setattr(Stylizer, "__call__", stylize)
     out = tmp_path / "o.mp4"
     with deadline(60):
-        report = run_video(tiny_job(media, out, batch_size=batch_size, queue_frames=queue_frames))
+        report = run_video(tiny_job(media, out, batch_size=batch_size, queue_frames=queue_frames, temporal=temporal))
     assert report["frames"] == counts["decoded"] == counts["encoded"] == 50
     # Where a frame can be: held by the decode thread (1), the decoded queue, the batch in
     # the engine, the stylized queue, and the encode thread (1).
-    bound = 2 * queue_frames + batch_size + 2
+    queues = 3 if temporal == "on" else 2  # decode | engine | (temporal |) encode
+    bound = queues * queue_frames + batch_size + queues
     assert counts["most"] <= bound, counts
     assert counts["most"] >= queue_frames, counts  # the slow stage really held the rest back
 
