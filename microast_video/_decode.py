@@ -49,14 +49,15 @@ class FrameClock:
     unit fine enough to hold both: ``1 / lcm(time base denominator, rate numerator)``.
     """
 
-    def __init__(self, time_base: Fraction, rate: Fraction) -> None:
+    def __init__(self, time_base: Fraction, rate: Fraction, anchor: Fraction | None = None) -> None:
+        """``anchor``: the time (s) of the grid's origin; None = the first frame placed."""
         self.source_tb = time_base
         self.rate = rate
         den = math.lcm(time_base.denominator, rate.numerator) if time_base.numerator == 1 else 0
         self.snapping = 0 < den <= 10**7
         self.time_base = Fraction(1, den) if self.snapping else time_base
         self.tolerance = max(Fraction(1, 1000), time_base)
-        self._anchor: Fraction | None = None
+        self._anchor: Fraction | None = anchor
         self._last_slot = -1
 
     def place(self, pts: int, duration: int | None) -> tuple[int, int | None]:
@@ -112,6 +113,8 @@ def decode_frames(
     planes: bool = False,
     deinterlace: bool = False,
     stats: DecodeStats | None = None,
+    origin: float | None = None,
+    anchor: int | None = None,
 ) -> Iterator[Frame]:
     """Decode the first video stream of ``info.path`` into upright frames, one at a time.
 
@@ -127,6 +130,11 @@ def decode_frames(
             clip) instead of RGB, for a device that converts colour itself.
         deinterlace: run FFmpeg's bwdif on interlaced frames (one frame out per frame in).
         stats: filled in with what the decode saw (see :class:`DecodeStats`).
+        origin: seconds from the start of the file that output time 0 stands for (default
+            ``start``); a part of a clip (a batch segment) keeps the whole clip's clock.
+        anchor: where the frame grid of constant-rate clips starts, in the stream's time
+            base from ``origin`` (default: the first frame decoded); the whole clip's first
+            frame (:func:`first_frame_offset`) puts a segment's frames on the clip's grid.
 
     Yields:
         :class:`Frame` s in presentation order, ``pts`` relative to the output's start
@@ -138,18 +146,19 @@ def decode_frames(
     if planes and info.rotation:
         raise ValueError(f"4:2:0 planes cannot be turned upright; {info.rotation = }")
     tb = info.time_base
-    origin = info.start_time + Fraction(start).limit_denominator(1_000_000)
-    origin_pts = math.floor(origin / tb)
-    end_pts = None if duration is None else origin_pts + math.ceil(Fraction(duration).limit_denominator(1_000_000) / tb)
+    window_pts = math.floor((info.start_time + Fraction(start).limit_denominator(1_000_000)) / tb)
+    zero = start if origin is None else origin
+    origin_pts = math.floor((info.start_time + Fraction(zero).limit_denominator(1_000_000)) / tb)
+    end_pts = None if duration is None else window_pts + math.ceil(Fraction(duration).limit_denominator(1_000_000) / tb)
     upright = info.upright_size if size is None else size
     stored = (upright[1], upright[0]) if info.rotation in (90, 270) else upright
     options = reformat_options(info, stored, deep=deep, planes=planes)
-    clock = FrameClock(tb, info.frame_rate)
+    clock = FrameClock(tb, info.frame_rate, None if anchor is None else anchor * tb)
     stats = stats if stats is not None else DecodeStats()
     index = 0
     try:
-        for pts, frame in _timed_frames(info, start, origin_pts, threads, deinterlace, stats):
-            if pts < origin_pts:
+        for pts, frame in _timed_frames(info, start, window_pts, threads, deinterlace, stats):
+            if pts < window_pts:
                 continue
             if end_pts is not None and pts >= end_pts:
                 return
@@ -167,6 +176,13 @@ def decode_frames(
         raise InputError(
             f"input {shown(info.path)}: corrupt or truncated video data after {index} frame(s) ({reason(err)})"
         ) from err
+
+
+def first_frame_offset(info: VideoInfo, start: float = 0.0) -> int:
+    """Where the first frame at or after ``start`` lies, in the stream's time base from ``start``."""
+    for frame in decode_frames(info, start=start, size=(16, 16)):
+        return round(frame.pts * frame.time_base / info.time_base)
+    return 0
 
 
 def _timed_frames(info: VideoInfo, start: float, origin_pts: int, threads: int, deinterlace: bool,

@@ -36,14 +36,37 @@ def pipe_format(frame: Frame) -> str:
 
 
 def ffmpeg_command(info: VideoInfo, plan: EncodePlan, target: Path, *, exe: str, first_offset: float,
-                   layout: str = "rgb", start: float = 0.0, duration: float | None = None) -> list[str]:
+                   layout: str = "rgb", start: float = 0.0, duration: float | None = None, carry: bool = True
+                   ) -> list[str]:
     """The ffmpeg command line (built with ffmpeg-python; never a shell string).
 
     Video comes from the NUT pipe; audio, subtitles, chapters and metadata from the source
-    file (the same window of it). ``layout`` is how frames arrive: "rgb" (ffmpeg converts
-    to YUV with the output's matrix and range) or "yuv420p" (already in the output's
-    matrix and range: the scale filter only repacks, if the output format differs at all).
+    file (the same window of it), unless ``carry`` is False (a batch segment: video only).
+    ``layout`` is how frames arrive: "rgb" (ffmpeg converts to YUV with the output's
+    matrix and range) or "yuv420p" (already in the output's matrix and range: the scale
+    filter only repacks, if the output format differs at all).
     """
+    video = _video_filters(plan, first_offset, layout)
+    if not carry:
+        args = ffmpeg.output(video, file_url(target), **_output_options(plan)).compile(cmd=exe)
+        return args[:1] + ["-hide_banner", "-nostats", "-loglevel", "error", "-y"] + args[1:]
+    return _with_source(info, plan, [video], _output_options(plan), target, exe=exe, start=start, duration=duration)
+
+
+def mux_command(info: VideoInfo, plan: EncodePlan, video_file: Path, target: Path, *, exe: str, start: float = 0.0,
+                duration: float | None = None) -> list[str]:
+    """ffmpeg command that copies the (assembled) video of ``video_file`` into ``target`` and
+    carries over the source's audio, subtitles, chapters and metadata: no re-encoding."""
+    video = ffmpeg.input(file_url(video_file)).video
+    options: dict[str, object] = {"f": plan.muxer, "c:v": "copy"}
+    if plan.muxer in ("mp4", "mov"):
+        options["movflags"] = "+faststart"
+    return _with_source(info, plan, [video], options, target, exe=exe, start=start, duration=duration)
+
+
+def _with_source(info: VideoInfo, plan: EncodePlan, streams: list, out_kwargs: dict[str, object], target: Path, *,
+                 exe: str, start: float, duration: float | None) -> list[str]:
+    """The command writing ``streams`` plus the source's audio, subtitles, chapters and metadata."""
     src_kwargs: dict[str, object] = {}
     if start > 0:
         src_kwargs["ss"] = f"{start:.6f}"
@@ -51,8 +74,6 @@ def ffmpeg_command(info: VideoInfo, plan: EncodePlan, target: Path, *, exe: str,
         src_kwargs["t"] = f"{duration:.6f}"
     source_url, target_url = info.url, file_url(target)
     source = ffmpeg.input(source_url, **src_kwargs)
-    streams = [_video_filters(plan, first_offset, layout)]
-    out_kwargs = _output_options(plan)
     for n, (index, how) in enumerate(plan.audio):
         streams.append(source[f"a:{index}"])
         out_kwargs[f"c:a:{n}"] = how
@@ -119,8 +140,10 @@ class FFmpegWriter:
     """
 
     def __init__(self, info: VideoInfo, plan: EncodePlan, target: Path, *, exe: str,
-                 start: float = 0.0, duration: float | None = None, label: Path | None = None) -> None:
+                 start: float = 0.0, duration: float | None = None, label: Path | None = None,
+                 carry: bool = True) -> None:
         self.info, self.plan, self.target, self.exe = info, plan, target, exe
+        self.carry = carry  # False: video only (a batch segment)
         self.label = label or target  # what messages call the output (the final path, not the temp file)
         self.start, self.duration = start, duration
         self._proc: subprocess.Popen[bytes] | None = None
@@ -134,7 +157,7 @@ class FFmpegWriter:
     def command(self, first_offset: float, layout: str = "rgb") -> list[str]:
         """The ffmpeg command line for a first frame at ``first_offset`` seconds."""
         return ffmpeg_command(self.info, self.plan, self.target, exe=self.exe, first_offset=first_offset,
-                              layout=layout, start=self.start, duration=self.duration)
+                              layout=layout, start=self.start, duration=self.duration, carry=self.carry)
 
     def _start(self, first: Frame) -> None:
         cmd = self.command(float(first.pts * first.time_base), first.layout)

@@ -17,9 +17,11 @@ so nothing is ever left at the target path.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -38,6 +40,7 @@ from ._style import job_signals
 from ._temporal import Stabilizer, stabilized
 from ._tonemap import tonemapped
 from ._transport import YUV420Transport
+from fractions import Fraction
 
 Log = Callable[[str], None]
 
@@ -62,18 +65,72 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
                               job.max_pixels)
         prepare_runtime(model, plan.engine)                               # 3. stylizer
         stylizer = Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix)
-        stats = DecodeStats()
         stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
         with AtomicFile(plan.output, overwrite=job.overwrite) as video:
-            times, first_frame_at, counts = _run_stages(plan, stylizer, video.path, stats, stabilizer)  # 4. stages
-            frames, notes = _verify(plan, counts, stats)                  # 5. verify
+            done = encode_window(plan, stylizer, video.path, stabilizer=stabilizer)   # 4. stages
+            frames, notes = _verify(plan, done.counts, done.stats)                   # 5. verify
             for note in notes:
                 log(f"microast-video: note: {note}")
-            report = video_report(plan, stylizer, times, frames, time.perf_counter() - times.t0, first_frame_at)
+            report = video_report(plan, stylizer, done.times, frames, time.perf_counter() - done.times.t0,
+                                  done.first_frame_at)
             report["notes"] += notes
-            report["temporal"] = _temporal_report(plan, stabilizer)
-            _publish(plan, video, report)                                 # 6. publish
+            report["temporal"] = temporal_report(plan, stabilizer)
+            _publish(plan, video, report)                                            # 6. publish
     return report
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A part of the job's clip, on the clip's own clock (a batch segment); the default is all of it.
+
+    Attributes:
+        start, end: seconds from the job's start (``--start``); ``end`` None: to the end.
+        warmup: seconds decoded before ``start``, stylized and stabilized, then dropped, so a
+            segment's first frames are steady too.
+        anchor: the clip's first frame (:func:`~microast_video._decode.first_frame_offset`).
+        carry: carry audio, subtitles, chapters and metadata (False: a video-only segment).
+    """
+
+    start: float = 0.0
+    end: float | None = None
+    warmup: float = 0.0
+    anchor: int | None = None
+    carry: bool = True
+
+
+@dataclasses.dataclass
+class Encoded:
+    """What encoding a window produced: busy times, frame counts per stage, decode statistics."""
+
+    times: StageTimes
+    first_frame_at: float | None
+    counts: dict[str, int]
+    stats: DecodeStats
+
+
+def encode_window(plan: JobPlan, stylizer: Stylizer, target: Path, *, window: Window = Window(),
+                  stabilizer: Stabilizer | None = None) -> Encoded:
+    """Run the chain over ``window`` of the job's clip; ffmpeg writes ``target`` (the caller's temporary file)."""
+    job = plan.job
+    times, stats = StageTimes(), DecodeStats()
+    first_frame_at: list[float] = []
+    bar = tqdm(total=plan.expected_frames if window == Window() else None, unit="frame", desc=job.input.name,
+               disable=not job.progress, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def done(frame: Frame) -> None:
+        if not first_frame_at:
+            first_frame_at.append(time.perf_counter() - times.t0)
+        bar.update(1)
+
+    try:
+        duration = job.duration if window.end is None else window.end - window.start
+        writer = FFmpegWriter(plan.info, plan.encode, target, exe=plan.exe, start=job.start + window.start,
+                              duration=duration, label=plan.output, carry=window.carry)
+        counts = run_chain(video_stages(plan, stylizer, times, writer, stats, stabilizer, window),
+                           queue_frames=plan.queue_frames, times=times, on_output=done)
+    finally:
+        bar.close()
+    return Encoded(times, (first_frame_at or [None])[0], counts, stats)
 
 
 def _sweep(plan: JobPlan, log: Log) -> None:
@@ -85,25 +142,38 @@ def _sweep(plan: JobPlan, log: Log) -> None:
 
 
 def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: FFmpegWriter,
-                 stats: DecodeStats, stabilizer: Stabilizer | None) -> list[Stage]:
+                 stats: DecodeStats, stabilizer: Stabilizer | None, window: Window = Window()) -> list[Stage]:
     """The chain a frame takes through the video job, in order."""
     engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport, keep_source=stabilizer is not None)
     enc = plan.encode
     return [
-        Stage("decode", lambda _: _decoded(plan, stats)),
+        Stage("decode", lambda _: _decoded(plan, stats, window)),
         *([Stage("tonemap", lambda frames: tonemapped(frames, enc.tonemap, enc.deep))] if enc.tonemap else []),
         Stage("engine", engine.run, timed=False, in_caller=True),  # times upload / network / download itself
         *([Stage("temporal", lambda frames: stabilized(frames, stabilizer))] if stabilizer else []),
+        *([Stage("warm-up", lambda frames: _after(frames, window.start))] if window.warmup else []),
         Stage("encode", lambda frames: _encoded(frames, writer, times), abort=writer.abort),
     ]
 
 
-def _decoded(plan: JobPlan, stats: DecodeStats) -> Iterator[Frame]:
+def _decoded(plan: JobPlan, stats: DecodeStats, window: Window) -> Iterator[Frame]:
     job = plan.job
-    return decode_frames(plan.info, start=job.start, duration=job.duration, size=plan.encode.size,
+    first = job.start + max(0.0, window.start - window.warmup)
+    end = job.duration if window.end is None else window.end
+    duration = None if end is None else job.start + end - first
+    return decode_frames(plan.info, start=first, duration=duration, size=plan.encode.size,
                          deep=plan.encode.deep or plan.encode.tonemap is not None,
                          planes=isinstance(plan.transport, YUV420Transport), deinterlace=plan.deinterlace,
-                         stats=stats)
+                         stats=stats, origin=job.start, anchor=window.anchor)
+
+
+def _after(frames: Iterator[Frame], start: float) -> Iterator[Frame]:
+    """Drop the warm-up frames (before ``start`` s on the clip's clock); number the rest from 0."""
+    index = 0
+    for frame in frames:
+        if frame.pts * frame.time_base >= Fraction(start).limit_denominator(1_000_000):
+            yield dataclasses.replace(frame, index=index)
+            index += 1
 
 
 def _encoded(frames: Iterator[Frame], writer: FFmpegWriter, times: StageTimes) -> Iterator[Frame]:
@@ -118,35 +188,12 @@ def _encoded(frames: Iterator[Frame], writer: FFmpegWriter, times: StageTimes) -
     writer.finish()
 
 
-def _temporal_report(plan: JobPlan, stabilizer: Stabilizer | None) -> dict[str, Any]:
+def temporal_report(plan: JobPlan, stabilizer: Stabilizer | None) -> dict[str, Any]:
     if stabilizer is None:
         return {"on": False}
     s = plan.temporal
     return {"on": True, "strength": s.strength, "method": s.method, "flow": f"DIS {s.flow_preset} at {s.flow_height} rows",
             "scene_cuts": stabilizer.cuts}
-
-
-def _run_stages(plan: JobPlan, stylizer: Stylizer, target: Any, stats: DecodeStats, stabilizer: Stabilizer | None
-                ) -> tuple[StageTimes, float | None, dict[str, int]]:
-    job = plan.job
-    times = StageTimes()
-    first_frame_at: list[float] = []
-    bar = tqdm(total=plan.expected_frames, unit="frame", desc=job.input.name, disable=not job.progress,
-               file=sys.stderr, dynamic_ncols=True, leave=False)
-
-    def done(frame: Frame) -> None:
-        if not first_frame_at:
-            first_frame_at.append(time.perf_counter() - times.t0)
-        bar.update(1)
-
-    try:
-        writer = FFmpegWriter(plan.info, plan.encode, target, exe=plan.exe, start=job.start,
-                              duration=job.duration, label=plan.output)
-        counts = run_chain(video_stages(plan, stylizer, times, writer, stats, stabilizer), queue_frames=plan.queue_frames,
-                           times=times, on_output=done)
-    finally:
-        bar.close()
-    return times, (first_frame_at or [None])[0], counts
 
 
 def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[int, list[str]]:

@@ -228,6 +228,7 @@ def test_temporal_off_is_the_per_frame_engine_bit_for_bit(env, cut_clip, tmp_pat
     run_job(clip, style, tmp_path / "off.mkv", "--temporal", "off", "--precision", "fp32")
     from microast_video._image import load_style_image
 
+    model.to(memory_format=torch.contiguous_format)  # as the job does: signals first, then the runtime layout
     signals = model.encode_style(load_style_image(style))
     settings = engine_settings(torch.device("cpu"), torch.float32, 64, 96, frames=12)
     prepare_runtime(model, settings)
