@@ -35,12 +35,14 @@ from ._probe import probe
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
-def frames_at_height(path: str | Path, height: int, limit: int | None = None) -> Iterator[np.ndarray]:
-    """The clip's frames, upright, resized to ``height`` rows (area filter): (h, w, 3) float32 in [0, 1]."""
+def frames_at_height(path: str | Path, height: int, limit: int | None = None, *, start: float = 0.0,
+                     duration: float | None = None) -> Iterator[np.ndarray]:
+    """The clip's frames (from ``start`` s, for ``duration`` s), upright, resized to ``height``
+    rows (area filter): (h, w, 3) float32 in [0, 1]."""
     info = probe(path)
     w, h = info.upright_size
     width = max(2, round(w * height / h))
-    for i, frame in enumerate(decode_frames(info, size=(width, height))):
+    for i, frame in enumerate(decode_frames(info, start=start, duration=duration, size=(width, height))):
         if limit is not None and i >= limit:
             return
         yield frame.data.astype(np.float32) / 255.0
@@ -95,11 +97,16 @@ class ClipScore:
     frames: int = 0
     lowpass_se: float = 0.0
     lowpass_values: int = 0
+    pair_errors: list[float] = dataclasses.field(default_factory=list)  # pair (t-1, t) at t-1; NaN: no valid pixel
 
     def add_pair(self, current: np.ndarray, previous_warped: np.ndarray, valid: np.ndarray) -> None:
-        if valid.any():
-            self.warping_error += float(((current - previous_warped) ** 2)[valid].mean())
-            self.pairs += 1
+        if not valid.any():
+            self.pair_errors.append(math.nan)
+            return
+        error = float(((current - previous_warped) ** 2)[valid].mean())
+        self.pair_errors.append(error)
+        self.warping_error += error
+        self.pairs += 1
 
     @property
     def mean_warping_error(self) -> float:
@@ -118,8 +125,11 @@ class ClipScore:
 
 
 def measure(source: Path, stylized: Sequence[Path], *, reference: Path | None = None, height: int = 270,
-            frames: int | None = None, log=lambda m: None) -> dict[str, object]:
+            frames: int | None = None, start: float = 0.0, duration: float | None = None,
+            log=lambda m: None) -> dict[str, object]:
     """Warping error of the source and of each clip; texture ratio and low-pass PSNR against ``reference``.
+
+    ``start`` and ``duration`` pick the part of the source the clips were made from.
 
     Returns a JSON-friendly dict: ``{"height", "frames", "source", "clips": [...]}``.
 
@@ -129,7 +139,8 @@ def measure(source: Path, stylized: Sequence[Path], *, reference: Path | None = 
     if not 16 <= height <= 4320:
         raise ValueError(f"--height must be between 16 and 4320, got {height = }")
     names = [("source", source), *((str(p), p) for p in stylized), *([("reference", reference)] if reference else [])]
-    streams = [frames_at_height(p, height, frames) for _, p in names]
+    streams = [frames_at_height(p, height, frames, **({"start": start, "duration": duration} if i == 0 else {}))
+               for i, (_, p) in enumerate(names)]
     scores = [ClipScore(n) for n, _ in names]
     flow, sigma = FlowPair(), 0.01 * height
     prev: list[np.ndarray] | None = None
@@ -179,7 +190,8 @@ def _summary(scores: list[ClipScore], height: int, frames: int, with_reference: 
     rows = []
     for score in clips:
         row = {"clip": score.name, "warping_error": score.mean_warping_error,
-               "vs_source": score.mean_warping_error / max(source.mean_warping_error, 1e-12)}
+               "vs_source": score.mean_warping_error / max(source.mean_warping_error, 1e-12),
+               "pair_errors": [None if math.isnan(e) else e for e in score.pair_errors]}
         if reference is not None and score is not reference:
             row.update(vs_reference=score.mean_warping_error / max(reference.mean_warping_error, 1e-12),
                        texture_ratio=score.mean_texture / max(reference.mean_texture, 1e-12),

@@ -88,6 +88,8 @@ def _user_errors(debug: bool) -> Iterator[None]:
     except Terminated as err:
         _error("terminated; nothing was written")
         raise typer.Exit(err.exit_code) from None
+    except typer.Exit:
+        raise  # a command's own exit code
     except Exception as err:  # noqa: BLE001 - a bug: say so plainly
         if debug:
             traceback.print_exc()
@@ -300,7 +302,44 @@ def flicker_command(
             write_bytes(json_path, json_bytes(result), overwrite=overwrite, what="--json")
 
 
-_COMMANDS = ("image", "signals", "video", "bench", "flicker")
+@app.command("batch")
+def batch_command(
+    manifest: Annotated[Path, typer.Argument(help="The batch manifest (TOML): inputs x looks -> outputs.",
+                                             show_default=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything and print the plan; run nothing.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run only the jobs the last report marks failed.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine (one per GPU where there are GPUs).")] = 1,
+    ray: Annotated[Optional[str], typer.Option(
+        help="Run the segments on Ray: 'local' (a cluster of --workers CPUs here), 'auto' or a cluster address.")] = None,
+    flicker: Annotated[bool, typer.Option("--flicker", help="Measure each output's warping error (also at segment seams).")] = False,
+    report_dir: Annotated[Optional[Path], typer.Option(help="Where report.json, report.html and contact sheets go "
+                                                            "(default: MANIFEST-report beside the manifest).")] = None,
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run many clips x looks from a manifest: resumable by segments, failures isolated, a report to review."""
+    with _user_errors(debug):
+        from ._batch import BatchOptions, run_batch
+        from ._manifest import ManifestError
+
+        options = BatchOptions(dry_run=dry_run, overwrite=overwrite, retry_failed=retry_failed, workers=workers,
+                               ray=ray, weights=weights, report_dir=report_dir, progress=not quiet, flicker=flicker)
+        try:
+            report = run_batch(manifest, options, log=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)))
+        except ManifestError as err:  # every problem, one line each
+            for problem in err.problems:
+                _error(problem)
+            raise typer.Exit(err.exit_code) from None
+        s = report["summary"]
+        typer.echo(f"batch: {s['done']} done, {s['failed']} failed, {s['skipped']} up to date"
+                   + (" (dry run: nothing run)" if dry_run else ""), err=True)
+        if s["failed"]:
+            raise typer.Exit(1)
+
+
+_COMMANDS = ("image", "signals", "video", "bench", "flicker", "batch")
 
 
 def route(argv: Sequence[str]) -> list[str]:
