@@ -50,6 +50,18 @@ _EXPORTS = {
     "EncodeSettings": "._encode_plan",
     "VideoJob": "._job",
     "run_video": "._pipeline",
+    "measure_flicker": "._flicker",
+    # batch jobs
+    "Manifest": "._manifest",
+    "load_manifest": "._manifest",
+    "manifest_from_dict": "._manifest",
+    "BatchOptions": "._batch",
+    "run_batch": "._batch",
+    "contact_sheet": "._contact",
+    "frames_at": "._contact",
+    "sheet_grid": "._contact",
+    "labelled": "._contact",
+    "png_bytes": "._contact",
     "ImageJob": "._image_job",
     "run_image": "._image_job",
     # option choices and errors
@@ -78,7 +90,11 @@ if TYPE_CHECKING:
     from ._image import load_content_image, load_style_image, read_image
     from ._image_job import ImageJob, run_image
     from ._image_write import write_image
+    from ._batch import BatchOptions, run_batch
+    from ._contact import contact_sheet, frames_at, labelled, png_bytes, sheet_grid
+    from ._flicker import measure_flicker
     from ._job import VideoJob
+    from ._manifest import Manifest, load_manifest, manifest_from_dict
     from ._options import Codec, CompileMode, Precision, Transport
     from ._pipeline import run_video
     from ._pretrained import load_model

@@ -86,8 +86,10 @@ class JobRun:
             self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
 
 
-def run_batch(manifest_path: str | Path, options: BatchOptions = BatchOptions(), *, log: Log = _stderr) -> dict[str, Any]:
-    """Run a batch manifest; returns the report (also written to the report folder).
+def run_batch(manifest_path: str | Path | Manifest, options: BatchOptions = BatchOptions(), *,
+              log: Log = _stderr) -> dict[str, Any]:
+    """Run a batch manifest (a TOML file, or a :class:`Manifest` built in code); returns the
+    report (also written to the report folder).
 
     Raises:
         ManifestError: problems found before any work (one line each).
@@ -97,7 +99,7 @@ def run_batch(manifest_path: str | Path, options: BatchOptions = BatchOptions(),
     from ._batch_report import report_folder, write_report
 
     with terminate_on_signals():
-        manifest = load_manifest(manifest_path)
+        manifest = manifest_path if isinstance(manifest_path, Manifest) else load_manifest(manifest_path)
         report_dir = report_folder(manifest, options)
         runs = select(manifest, options, report_dir)                      # 1. select
         check(runs, manifest, options)                                    # 2. check
@@ -167,8 +169,8 @@ def plan_text(runs: list[JobRun], manifest: Manifest, seconds: float | None, opt
             f"{r.plan.expected_frames} frames, {len(r.segments)} segment(s), {r.plan.encode.size[0]}x{r.plan.encode.size[1]}")
         lines.append(f"  {r.job.entry} -> {shown(r.job.output)}: {tail}")
     if seconds is not None:
-        lines.append(f"estimate: {_duration(seconds)} (network time per frame measured now at each size, "
-                     "x1.25 for decoding, the temporal stage and encoding)")
+        lines.append(f"estimate: {_duration(seconds)} (network time per frame measured now at each size, x1.25 for "
+                     "decoding, the temporal stage and encoding, plus ~0.5 s per segment and ~1 s per job)")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ import base64
 import datetime
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,10 @@ def _job_entry(run: JobRun) -> dict[str, Any]:
 def write_report(runs: list[JobRun], manifest: Manifest, folder: Path, options: BatchOptions,
                  estimate: float | None, *, wall: float, planned: bool = False) -> dict[str, Any]:
     """Write ``report.json`` and ``report.html`` into ``folder``; returns the report."""
+    for run in runs:  # an up-to-date job shows the sheet the run that made it left
+        earlier = folder / "sheets" / f"{run.job.id}.png"
+        if run.sheet is None and run.status == "skipped" and earlier.is_file():
+            run.sheet = earlier
     counts = {s: sum(r.status == s for r in runs) for s in ("done", "failed", "skipped", "pending")}
     report = {
         "report": _MARK, "version": __version__, "manifest": str(manifest.path),
@@ -82,6 +87,10 @@ _SCRIPT = """window.addEventListener('load',()=>{const i=[...document.images];
 document.body.dataset.images=i.length;document.body.dataset.loaded=i.filter(x=>x.complete&&x.naturalWidth>0).length;});"""
 
 
+def _relative(path: str, base: Path) -> str:
+    return os.path.relpath(path, base) if os.path.isabs(path) else path
+
+
 def _image(path: str | None) -> str:
     if not path or not Path(path).is_file():
         return ""
@@ -90,8 +99,11 @@ def _image(path: str | None) -> str:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """The report as one HTML page with everything inside (opens offline, mails as one file)."""
-    e = html.escape
+    """The report as one HTML page with everything inside (opens offline, mails as one file).
+
+    Paths are shown relative to the manifest's folder (``report.json`` keeps them whole)."""
+    base = Path(report["manifest"]).parent
+    e = lambda text: html.escape(str(text).replace(str(base) + os.sep, ""))  # noqa: E731
     s = report["summary"]
     rows = "".join(
         f"<tr><th>{e(k.replace('_', ' '))}</th><td>{e(str(v))}</td></tr>" for k, v in s.items())
@@ -111,6 +123,6 @@ def render_html(report: dict[str, Any]) -> str:
             + (f', {j["fps"]:.2f} fps' if j["fps"] else "") + (f"; {e(stages)}" if stages else "") + "</div>"
             + fl + _image(j["contact_sheet"]) + "</div>")
     return (f"<!doctype html><!-- {_MARK} --><html><head><meta charset='utf-8'><title>microast-video batch report</title>"
-            f"<style>{_CSS}</style></head><body><h1>Batch report</h1><p>{e(report['manifest'])}, "
+            f"<style>{_CSS}</style></head><body><h1>Batch report</h1><p>{e(Path(report['manifest']).name)}, "
             f"{e(report['finished'])}{' (dry run: planned only)' if report['dry_run'] else ''}</p>"
             f"<table>{rows}</table>{''.join(jobs)}<script>{_SCRIPT}</script></body></html>\n")

@@ -52,10 +52,16 @@ def look_signals(runs: list[JobRun], options: BatchOptions) -> dict[tuple, Any]:
     return found
 
 
+#: Fixed costs measured on our 2-core machine: starting ffmpeg and its test encode per
+#: segment, and per job the assembly, the record and the contact sheet.
+SEGMENT_SECONDS, JOB_SECONDS = 0.5, 1.0
+
+
 def estimate(runs: list[JobRun], signals: dict[tuple, Any], options: BatchOptions) -> float | None:
     """Seconds the batch should take: the network's time per frame measured now at each frame
     size (one warm-up frame, one timed), times the frames, x1.25 for decoding, the temporal
-    stage and encoding (their share in our runs). None when there is nothing to run."""
+    stage and encoding (their share in our runs), plus the fixed costs per segment and per
+    job. None when there is nothing to run (or the work goes to a Ray cluster)."""
     import torch
 
     if not runs or options.ray:
@@ -73,8 +79,8 @@ def estimate(runs: list[JobRun], signals: dict[tuple, Any], options: BatchOption
             t = time.perf_counter()
             stylizer(frame)
             per_size[key] = time.perf_counter() - t
-        total += (plan.expected_frames or 0) * per_size[key] / max(1, options.workers)
-    return 1.25 * total
+        total += 1.25 * (plan.expected_frames or 0) * per_size[key] + SEGMENT_SECONDS * len(run.segments) + JOB_SECONDS
+    return total / max(1, options.workers)
 
 
 @contextlib.contextmanager
@@ -216,9 +222,9 @@ def after_job(run: JobRun, report_dir: Path, options: BatchOptions, log: Callabl
 
 def flicker_figures(run: JobRun) -> dict[str, Any]:
     """Warping error of the output (vs the source's), and at the segment seams vs the whole clip."""
-    from ._flicker import measure
+    from ._flicker import measure_flicker
 
-    figures = measure(run.job.input, [run.job.output], height=270, start=run.video.start,
+    figures = measure_flicker(run.job.input, [run.job.output], height=270, start=run.video.start,
                       duration=run.video.duration)
     row = figures["clips"][0]
     pairs = row["pair_errors"]  # pair (t-1, t) at index t-1; None where no pixel was reliable

@@ -40,7 +40,7 @@ def spread(duration: float | None, count: int) -> list[float]:
     return [span * (i + 0.5) / count for i in range(count)]
 
 
-def label(image: np.ndarray, text: str) -> np.ndarray:
+def labelled(image: np.ndarray, text: str) -> np.ndarray:
     """``image`` with ``text`` on a dark band at its top-left (legible on any picture)."""
     out = np.ascontiguousarray(image).copy()
     scale = max(0.35, out.shape[0] / 360)
@@ -50,12 +50,12 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def grid(rows: Sequence[Sequence[np.ndarray]], headers: Sequence[str] = (), gap: int = 4) -> np.ndarray:
+def sheet_grid(rows: Sequence[Sequence[np.ndarray]], headers: Sequence[str] = (), gap: int = 4) -> np.ndarray:
     """Images (RGB uint8, one height per row) in rows and columns on a white sheet, with column headers."""
     width = max(sum(im.shape[1] for im in row) + gap * (len(row) + 1) for row in rows)
     bands = []
     if headers:
-        cells = [label(np.full((22, im.shape[1], 3), 255, np.uint8), h) for h, im in zip(headers, rows[0])]
+        cells = [labelled(np.full((22, im.shape[1], 3), 255, np.uint8), h) for h, im in zip(headers, rows[0])]
         bands.append(_row(cells, width, gap))
     bands += [_row(row, width, gap) for row in rows]
     return np.vstack([np.full((gap, width, 3), 255, np.uint8), *bands])
@@ -80,8 +80,8 @@ def contact_sheet(source: Path, outputs: Sequence[Path], headers: Sequence[str],
     rows = []
     for i in range(min(len(c) for c in columns)):
         t = columns[0][i][0]
-        rows.append([label(columns[0][i][1], f"{t:.2f} s"), *(c[i][1] for c in columns[1:])])
-    return grid(rows, headers=["input", *headers])
+        rows.append([labelled(columns[0][i][1], f"{t:.2f} s"), *(c[i][1] for c in columns[1:])])
+    return sheet_grid(rows, headers=["input", *headers])
 
 
 def png_bytes(image: np.ndarray) -> bytes:

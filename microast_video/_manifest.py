@@ -144,6 +144,13 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError([f"manifest {shown(path)}: file not found"]) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ManifestError([f"manifest {shown(path)}: not a readable TOML file ({' '.join(str(err).split())})"]) from None
+    return manifest_from_dict(data, path)
+
+
+def manifest_from_dict(data: dict[str, Any], path: str | Path) -> Manifest:
+    """A manifest from its parsed content (the TOML's tables as dicts); ``path`` is what it is
+    called in messages, and relative names are taken from its folder."""
+    path = Path(path)
     problems: list[str] = []
     say = lambda where, what: problems.append(f"{shown(path)}: {where}: {what}")  # noqa: E731
     for key in sorted(set(data) - _TOP):

@@ -285,7 +285,7 @@ def flicker_command(
 ) -> None:
     """Measure flicker: warping error (Lai et al. 2018), texture ratio and low-pass fidelity."""
     with _user_errors(debug):
-        from ._flicker import format_flicker, measure
+        from ._flicker import format_flicker, measure_flicker
         from ._output import check_output, json_bytes, write_bytes
         from ._probe import probe
         from ._stages import terminate_on_signals
@@ -296,7 +296,7 @@ def flicker_command(
         if json_path is not None:
             check_output(json_path, clips, overwrite=overwrite, what="--json")
         with terminate_on_signals():
-            result = measure(source, stylized, reference=reference, height=height, frames=frames)
+            result = measure_flicker(source, stylized, reference=reference, height=height, frames=frames)
         typer.echo(format_flicker(result))
         if json_path is not None:
             write_bytes(json_path, json_bytes(result), overwrite=overwrite, what="--json")

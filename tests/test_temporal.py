@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from helpers import FFMPEG, make_clip, make_style
 from microast_video import EngineSettings, FrameEngine, Stylizer, decode_frames, engine_settings, prepare_runtime, probe
-from microast_video._flicker import measure
+from microast_video._flicker import measure_flicker as measure
 from microast_video._frame import Frame
 from microast_video._temporal import Stabilizer, TemporalSettings
 from microast_video.cli import app

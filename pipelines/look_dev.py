@@ -1,0 +1,61 @@
+"""Look development: one shot x several styles x alphas -> one contact-sheet grid to choose a look from.
+
+    python pipelines/look_dev.py shot.mp4 --style a.jpg --style b.jpg --alpha 0.5 --alpha 1 -o looks.png
+
+Rows are styles, columns are alphas, all on the same frame of the shot (the middle, or
+--at SECONDS), each tile labelled. Seconds, not hours: nothing is encoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from microast_video import (MicroastError, Stylizer, compute_signals, frames_at, labelled, load_model, png_bytes,
+                            probe, sheet_grid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("shot", type=Path, help="the shot (any video FFmpeg reads)")
+    parser.add_argument("--style", type=Path, action="append", required=True, help="a style image (repeat)")
+    parser.add_argument("--alpha", type=float, action="append", help="a style strength 0..1 (repeat; default 0.5, 1)")
+    parser.add_argument("--at", type=float, help="seconds into the shot (default: its middle)")
+    parser.add_argument("--height", type=int, default=270, help="tile height (default 270)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("looks.png"), help="the grid (PNG)")
+    args = parser.parse_args(argv)
+    alphas = args.alpha or [0.5, 1.0]
+
+    # 1. The frame: one picture of the shot, at the tile size.
+    info = probe(args.shot)
+    at = args.at if args.at is not None else float(info.duration or 0) / 2
+    (t, rgb), = frames_at(args.shot, [at], args.height)
+    content = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    # 2. The looks: each style's signals once, each alpha a stylizer.
+    model = load_model()
+    rows = []
+    for style in args.style:
+        signals = compute_signals(model, [style])
+        tiles = [labelled(_to_rgb(Stylizer(model, signals, alpha=a)(content)), f"{style.stem}  alpha {a:g}")
+                 for a in alphas]
+        rows.append(tiles)
+    # 3. The grid: the source frame first in each row.
+    source = labelled(rgb, f"source at {t:.2f} s")
+    sheet = sheet_grid([[source, *row] for row in rows], headers=["source", *(f"alpha {a:g}" for a in alphas)])
+    args.output.write_bytes(png_bytes(sheet))
+    print(f"wrote {args.output} ({len(args.style)} styles x {len(alphas)} alphas)")
+    return 0
+
+
+def _to_rgb(t: torch.Tensor):
+    return (t[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except MicroastError as err:
+        sys.exit(f"look_dev: error: {err}")

@@ -1,0 +1,84 @@
+"""Each post-production pipeline in pipelines/ answers --help and does its job on small material."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import ROOT
+from helpers import make_clip
+from microast_video._procedural import painting
+
+PIPELINES = sorted((ROOT / "pipelines").glob("*.py"))
+
+
+def run(script: str, *args: str | Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "pipelines" / script), *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("script", [p.name for p in PIPELINES])
+def test_every_pipeline_answers_help(script):
+    proc = run(script, "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage:"), proc.stderr
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pipelines")
+    (d / "shots").mkdir()
+    make_clip(d / "shots" / "one.mp4", size="96x64", seconds=0.6)
+    make_clip(d / "shots" / "two.mp4", size="80x48", seconds=0.4, source="testsrc")
+    cv2.imwrite(str(d / "a.png"), painting(96, seed=5))
+    cv2.imwrite(str(d / "b.png"), painting(96, seed=9))
+    return d
+
+
+def test_restyle_folder(shots, weights_env, tmp_path):
+    proc = run("restyle_folder.py", shots / "shots", "--style", shots / "a.png", "--out", tmp_path / "out",
+               "--codec", "ffv1", env=weights_env)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.mkv")) == ["one_restyled.mkv", "two_restyled.mkv"]
+    report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    assert report["summary"]["done"] == 2 and "2 restyled" in proc.stdout
+    again = run("restyle_folder.py", shots / "shots", "--style", shots / "a.png", "--out", tmp_path / "out",
+                "--codec", "ffv1", env=weights_env)
+    assert again.returncode == 0 and "2 up to date" in again.stdout
+
+
+def test_look_dev_grid(shots, weights_env, tmp_path):
+    out = tmp_path / "looks.png"
+    proc = run("look_dev.py", shots / "shots" / "one.mp4", "--style", shots / "a.png", "--style", shots / "b.png",
+               "--alpha", "0.9", "--alpha", "1", "--height", "64", "-o", out, env=weights_env)
+    assert proc.returncode == 0, proc.stderr
+    grid = cv2.imread(str(out))
+    # rows: a header and 2 styles (64 px tiles + gaps); columns: the source and 2 alphas (96 px tiles + gaps)
+    assert grid.shape[0] == 4 + 26 + 2 * (64 + 4) and grid.shape[1] == 4 + 3 * (96 + 4)
+
+
+def test_look_dev_refuses_a_missing_shot_in_one_line(weights_env, tmp_path):
+    proc = run("look_dev.py", tmp_path / "none.mp4", "--style", tmp_path / "a.png", env=weights_env)
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "none.mp4" in proc.stderr
+
+
+def test_ray_batch(shots, weights_env, tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'microast-video[ray]' (CI installs it)")
+    manifest = tmp_path / "jobs.toml"
+    manifest.write_text(f"""output = "{{stem}}.mkv"
+output_dir = "{tmp_path / 'out'}"
+[defaults]
+codec = "ffv1"
+[[inputs]]
+path = "{shots / 'shots' / 'one.mp4'}"
+[looks.a]
+style = "{shots / 'a.png'}"
+""")
+    proc = run("ray_batch.py", manifest, "--address", "local", "--cpus", "2", env=weights_env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "one.mkv").stat().st_size > 0 and "1 done" in proc.stdout
