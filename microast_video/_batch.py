@@ -73,6 +73,8 @@ class JobRun:
     seconds: float = 0.0
     stages: dict[str, float] = dataclasses.field(default_factory=dict)
     seams: list[int] = dataclasses.field(default_factory=list)  # first frame of each segment after the first
+    end_seconds: float = 0.0  # where the last frame decoded ends, on the clip's clock
+    notes: list[str] = dataclasses.field(default_factory=list)
     sheet: Path | None = None
     flicker: dict[str, Any] | None = None
 
@@ -81,6 +83,7 @@ class JobRun:
             self.seams.append(self.frames)
         if not self.frames:
             self.discarded = record.get("discarded", 0)
+        self.end_seconds = max(self.end_seconds, record.get("end_seconds", 0.0))
         self.frames += record["frames"]
         for stage, seconds in record.get("stages", {}).items():
             self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
@@ -214,6 +217,13 @@ def finish(run: JobRun, work: WorkFolder, overwrite: bool) -> None:
     if info.frames_listed and plan.job.start == 0 and plan.job.duration is None and run.frames < listed:
         raise MicroastError(f"input {shown(plan.job.input)}: truncated or corrupt: the container lists "
                             f"{listed} frames but only {run.frames} could be decoded")
+    if info.duration is not None:  # as a single run says it: a source that ends early is noted
+        job = plan.job
+        end = float(info.duration) - job.start if job.duration is None else min(job.duration,
+                                                                               float(info.duration) - job.start)
+        if run.end_seconds < end - max(2.0 / float(info.frame_rate), 0.1):
+            run.notes.append(f"the input {shown(job.input)} ends early: frames stop at {run.end_seconds:.2f} s of "
+                             f"the {end:.2f} s expected (truncated file?); the output is that long")
     assemble(plan, work, run.segments, overwrite=overwrite)
     write_bytes(record_path(plan.output), json_bytes({"fingerprint": run.fingerprint, "frames": run.frames}),
                 overwrite=True, what="job record")

@@ -53,7 +53,7 @@ def _job_entry(run: JobRun) -> dict[str, Any]:
         "input": str(run.job.input), "look": run.job.look.name, "output": str(run.job.output),
         "frames": run.frames, "seconds": round(run.seconds, 3),
         "fps": round(run.frames / run.seconds, 3) if run.seconds else None,
-        "segments": len(run.segments), "stages": run.stages, "flicker": run.flicker,
+        "segments": len(run.segments), "stages": run.stages, "flicker": run.flicker, "notes": run.notes,
         "contact_sheet": str(run.sheet) if run.sheet else None,
     }
 
@@ -118,6 +118,7 @@ def render_html(report: dict[str, Any]) -> str:
         jobs.append(
             f'<div class="job"><h3>{e(j["entry"])} <span class="{e(j["status"])}">{e(j["status"])}</span></h3>'
             + (f'<div class="failed">{e(j["error"])}</div>' if j["error"] else "")
+            + "".join(f"<div>note: {e(n)}</div>" for n in j.get("notes") or [])
             + f'<div>input <code>{e(j["input"])}</code> look <b>{e(j["look"])}</b> output <code>{e(j["output"])}</code></div>'
             f'<div>{j["frames"]} frames, {j["segments"]} segment(s)'
             + (f', {j["fps"]:.2f} fps' if j["fps"] else "") + (f"; {e(stages)}" if stages else "") + "</div>"

@@ -185,23 +185,40 @@ def first_frame_offset(info: VideoInfo, start: float = 0.0) -> int:
     return 0
 
 
-def _timed_frames(info: VideoInfo, start: float, origin_pts: int, threads: int, deinterlace: bool,
+def _timed_frames(info: VideoInfo, start: float, window_pts: int, threads: int, deinterlace: bool,
                   stats: DecodeStats) -> Iterator[tuple[int, av.VideoFrame]]:
     """Decoded frames of the first video stream with strictly increasing timestamps.
 
-    Missing timestamps follow the previous frame; broken (non-increasing) ones are moved
-    just after it, so the output's timing is always valid.
+    With ``start`` > 0 the decode seeks to the keyframe before the window; where there is
+    none (a clip of one long GOP) the seek lands past the window, and the decode starts
+    over from the beginning instead, so no frame of the window is ever lost.
     """
+    if start > 0:
+        seeked = _timestamped(info, window_pts, threads, deinterlace, stats)
+        first = next(seeked, None)
+        if first is not None and first[0] <= window_pts:
+            yield first
+            yield from seeked
+            return
+        seeked.close()
+        stats.discarded = 0
+    yield from _timestamped(info, None, threads, deinterlace, stats)
+
+
+def _timestamped(info: VideoInfo, seek: int | None, threads: int, deinterlace: bool,
+                 stats: DecodeStats) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Missing timestamps follow the previous frame; broken (non-increasing) ones are moved
+    just after it, so the output's timing is always valid."""
     last_pts: int | None = None
     with av.open(info.url, metadata_errors="replace") as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.thread_count = threads
-        if start > 0:
-            container.seek(origin_pts, stream=stream, backward=True, any_frame=False)
+        if seek is not None:
+            container.seek(seek, stream=stream, backward=True, any_frame=False)
         frames = _packets_decoded(container, stream, stats)
         for frame in _bwdif(stream, frames) if deinterlace else frames:
-            pts = frame.pts if frame.pts is not None else (last_pts + 1 if last_pts is not None else origin_pts)
+            pts = frame.pts if frame.pts is not None else (last_pts + 1 if last_pts is not None else (seek or 0))
             if last_pts is not None and pts <= last_pts:
                 pts = last_pts + 1
             last_pts = pts

@@ -172,9 +172,10 @@ def run_segment(plan: JobPlan, stylizer: Any, work: WorkFolder, segment: Segment
     except InputError as err:
         if segment.index == 0 or "no video frames" not in str(err):
             raise
-        record = {"frames": 0, "discarded": 0, "stages": {}}  # the container overstated the clip's length
+        record = {"frames": 0, "discarded": 0, "end_seconds": 0.0, "stages": {}}  # past the clip's real end
     else:
         record = {"frames": done.counts["encode"], "discarded": done.stats.discarded,
+                  "end_seconds": round(done.stats.end_seconds, 6),
                   "stages": {k: round(v, 4) for k, v in done.times.seconds.items()}}
     work.mark_done(segment.index, record)
     return record

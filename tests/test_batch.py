@@ -259,3 +259,18 @@ def test_the_report_renders_in_a_real_browser_with_its_images(env, tmp_path, med
     assert image is not None and image.shape[:2] == (1250, 1000) and image.std() > 10  # not a blank page
     if os.environ.get("MICROAST_VIDEO_REPORT_SCREENSHOT"):  # the README's picture is made here
         shutil.copyfile(shot, os.environ["MICROAST_VIDEO_REPORT_SCREENSHOT"])
+
+
+def test_a_clip_of_one_long_gop_loses_no_frame_in_segments(env, tmp_path, media):
+    """Seeking into a clip with a single keyframe lands past the window: decoding starts over instead."""
+    from microast_video import decode_frames, probe
+
+    (tmp_path / "shots").mkdir()
+    make_clip(tmp_path / "shots" / "gop.mp4", size="96x64", seconds=2.4,
+              extra=("-g", "1000", "-keyint_min", "1000", "-sc_threshold", "0"))
+    info = probe(tmp_path / "shots" / "gop.mp4")
+    assert len(list(decode_frames(info, start=1.0, duration=0.8))) == 20
+    r = batch(manifest(tmp_path, tmp_path, inputs="shots", style=media / "paint.png"))
+    assert r.exit_code == 0, r.stderr
+    frames, times = frames_and_times(tmp_path / "out" / "gop_paint.mkv")
+    assert len(frames) == 60 and times[-1] == pytest.approx(59 / 25)
