@@ -183,28 +183,32 @@ def _duration(seconds: float) -> str:
 
 
 def run_chained(run: JobRun, stylizer: Any, warmup_frames: int, overwrite: bool) -> None:
-    """All of one job's segments in order in this process; the temporal state passes from one to
-    the next (saved after each, so a resumed run continues exactly). Then assembly."""
+    """One job in this process: a single pass over the clip from its first unfinished segment,
+    each segment published and recorded as soon as it is complete, the temporal state passing
+    through unbroken (and saved at each segment's end, so a resumed run continues exactly).
+    Then assembly."""
+    from ._pipeline import Window, encode_window
+    from ._segments import SegmentWriter
+
     plan = run.plan
     work = WorkFolder(plan.output, run.fingerprint).open()
-    anchor = first_frame_offset(plan.info, plan.job.start)
-    stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
-    warmup = float(Fraction(warmup_frames) / plan.info.frame_rate)
-    carried = True  # the stabilizer holds the state after the previous segment
+    pending = [s for s in run.segments if work.done(s.index) is None]
+    if pending:
+        first = pending[0]
+        stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
+        warmup = 0.0
+        if stabilizer is not None and first.index and not work.load_state(first.index - 1, stabilizer):
+            warmup = float(Fraction(warmup_frames) / plan.info.frame_rate)  # no saved state: warm up instead
+        rest = run.segments[first.index:]
+        sink = SegmentWriter(plan, work, rest, stats=None)
+        window = Window(first.start, None, warmup=warmup, anchor=first_frame_offset(plan.info, plan.job.start),
+                        carry=False)
+        done = encode_window(plan, stylizer, None, window=window, stabilizer=stabilizer, sink=sink,
+                             boundaries=tuple(s.start for s in rest[1:]), stats_sink=sink)
+        last = work.done(rest[-1].index) or {}
+        work.mark_done(rest[-1].index, {**last, "stages": {k: round(v, 4) for k, v in done.times.seconds.items()}})
     for segment in run.segments:
-        if (record := work.done(segment.index)) is not None:
-            run.add(record)
-            carried = False
-            continue
-        if stabilizer is not None and not carried and segment.index:
-            carried = work.load_state(segment.index - 1, stabilizer)
-            if not carried:
-                stabilizer = Stabilizer(plan.temporal)  # no saved state: start with warm-up frames
-        run.add(run_segment(plan, stylizer, work, segment, anchor=anchor, stabilizer=stabilizer,
-                            warmup=0.0 if carried else warmup))
-        carried = True
-        if stabilizer is not None:
-            work.save_state(segment.index, stabilizer)
+        run.add(work.done(segment.index))
     finish(run, work, overwrite)
 
 

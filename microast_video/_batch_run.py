@@ -42,6 +42,9 @@ def look_signals(runs: list[JobRun], options: BatchOptions) -> dict[tuple, Any]:
         if key in found:
             continue
         v = run.video
+        if v.style_at or v.matte is not None:
+            found[key] = None  # keyframes and mattes: several styles, computed with each job
+            continue
         try:
             found[key] = job_signals(model, v.styles, v.style_weights, v.signals, v.style_size, v.max_pixels)
         except MicroastError as err:

@@ -103,7 +103,10 @@ class CudaRunner:
         dev_in.record_stream(compute)  # the allocator must not reuse it before compute ends
         deep = data0.dtype == np.uint16
         # Colour conversion (for 4:2:0 planes) and scaling run here, on the device.
-        out = e.transport.from_float(e.stylizer(e.transport.to_float(dev_in)), deep).contiguous()
+        from ._engine import batch_matte
+
+        controls = ([f.seconds for f in batch], batch_matte(batch, e.device))
+        out = e.transport.from_float(e.stylizer(e.transport.to_float(dev_in), *controls), deep).contiguous()
         slot.ev_computed.record(compute)
         slot.download.wait_event(slot.ev_computed)
         with torch.cuda.stream(slot.download):

@@ -15,7 +15,7 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ._color import preserve_color
+from ._controls import Schedule
 from ._cuda import CudaRunner, host_array, host_tensor
 from ._device import tune_cpu_allocator
 from ._frame import Frame
@@ -138,6 +139,9 @@ class Stylizer:
         alpha: content-style weight in [0, 1].
         color_matrix: None, or the YCbCr matrix (a :mod:`microast_video._colorspace` name)
             in which to keep the content's chroma (colour preservation).
+        background: with a matte, the style of the region where the matte is 0; None keeps
+            the original picture there.
+        schedule: style and alpha keyframes (signals and alpha per frame, by time).
     """
 
     model: MicroAST
@@ -145,6 +149,8 @@ class Stylizer:
     settings: EngineSettings = EngineSettings()
     alpha: float = 1.0
     color_matrix: str | None = None
+    background: StyleSignals | None = None
+    schedule: Schedule | None = None
     compile_seconds: float | None = dataclasses.field(default=None, init=False)
     compile_note: str | None = dataclasses.field(default=None, init=False)
     _compiled: Callable[[Tensor], Tensor] | None = dataclasses.field(default=None, init=False, repr=False)
@@ -154,6 +160,8 @@ class Stylizer:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha = }")
         self.signals = self.signals.to(self.device, torch.float32)
+        if self.background is not None:
+            self.background = self.background.to(self.device, torch.float32)
 
     @property
     def device(self) -> torch.device:
@@ -164,29 +172,38 @@ class Stylizer:
         """True once the network runs through ``torch.compile``."""
         return self._compiled is not None
 
-    def __call__(self, content: Tensor) -> Tensor:
+    def __call__(self, content: Tensor, times: Sequence[float] | None = None, matte: Tensor | None = None) -> Tensor:
         """Stylize a batch.
 
         Args:
             content: (N, 3, H, W) float32 RGB in [0, 1] on :attr:`device`.
+            times: each frame's time (s), for :attr:`schedule`'s keyframes.
+            matte: (N, 1, H, W) float32 in [0, 1] on :attr:`device`: regions (``--matte``).
 
         Returns:
             (N, 3, H, W) float32 RGB clamped to [0, 1], on :attr:`device`.
         """
         with torch.inference_mode():
+            if matte is not None or (self.schedule is not None and times is not None):
+                return self._forward(content, times, matte)  # per-frame controls: eager
             if self.settings.compile and not self._failed and self._compiled is None:
                 return self._first_compiled_call(content)
             return (self._compiled or self._forward)(content)
 
-    def _forward(self, content: Tensor) -> Tensor:
+    def _forward(self, content: Tensor, times: Sequence[float] | None = None, matte: Tensor | None = None) -> Tensor:
         s = self.settings
+        signals, alpha = self.signals, self.alpha
+        if self.schedule is not None and times is not None:
+            signals, alpha = self.schedule.batch(times, self.signals, self.alpha, self.device)
         # Whole frames go NHWC here; in strips, each strip goes NHWC as it is cut (no full copy).
         x = content.contiguous(memory_format=torch.channels_last) if s.channels_last and s.strip_rows is None else content
         with torch.autocast(self.device.type, dtype=s.dtype, enabled=s.dtype != torch.float32):
-            out = self.model(x, self.signals, self.alpha, strip_rows=s.strip_rows)
+            out = self.model(x, signals, alpha, strip_rows=s.strip_rows, matte=matte, background=self.background)
         out = out.float()
         if self.color_matrix is not None:
             out = preserve_color(out.clamp(0.0, 1.0), content, self.color_matrix)
+        if matte is not None and self.background is None:  # one style: the original outside the matte
+            out = torch.lerp(content, out.clamp(0.0, 1.0), matte)
         return out.clamp_(0.0, 1.0)
 
     def _first_compiled_call(self, content: Tensor) -> Tensor:
@@ -208,6 +225,14 @@ class Stylizer:
         self.compile_seconds = time.perf_counter() - t
         self._compiled = compiled
         return out
+
+
+def batch_matte(batch: list[Frame], device: torch.device) -> Tensor | None:
+    """The batch's mattes as (N, 1, H, W) float32 in [0, 1] on ``device`` (None without mattes)."""
+    if batch[0].matte is None:
+        return None
+    mattes = torch.from_numpy(np.stack([f.matte for f in batch]))[:, None]
+    return mattes.to(device, non_blocking=True).float().div_(255.0)
 
 
 def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -277,9 +302,10 @@ class FrameEngine:
         deep = batch[0].data.dtype == np.uint16
         t = time.perf_counter()
         x = self.transport.to_float(host_tensor(np.stack([f.data for f in batch])))
+        matte = batch_matte(batch, self.device)
         t1 = time.perf_counter()
         self.times.add("upload", t1 - t, idx, t1)
-        out = self.stylizer(x)
+        out = self.stylizer(x, [f.seconds for f in batch], matte)
         t2 = time.perf_counter()
         self.times.add("network", t2 - t1, idx, t2)
         pixels = host_array(self.transport.from_float(out, deep).contiguous(), deep)

@@ -28,6 +28,10 @@ class Frame:
         source: the decoded pixels this frame was stylized from (same shape, dtype and
             layout as ``data``), carried by the engine for stages that need them (the
             temporal stage's optical flow); None otherwise.
+        matte: (H, W) uint8 region matte for this frame (255 = the foreground), set by the
+            matte stage (``--matte``); None otherwise.
+        state: on the first frame of a batch segment, the temporal stage's state just before
+            it (so the segment can be resumed exactly); None otherwise.
     """
 
     index: int
@@ -37,6 +41,8 @@ class Frame:
     data: np.ndarray
     layout: str = "rgb"
     source: np.ndarray | None = None
+    matte: np.ndarray | None = None
+    state: dict | None = None
 
     @property
     def seconds(self) -> float:
@@ -45,7 +51,7 @@ class Frame:
 
     def with_data(self, data: np.ndarray, source: np.ndarray | None = None) -> Frame:
         """The same frame (index, timing and layout) holding other pixels (and ``source``)."""
-        return dataclasses.replace(self, data=data, source=source)
+        return dataclasses.replace(self, data=data, source=source, matte=None)
 
     @property
     def top(self) -> float:

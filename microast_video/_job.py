@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import torch
 
 from . import _colorspace as cs
+from ._controls import Ease, MatteSource, check_keyframes, load_keyframe_file, parse_keyframe, seconds
 from ._device import resolve_device, resolve_precision
 from ._encode_plan import (EncodePlan, EncodeSettings, check_encoder, chroma_alignment, default_output, ffmpeg_exe,
                            plan_encode)
@@ -64,6 +66,22 @@ class VideoJob:
     hdr: HdrMode = HdrMode.keep
     temporal: Temporal = Temporal.on
     temporal_strength: float = TemporalSettings().strength
+    matte: Path | None = None  # regions: styles[0] where the matte is white, styles[1] (or the original) elsewhere
+    style_at: tuple[str, ...] = ()  # style keyframes "TIME:IMAGE"
+    alpha_at: tuple[str, ...] = ()  # alpha keyframes "TIME:VALUE"
+    keyframes: Path | None = None  # a keyframe file (TOML)
+    ease: Ease = Ease.linear
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyframes:
+    """The job's keyframes in seconds: style images and alpha values, and the easing."""
+
+    style_times: tuple[float, ...] = ()
+    style_paths: tuple[Path, ...] = ()
+    alpha_times: tuple[float, ...] = ()
+    alphas: tuple[float, ...] = ()
+    ease: Ease = Ease.linear
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +103,8 @@ class JobPlan:
     notes: tuple[str, ...]
     deinterlace: bool = False  # run bwdif while decoding
     temporal: TemporalSettings | None = None  # None: every frame on its own
+    matte: MatteSource | None = None
+    keyframes: Keyframes | None = None
 
 
 def auto_batch_size(width: int, height: int) -> int:
@@ -129,11 +149,55 @@ def check_options(job: VideoJob) -> None:
         Temporal(job.temporal)
     except ValueError:
         raise OptionError(f"--temporal must be on or off, got {job.temporal!r}") from None
+    check_controls(job)
     try:
         Transport(job.transport)
     except ValueError:
         raise OptionError(f"--transport must be auto, rgb or yuv420, got {job.transport!r}") from None
-    check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
+    if not (job.style_at or job.keyframes):
+        check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
+
+
+def check_controls(job: VideoJob) -> None:
+    """Mattes and keyframes: what can go together, and every keyframe's syntax and files."""
+    if job.matte is not None:
+        if len(job.styles) > 2 or job.style_weights is not None:
+            raise OptionError("--matte takes one style (kept inside the matte) or two (inside, outside), not mixed "
+                              "with --style-weights")
+        if job.style_at or job.keyframes:
+            raise OptionError("--matte and style keyframes cannot be combined (yet)")
+    if (job.style_at or job.keyframes) and (job.styles or job.signals):
+        raise OptionError("give either --style/--signals or style keyframes (--style-at, --keyframes), not both")
+    for text in job.style_at:
+        _, image = parse_keyframe(text, "--style-at")
+        check_style_source([Path(image)], None, None, job.max_pixels)
+    for text in job.alpha_at:
+        _, value = parse_keyframe(text, "--alpha-at")
+        try:
+            alpha = float(value)
+        except ValueError:
+            alpha = math.nan
+        if not 0.0 <= alpha <= 1.0:
+            raise OptionError(f"--alpha-at {text!r}: the alpha must be a number between 0 and 1")
+
+
+def plan_keyframes(job: VideoJob, rate: Fraction) -> Keyframes | None:
+    """The job's keyframes (options and keyframe file) in seconds, checked."""
+    styles = [parse_keyframe(t, "--style-at") for t in job.style_at]
+    alphas = [parse_keyframe(t, "--alpha-at") for t in job.alpha_at]
+    ease = job.ease
+    if job.keyframes is not None:
+        more_styles, more_alphas, file_ease = load_keyframe_file(job.keyframes)
+        check_style_source([Path(p) for _, p in more_styles], None, None, job.max_pixels)
+        styles, alphas, ease = styles + more_styles, alphas + [(t, str(a)) for t, a in more_alphas], file_ease or ease
+    if not styles and not alphas:
+        return None
+    styles.sort(key=lambda k: seconds(k[0], rate))
+    alphas.sort(key=lambda k: seconds(k[0], rate))
+    return Keyframes(tuple(check_keyframes([t for t, _ in styles], rate, "style keyframes")),
+                     tuple(Path(p) for _, p in styles),
+                     tuple(check_keyframes([t for t, _ in alphas], rate, "alpha keyframes")),
+                     tuple(float(a) for _, a in alphas), Ease(ease))
 
 
 def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: torch.device
@@ -199,8 +263,16 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
     temporal = (TemporalSettings(strength=job.temporal_strength) if Temporal(job.temporal) is Temporal.on
                 and job.temporal_strength > 0 else None)
+    matte = None if job.matte is None else MatteSource.open(job.matte)
+    if matte is not None:
+        for note in matte.check_covers(info, job.start, job.duration):
+            log(f"microast-video: note: {note}")
+            notes = (*notes, note)
+    keyframes = plan_keyframes(job, info.frame_rate)
+    if matte is not None or keyframes is not None:
+        engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
-                   expected, color_matrix, notes, deinterlace, temporal)
+                   expected, color_matrix, notes, deinterlace, temporal, matte, keyframes)
 
 
 def check_frame_sizes(job: VideoJob, info: VideoInfo, size: tuple[int, int] | None = None) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 from ._encode_plan import EncodeSettings, default_output
 from ._errors import MicroastError, shown
 from ._job import VideoJob
+from ._controls import Ease
 from ._options import (MAX_STYLE_SIZE, Codec, CompileMode, Deinterlace, HdrMode, Precision, Temporal, Transport)
 
 if sys.version_info >= (3, 11):
@@ -77,10 +78,10 @@ OPTIONS = {
     "temporal": _choice(Temporal), "temporal_strength": _range(0, 1), "deinterlace": _choice(Deinterlace),
     "hdr": _choice(HdrMode), "max_pixels": _range(1, 1e12, int), "device": _typed(str),
     "precision": _choice(Precision), "batch_size": _range(1, 256, int), "transport": _choice(Transport),
-    "compile": _choice(CompileMode),
+    "compile": _choice(CompileMode), "ease": _choice(Ease),
 }
 _TOP = {"output", "output_dir", "segment_seconds", "warmup_frames", "defaults", "inputs", "looks"}
-_LOOK_ONLY = {"style", "styles", "weights", "signals"}
+_LOOK_ONLY = {"style", "styles", "weights", "signals", "keyframes", "alpha_keyframes"}
 
 
 class ManifestError(MicroastError):
@@ -212,8 +213,12 @@ def _looks(table: Any, base: Path, say: Any) -> list[Look]:
             styles = []
         weights = entry.get("weights")
         signals = entry.get("signals")
-        if bool(styles) == (signals is not None):
-            say(where, "give either style(s) or signals")
+        keys = _keyframes(entry, base, where, say)
+        if keys:
+            options["style_at"] = tuple(k for k in keys if not k.startswith("alpha:"))
+            options["alpha_at"] = tuple(k.removeprefix("alpha:") for k in keys if k.startswith("alpha:"))
+        if (bool(styles) + (signals is not None) + bool(options.get("style_at"))) != 1:
+            say(where, "give one of style(s), signals or keyframes")
         if weights is not None and (not isinstance(weights, list) or len(weights) != len(styles)
                                     or abs(sum(weights) - 1) > 1e-6 or min(weights) < 0):
             say(f"{where}.weights", f"need one weight >= 0 per style, summing to 1, got {weights!r}")
@@ -227,6 +232,25 @@ def _looks(table: Any, base: Path, say: Any) -> list[Look]:
     return looks
 
 
+def _keyframes(entry: dict[str, Any], base: Path, where: str, say: Any) -> list[str]:
+    """A look's ``keyframes = [[0, "a.jpg"], [4.5, "b.jpg"]]`` and ``alpha_keyframes = [[0, 1.0], ...]``
+    as the video command's --style-at / --alpha-at values (alpha ones marked "alpha:")."""
+    found = []
+    for key, alpha in (("keyframes", False), ("alpha_keyframes", True)):
+        pairs = entry.get(key, [])
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            say(f"{where}.{key}", "must be a list of [time, value] pairs (times in seconds, or \"120f\" frames)")
+            continue
+        for time, value in pairs:
+            if alpha:
+                found.append(f"alpha:{time}:{value}")
+            elif not (base / str(value)).is_file():
+                say(f"{where}.{key}", f"style image {shown(base / str(value))}: file not found")
+            else:
+                found.append(f"{time}:{base / str(value)}")
+    return found
+
+
 def _inputs(entries: Any, base: Path, say: Any) -> list[tuple[str, Path, dict[str, Any]]]:
     if not isinstance(entries, list) or not entries:
         say("inputs", "at least one input is needed ([[inputs]] with path = ...)")
@@ -237,7 +261,11 @@ def _inputs(entries: Any, base: Path, say: Any) -> list[tuple[str, Path, dict[st
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             say(where, "needs path = a file, a glob or a folder")
             continue
-        options = _options(entry, where, say, allow={"path"})
+        options = _options(entry, where, say, allow={"path", "matte"})
+        if "matte" in entry:
+            if not (base / str(entry["matte"])).exists():
+                say(f"{where}.matte", f"{shown(base / str(entry['matte']))}: file not found")
+            options["matte"] = base / str(entry["matte"])
         paths = _expand(base, entry["path"])
         if not paths:
             say(where, f"{entry['path']!r} matches no video file")

@@ -36,7 +36,8 @@ from ._output import AtomicFile, json_bytes, sweep_stale
 from ._pretrained import load_model
 from ._report import video_report
 from ._stages import Stage, StageTimes, run_chain, terminate_on_signals
-from ._style import job_signals
+from ._controls import Schedule, matted
+from ._style import compute_signals, job_signals
 from ._temporal import Stabilizer, stabilized
 from ._tonemap import tonemapped
 from ._transport import YUV420Transport
@@ -61,10 +62,7 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
         plan = plan_video(job, log=log)                                   # 1. plan
         _sweep(plan, log)
         model = load_model(job.weights, device=plan.device, progress=job.progress)
-        signals = job_signals(model, job.styles, job.style_weights, job.signals, job.style_size,  # 2. style
-                              job.max_pixels)
-        prepare_runtime(model, plan.engine)                               # 3. stylizer
-        stylizer = Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix)
+        stylizer = build_stylizer(plan, model)                            # 2. style, 3. stylizer
         stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
         with AtomicFile(plan.output, overwrite=job.overwrite) as video:
             done = encode_window(plan, stylizer, video.path, stabilizer=stabilizer)   # 4. stages
@@ -108,11 +106,16 @@ class Encoded:
     stats: DecodeStats
 
 
-def encode_window(plan: JobPlan, stylizer: Stylizer, target: Path, *, window: Window = Window(),
-                  stabilizer: Stabilizer | None = None) -> Encoded:
-    """Run the chain over ``window`` of the job's clip; ffmpeg writes ``target`` (the caller's temporary file)."""
+def encode_window(plan: JobPlan, stylizer: Stylizer, target: Path | None, *, window: Window = Window(),
+                  stabilizer: Stabilizer | None = None, sink: Any = None, boundaries: tuple[float, ...] = (),
+                  stats_sink: Any = None) -> Encoded:
+    """Run the chain over ``window`` of the job's clip; ffmpeg writes ``target`` (the caller's
+    temporary file), or ``sink`` (an object with FFmpegWriter's write/finish/abort) takes the
+    frames. ``boundaries``: where the temporal stage hands its state over (batch segments)."""
     job = plan.job
     times, stats = StageTimes(), DecodeStats()
+    if stats_sink is not None:
+        stats_sink.stats = stats  # the sink's records read the decode's statistics
     first_frame_at: list[float] = []
     bar = tqdm(total=plan.expected_frames if window == Window() else None, unit="frame", desc=job.input.name,
                disable=not job.progress, file=sys.stderr, dynamic_ncols=True, leave=False)
@@ -124,13 +127,38 @@ def encode_window(plan: JobPlan, stylizer: Stylizer, target: Path, *, window: Wi
 
     try:
         duration = job.duration if window.end is None else window.end - window.start
-        writer = FFmpegWriter(plan.info, plan.encode, target, exe=plan.exe, start=job.start + window.start,
-                              duration=duration, label=plan.output, carry=window.carry)
-        counts = run_chain(video_stages(plan, stylizer, times, writer, stats, stabilizer, window),
+        writer = sink or FFmpegWriter(plan.info, plan.encode, target, exe=plan.exe, start=job.start + window.start,
+                                      duration=duration, label=plan.output, carry=window.carry)
+        counts = run_chain(video_stages(plan, stylizer, times, writer, stats, stabilizer, window, boundaries),
                            queue_frames=plan.queue_frames, times=times, on_output=done)
     finally:
         bar.close()
     return Encoded(times, (first_frame_at or [None])[0], counts, stats)
+
+
+def build_stylizer(plan: JobPlan, model: Any) -> Stylizer:
+    """The job's style signals, once (the main style and, with a matte, the background; or each
+    keyframe's), then the runtime settings and the stylizer."""
+    job = plan.job
+    keys = plan.keyframes
+    background = schedule = None
+    if keys is not None and keys.style_paths:
+        cache: dict[Path, Any] = {}
+        for path in keys.style_paths:
+            cache.setdefault(path, compute_signals(model, [path], style_size=job.style_size, max_pixels=job.max_pixels))
+        styles = tuple(cache[p] for p in keys.style_paths)
+        signals = styles[0]
+    else:
+        styles = ()
+        main = job.styles[:1] if plan.matte is not None else job.styles
+        signals = job_signals(model, main, job.style_weights, job.signals, job.style_size, job.max_pixels)
+        if plan.matte is not None and len(job.styles) == 2:
+            background = compute_signals(model, job.styles[1:], style_size=job.style_size, max_pixels=job.max_pixels)
+    if keys is not None:
+        schedule = Schedule(keys.style_times, styles, keys.alpha_times, keys.alphas, keys.ease)
+    prepare_runtime(model, plan.engine)
+    return Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix,
+                    background=background, schedule=schedule)
 
 
 def _sweep(plan: JobPlan, log: Log) -> None:
@@ -142,15 +170,17 @@ def _sweep(plan: JobPlan, log: Log) -> None:
 
 
 def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: FFmpegWriter,
-                 stats: DecodeStats, stabilizer: Stabilizer | None, window: Window = Window()) -> list[Stage]:
+                 stats: DecodeStats, stabilizer: Stabilizer | None, window: Window = Window(),
+                 boundaries: tuple[float, ...] = ()) -> list[Stage]:
     """The chain a frame takes through the video job, in order."""
     engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport, keep_source=stabilizer is not None)
     enc = plan.encode
     return [
         Stage("decode", lambda _: _decoded(plan, stats, window)),
+        *([Stage("matte", lambda frames: matted(frames, plan.matte, plan.job.start))] if plan.matte else []),
         *([Stage("tonemap", lambda frames: tonemapped(frames, enc.tonemap, enc.deep))] if enc.tonemap else []),
         Stage("engine", engine.run, timed=False, in_caller=True),  # times upload / network / download itself
-        *([Stage("temporal", lambda frames: stabilized(frames, stabilizer))] if stabilizer else []),
+        *([Stage("temporal", lambda frames: stabilized(frames, stabilizer, boundaries))] if stabilizer else []),
         *([Stage("warm-up", lambda frames: _after(frames, window.start))] if window.warmup else []),
         Stage("encode", lambda frames: _encoded(frames, writer, times), abort=writer.abort),
     ]

@@ -26,7 +26,8 @@ from typing import Any
 import av
 import numpy as np
 
-from ._encode import mux_command
+from ._encode import FFmpegWriter, mux_command
+from ._frame import Frame
 from ._errors import InputError, OutputError, shown
 from ._job import JobPlan, VideoJob
 from ._output import AtomicFile, json_bytes, sweep_stale, write_bytes
@@ -133,13 +134,14 @@ class WorkFolder:
     def mark_done(self, index: int, record: dict[str, Any]) -> None:
         write_bytes(self.path / f"seg-{index:05d}.json", json_bytes(record), overwrite=True, what="segment record")
 
-    def save_state(self, index: int, stabilizer: Stabilizer) -> None:
-        """The temporal state after segment ``index`` (exact float32), replacing older ones."""
-        arrays = {f"plane{i}": p for i, p in enumerate(stabilizer._prev or [])}
-        if stabilizer._prev_gray is not None:
-            arrays["gray"] = stabilizer._prev_gray
+    def save_state(self, index: int, state: dict[str, Any]) -> None:
+        """The temporal state after segment ``index`` (a :meth:`Stabilizer.snapshot`, exact float32),
+        replacing older ones."""
+        arrays = {f"plane{i}": p for i, p in enumerate(state["prev"] or [])}
+        if state["gray"] is not None:
+            arrays["gray"] = state["gray"]
         buffer = io.BytesIO()
-        np.savez(buffer, frames=np.array(stabilizer.frames), cuts=np.array(stabilizer.cuts, dtype=np.int64), **arrays)
+        np.savez(buffer, frames=np.array(state["frames"]), cuts=np.array(state["cuts"], dtype=np.int64), **arrays)
         write_bytes(self.path / f"state-{index:05d}.npz", buffer.getvalue(), overwrite=True, what="temporal state")
         for old in self.path.glob("state-*.npz"):
             if old.name != f"state-{index:05d}.npz":
@@ -150,15 +152,72 @@ class WorkFolder:
         try:
             with np.load(self.path / f"state-{index:05d}.npz", allow_pickle=False) as data:
                 planes = sorted(k for k in data.files if k.startswith("plane"))
-                stabilizer._prev = [data[k] for k in planes] or None
-                stabilizer._prev_gray = data["gray"] if "gray" in data.files else None
-                stabilizer.frames, stabilizer.cuts = int(data["frames"]), [int(c) for c in data["cuts"]]
+                stabilizer.restore({"prev": [data[k] for k in planes] or None,
+                                    "gray": data["gray"] if "gray" in data.files else None,
+                                    "frames": int(data["frames"]), "cuts": [int(c) for c in data["cuts"]]})
         except (OSError, ValueError, KeyError):
             return False
         return True
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+class SegmentWriter:
+    """The encode stage of one worker's pass over a job: a segment file for each segment, each
+    published (and recorded, with the temporal state it ends with) as soon as it is complete.
+
+    Frames arrive in order from one decode of the clip; the first frame at or after a
+    segment's start closes the previous segment (it carries the temporal state just before
+    it, see :func:`~microast_video._temporal.stabilized`)."""
+
+    def __init__(self, plan: JobPlan, work: WorkFolder, segments: Sequence[Segment], stats: Any) -> None:
+        self.plan, self.work, self.segments, self.stats = plan, work, list(segments), stats
+        self.k = 0
+        self.out: AtomicFile | None = None
+        self.writer: FFmpegWriter | None = None
+        self.frames = 0
+        self.end = 0.0
+
+    def write(self, frame: Frame) -> None:
+        while self.k + 1 < len(self.segments) and frame.seconds >= self.segments[self.k + 1].start - 1e-9:
+            self._close(frame.state)
+            self.k += 1
+        if self.writer is None:
+            self.out = AtomicFile(self.work.segment(self.segments[self.k].index), overwrite=True, what="segment")
+            self.out.__enter__()
+            self.writer = FFmpegWriter(self.plan.info, self.plan.encode, self.out.path, exe=self.plan.exe,
+                                       label=self.plan.output, carry=False)
+        self.writer.write(frame)
+        self.frames += 1
+        self.end = frame.seconds + (float(frame.duration * frame.time_base) if frame.duration
+                                    else 1 / float(self.plan.info.frame_rate))
+
+    def _close(self, state: dict[str, Any] | None) -> None:
+        """Publish and record the current segment (an empty one is recorded too)."""
+        index = self.segments[self.k].index
+        if self.writer is not None:
+            self.writer.finish()
+            self.out.publish()
+            self.out.close()
+        self.work.mark_done(index, {"frames": self.frames, "discarded": self.stats.discarded,
+                                    "end_seconds": round(self.end, 6), "stages": {}})
+        if state is not None:
+            self.work.save_state(index, state)
+        self.writer, self.out, self.frames = None, None, 0
+
+    def finish(self) -> None:
+        if self.writer is None and self.k == 0 and not self.frames:
+            raise InputError(f"input {shown(self.plan.job.input)}: no video frames to encode")
+        self._close(None)
+        for rest in self.segments[self.k + 1:]:  # past the clip's real end: empty
+            self.work.mark_done(rest.index, {"frames": 0, "discarded": 0, "end_seconds": 0.0, "stages": {}})
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+        if self.out is not None:
+            self.out.close()
 
 
 def run_segment(plan: JobPlan, stylizer: Any, work: WorkFolder, segment: Segment, *, anchor: int | None,

@@ -29,7 +29,7 @@ Why this method, with the figures of what else was tried: ``benchmarks/RESULTS.m
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -155,6 +155,16 @@ class Stabilizer:
                 return _join([_quantize(p, top, stylized.dtype) for p in out], layout)
         self._prev, self._prev_gray = [_unit(p, top) for p in planes], gray
         return stylized
+
+    def snapshot(self) -> dict[str, object]:
+        """The state as it is now (copies), to continue from later (:meth:`restore`)."""
+        return {"prev": None if self._prev is None else [p.copy() for p in self._prev],
+                "gray": None if self._prev_gray is None else self._prev_gray.copy(),
+                "frames": self.frames, "cuts": list(self.cuts)}
+
+    def restore(self, state: dict[str, object]) -> None:
+        self._prev, self._prev_gray = state["prev"], state["gray"]
+        self.frames, self.cuts = int(state["frames"]), list(state["cuts"])
 
     def _small_gray(self, source: np.ndarray, layout: str, top: float) -> np.ndarray:
         luma = _planes(source, layout)[0] if layout == "yuv420p" else source
@@ -287,11 +297,20 @@ def _quantize(plane: np.ndarray, top: float, dtype: np.dtype) -> np.ndarray:
     return out.to(torch.int32).numpy().astype(dtype)
 
 
-def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer) -> Iterator[Frame]:
+def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iterable[float] = ()) -> Iterator[Frame]:
     """The temporal stage: each stylized frame (with its ``source``) stabilized, in order.
 
-    The frames leave without their ``source`` (nothing after this stage needs it)."""
+    The frames leave without their ``source`` (nothing after this stage needs it). The first
+    frame at or after each of ``boundaries`` (seconds: batch segments) carries the state just
+    before it, so the segment can later be resumed exactly."""
+    ahead = sorted(boundaries)
     for frame in frames:
         if frame.source is None:
             raise ValueError(f"frame {frame.index} reached the temporal stage without its source pixels")
-        yield frame.with_data(stabilizer(frame.data, frame.source, frame.layout, frame.top))
+        state = None
+        if ahead and frame.seconds >= ahead[0] - 1e-9:
+            while ahead and frame.seconds >= ahead[0] - 1e-9:
+                ahead.pop(0)
+            state = stabilizer.snapshot()
+        out = frame.with_data(stabilizer(frame.data, frame.source, frame.layout, frame.top))
+        yield out if state is None else dataclasses.replace(out, state=state)

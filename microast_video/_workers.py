@@ -35,6 +35,8 @@ class SegmentTask:
 
 
 def signals_to_arrays(signals: Any) -> dict[str, np.ndarray]:
+    if signals is None:
+        return {}
     return {n: t.detach().cpu().numpy() for n, t in zip(signals.names(), signals.tensors())}
 
 
@@ -48,10 +50,14 @@ def _model(weights: Path | None, device: Any) -> Any:
 
 
 def stylizer_for(plan: Any, signals: Any, weights: Path | None) -> Any:
-    """A stylizer for ``plan`` on this process's cached network (signals already computed)."""
+    """A stylizer for ``plan`` on this process's cached network (signals already computed, except
+    for keyframes and mattes, whose several styles are computed here, per job)."""
     from ._engine import Stylizer, prepare_runtime
+    from ._pipeline import build_stylizer
 
     model = _model(weights, plan.device)
+    if plan.keyframes is not None or plan.matte is not None:
+        return build_stylizer(plan, model)
     prepare_runtime(model, plan.engine)
     job = plan.job
     return Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix)
@@ -69,7 +75,7 @@ def run_task(task: SegmentTask) -> dict[str, Any]:
     work = WorkFolder(plan.output, task.fingerprint)
     if (record := work.done(task.segment.index)) is not None:
         return record
-    signals = StyleSignals(*(torch.from_numpy(task.signals[n]) for n in StyleSignals.names()))
+    signals = StyleSignals(*(torch.from_numpy(task.signals[n]) for n in StyleSignals.names())) if task.signals else None
     stylizer = stylizer_for(plan, signals, job.weights)
     stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
     warmup = float(Fraction(task.warmup_frames) / plan.info.frame_rate) if stabilizer else 0.0

@@ -20,6 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ._controls import Ease
 from ._errors import MicroastError, Terminated
 from ._options import (DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, HdrMode, Precision, Temporal,
                        Transport)
@@ -52,6 +53,17 @@ StyleSizeOpt = Annotated[
     typer.Option(min=16, max=4096,
                  help="Resize each style image to this longest side (default: its own size, capped at 2048)."),
 ]
+MatteOpt = Annotated[Optional[Path], typer.Option(
+    help="Regions: a matte clip (grey, or the alpha of ProRes 4444 / PNG / VP9-alpha) or still image; the first "
+         "--style where it is white, the second (or the original picture) where it is black, soft edges blended.")]
+StyleAtOpt = Annotated[Optional[list[str]], typer.Option(
+    "--style-at", help="Style keyframe TIME:IMAGE (seconds, or frames as 120f); repeat; styles are interpolated "
+                       "between keyframes.")]
+AlphaAtOpt = Annotated[Optional[list[str]], typer.Option(
+    "--alpha-at", help="Alpha keyframe TIME:VALUE (e.g. 0:1 --alpha-at 5:0.6); repeat.")]
+KeyframesOpt = Annotated[Optional[Path], typer.Option(
+    help="Keyframe file (TOML): style = [[0, \"a.jpg\"], [4.5, \"b.jpg\"]], alpha = [[0, 1.0]], ease = \"smooth\".")]
+EaseOpt = Annotated[Ease, typer.Option(help="How values move between keyframes.")]
 MaxPixelsOpt = Annotated[int, typer.Option(
     min=1, help="Largest picture decoded (input frames, content and style images), in pixels; larger ones are "
                 "refused before decoding. The default holds 8K.")]
@@ -206,20 +218,32 @@ def video_command(
     hdr: Annotated[HdrMode, typer.Option(
         help="HDR (HLG/PQ) input: keep = 10-bit output with its HDR tags; tonemap = SDR BT.709.")] = HdrMode.keep,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    matte: MatteOpt = None,
+    style_at: StyleAtOpt = None,
+    alpha_at: AlphaAtOpt = None,
+    keyframes: KeyframesOpt = None,
+    ease: EaseOpt = Ease.linear,
     weights: WeightsOpt = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report (per-stage and per-frame times) here.")] = None,
+    chart: Annotated[Optional[Path], typer.Option(
+        help="Draw a PNG chart of per-frame time and stage busy time here (needs the chart extra).")] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Stylize a video: `microast-video INPUT --style STYLE` (the default command)."""
     with _user_errors(debug):
+        from ._chart import check_chart_available, write_chart
         from ._encode_plan import EncodeSettings
         from ._job import VideoJob
+        from ._output import check_output
         from ._pipeline import run_video
         from ._report import summary_line
         from ._style import parse_weights
 
+        if chart is not None:
+            check_chart_available()
+            check_output(chart, (input, *(style or ()), signals, matte), overwrite=overwrite, what="--chart")
         result = run_video(VideoJob(
             input=input, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
             signals=signals, style_size=style_size, alpha=alpha, preserve_color=preserve_color, device=device,
@@ -227,7 +251,10 @@ def video_command(
             encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt), start=start,
             duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
             progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, hdr=hdr,
-            max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength))
+            max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength, matte=matte,
+            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease))
+        if chart is not None:
+            write_chart(chart, result, overwrite=overwrite)
         if not quiet:
             typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
 
@@ -339,7 +366,51 @@ def batch_command(
             raise typer.Exit(1)
 
 
-_COMMANDS = ("image", "signals", "video", "bench", "flicker", "batch")
+@app.command("preview")
+def preview_command(
+    input: Annotated[Path, typer.Argument(help="Video file to preview.", show_default=False, metavar="INPUT")],
+    style: StyleOpt = None,
+    alpha: Annotated[Optional[list[float]], typer.Option(
+        min=0.0, max=1.0, help="Content-style weight; repeat to compare several (one column each).")] = None,
+    frames: Annotated[int, typer.Option(min=1, max=48, help="Frames spread over the clip (rows).")] = 6,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The sheet (PNG); default INPUT_preview.png.")] = None,
+    style_weights: StyleWeightsOpt = None,
+    signals: SignalsOpt = None,
+    preserve_color: PreserveColorOpt = False,
+    style_size: StyleSizeOpt = None,
+    height: Annotated[int, typer.Option(min=16, help="Height the frames are stylized and shown at.")] = 270,
+    start: Annotated[float, typer.Option(min=0.0, help="Preview from this many seconds into the clip.")] = 0.0,
+    duration: Annotated[Optional[float], typer.Option(help="... over this many seconds.")] = None,
+    matte: MatteOpt = None,
+    style_at: StyleAtOpt = None,
+    alpha_at: AlphaAtOpt = None,
+    keyframes: KeyframesOpt = None,
+    ease: EaseOpt = Ease.linear,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Stylize a few frames of a clip with every look, in seconds: one contact sheet (rows = frames, columns = looks)."""
+    with _user_errors(debug):
+        from ._job import VideoJob
+        from ._preview import PreviewJob, run_preview
+        from ._style import parse_weights
+
+        video = VideoJob(input=input, styles=tuple(style or ()), style_weights=parse_weights(style_weights),
+                         signals=signals, style_size=style_size, preserve_color=preserve_color, device=device,
+                         precision=precision, start=start, duration=duration, height=height, weights=weights,
+                         progress=not quiet, max_pixels=max_pixels, matte=matte, style_at=tuple(style_at or ()),
+                         alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease)
+        done = run_preview(PreviewJob(video, tuple(alpha or (1.0,)), frames, output, overwrite))
+        if not quiet:
+            typer.echo(f"wrote {done['output']} ({len(done['frames'])} frames x {len(done['looks'])} look(s))", err=True)
+
+
+_COMMANDS = ("image", "signals", "video", "bench", "flicker", "batch", "preview")
 
 
 def route(argv: Sequence[str]) -> list[str]:

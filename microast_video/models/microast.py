@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .signals import StyleSignals
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
+from .regions import Regions, featmod_regions, mixed
 from .strips import Conv, Op, Upsample2, run_strips, strip_bounds
 
 #: Channels of the quarter-resolution feature maps.
@@ -217,15 +218,31 @@ class Decoder(nn.Module):
         self.up2_pw = _conv(16, 16, 1)
         self.conv_out = _conv(16, 3, 9)
 
-    def forward_low_res(self, c2: Tensor, s: StyleSignals, alpha: float = 1.0) -> Tensor:
-        """Steps 1-4 of the design (the modulated quarter-resolution blocks)."""
-        x = featmod(c2, s.mean2, s.std2)
-        if alpha != 1.0:
+    def forward_low_res(self, c2: Tensor, s: StyleSignals, alpha: float | Tensor = 1.0,
+                        regions: Regions | None = None) -> Tensor:
+        """Steps 1-4 of the design (the modulated quarter-resolution blocks).
+
+        ``alpha`` is a number or an (N, 1, 1, 1) tensor (one per frame); ``regions`` puts
+        ``s`` where the matte is 1 and ``regions.background`` where it is 0 (see
+        :mod:`.regions`)."""
+        whole = isinstance(alpha, float) and alpha == 1.0
+        if regions is None:
+            x = featmod(c2, s.mean2, s.std2)
+            w2, b2, w1, b1 = s.w2, s.b2, s.w1, s.b1
+        else:
+            bg = regions.background
+            x = featmod_regions(c2, s.mean2, s.std2, regions, *((bg.mean2, bg.std2) if bg else (None, None)))
+            w2, b2, w1, b1 = (mixed(getattr(s, n), getattr(bg, n) if bg else None, regions)
+                              for n in ("w2", "b2", "w1", "b1"))
+        if not whole:
             x = alpha * x + (1.0 - alpha) * c2.float()
-        x = self.block1(x, s.w2, s.b2)
-        y = featmod(x, s.mean1, s.std1)
-        x = y if alpha == 1.0 else alpha * y + (1.0 - alpha) * x
-        return self.block2(x, s.w1, s.b1)
+        x = self.block1(x, w2, b2)
+        if regions is None:
+            y = featmod(x, s.mean1, s.std1)
+        else:
+            y = featmod_regions(x, s.mean1, s.std1, regions, *((bg.mean1, bg.std1) if bg else (None, None)))
+        x = y if whole else alpha * y + (1.0 - alpha) * x
+        return self.block2(x, w1, b1)
 
     def forward_half(self, x: Tensor) -> Tensor:
         """Quarter -> half resolution: upsample x2, depthwise 3x3, pointwise 1x1."""
@@ -308,7 +325,8 @@ class MicroAST(nn.Module):
         return StyleSignals(mean1, std1, mean2, std2, w1, b1, w2, b2)
 
     def forward(
-        self, content: Tensor, signals: StyleSignals, alpha: float = 1.0, *, strip_rows: int | None = None
+        self, content: Tensor, signals: StyleSignals, alpha: float | Tensor = 1.0, *, strip_rows: int | None = None,
+        matte: Tensor | None = None, background: StyleSignals | None = None,
     ) -> Tensor:
         """Stylize a batch of frames.
 
@@ -316,7 +334,13 @@ class MicroAST(nn.Module):
             content: (N, 3, H, W) float tensor in [0, 1]; any H, W >= 5 (padded to a
                 multiple of 4 by reflection inside, cropped back).
             signals: from :meth:`encode_style` (or a mix of several).
-            alpha: content-style weight in [0, 1], as upstream computes it.
+            alpha: content-style weight in [0, 1], as upstream computes it; or an (N, 1, 1, 1)
+                tensor, one per frame.
+            matte: (N, 1, H, W) in [0, 1]: spatial control (:mod:`.regions`): ``signals``
+                where the matte is 1, ``background`` where it is 0, soft edges blended; each
+                region's content statistics are its own. Without ``background`` the matte
+                only decides where the content statistics come from (the caller keeps the
+                original picture outside it).
             strip_rows: None runs every layer on the whole frame. A number runs the
                 full-resolution layers in horizontal strips of about that many rows
                 (exact: same result up to float rounding) so that no full-resolution
@@ -328,20 +352,26 @@ class MicroAST(nn.Module):
         """
         if content.ndim != 4 or content.shape[1] != 3:
             raise ValueError(f"content must be (N, 3, H, W), got {tuple(content.shape) = }")
-        if not 0.0 <= alpha <= 1.0:
+        low, high = (alpha, alpha) if isinstance(alpha, (int, float)) else (float(alpha.min()), float(alpha.max()))
+        if not 0.0 <= low <= high <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha = }")
+        alpha = float(alpha) if isinstance(alpha, (int, float)) else alpha
         check_frame_size(*content.shape[-2:], what="frame")
         x, h, w = _pad_to_multiple(content)
+        regions = None if matte is None else Regions.from_matte(
+            _pad_to_multiple(matte)[0], (x.shape[2] // 4, x.shape[3] // 4), background)
         if strip_rows is None:
             _, c2 = self.content_encoder(x)
-            out = self.decoder(c2, signals, alpha)
+            out = self.decoder.forward_full_res(self.decoder.forward_half(
+                self.decoder.forward_low_res(c2, signals, alpha, regions)))
         else:
             if strip_rows < 1:
                 raise ValueError(f"strip_rows must be >= 1, got {strip_rows = }")
-            out = self._forward_strips(x, signals, alpha, strip_rows)
+            out = self._forward_strips(x, signals, alpha, strip_rows, regions)
         return out[..., :h, :w]
 
-    def _forward_strips(self, x: Tensor, signals: StyleSignals, alpha: float, rows: int) -> Tensor:
+    def _forward_strips(self, x: Tensor, signals: StyleSignals, alpha: float | Tensor, rows: int,
+                        regions: Regions | None = None) -> Tensor:
         enc, dec = self.content_encoder, self.decoder
         head, tail = enc.head_ops(), dec.tail_ops()
         quarter = x.shape[2] // 4
@@ -349,7 +379,7 @@ class MicroAST(nn.Module):
             feat = run_strips(head, x.float(), strip_bounds(quarter, max(1, rows // 4)))
         c2 = enc.forward_res(feat)[1]
         del feat  # only the quarter-resolution middle is held whole: free what is done with
-        low = dec.forward_low_res(c2, signals, alpha)
+        low = dec.forward_low_res(c2, signals, alpha, regions)
         del c2
         tail = [op.prepared() if isinstance(op, Conv) else op for op in tail]  # polyphase weights once
         return run_strips(tail, low, strip_bounds(x.shape[2], rows))

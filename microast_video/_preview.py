@@ -1,0 +1,103 @@
+"""``microast-video preview``: a few frames of the clip stylized, in seconds, as one contact sheet.
+
+Rows are frames spread over the clip (timestamps printed), columns the input and each look:
+every style given (unless ``--style-weights`` mixes them into one) times every ``--alpha``.
+Every option of the video command applies (height, colour preservation, matte, keyframes...);
+nothing is encoded, so checking a look costs seconds, not the render's hours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ._contact import labelled, png_bytes, sheet_grid, spread
+from ._controls import matted
+from ._decode import decode_frames
+from ._encode_plan import EncodeSettings
+from ._engine import FrameEngine
+from ._errors import OptionError
+from ._frame import Frame
+from ._job import JobPlan, VideoJob, plan_video
+from ._options import Codec
+from ._output import check_output, write_bytes
+from ._pipeline import build_stylizer
+from ._pretrained import load_model
+from ._stages import terminate_on_signals
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewJob:
+    """A preview: the video job's options, the looks to compare, how many frames, where the sheet goes."""
+
+    video: VideoJob
+    alphas: tuple[float, ...] = (1.0,)
+    frames: int = 6
+    output: Path | None = None
+    overwrite: bool = False
+
+
+def looks(job: PreviewJob) -> list[tuple[str, VideoJob]]:
+    """(column header, the job of that look) for each look to compare."""
+    v = job.video
+    if v.style_at or v.keyframes or v.matte is not None or v.signals is not None or v.style_weights or len(v.styles) <= 1:
+        name = "keyframes" if (v.style_at or v.keyframes) else ("matte" if v.matte else (
+            Path(v.signals).stem if v.signals else ("mix" if v.style_weights else v.styles[0].stem)))
+        sources = [(name, v)]
+    else:
+        sources = [(s.stem, dataclasses.replace(v, styles=(s,))) for s in v.styles]
+    return [(f"{name}, alpha {a:g}" if len(job.alphas) > 1 else name, dataclasses.replace(look, alpha=a))
+            for name, look in sources for a in job.alphas]
+
+
+def run_preview(job: PreviewJob) -> dict[str, Any]:
+    """Stylize ``job.frames`` frames for every look and write the sheet; returns what was written."""
+    if not 1 <= job.frames <= 48:
+        raise OptionError(f"--frames must be between 1 and 48, got {job.frames}")
+    if not all(0.0 <= a <= 1.0 for a in job.alphas):
+        raise OptionError(f"--alpha must be between 0 and 1, got {list(job.alphas)}")
+    output = job.output or job.video.input.with_name(f"{job.video.input.stem}_preview.png")
+    v = job.video
+    check_output(output, (v.input, *v.styles, v.signals, v.matte), overwrite=job.overwrite, what="preview")
+    with terminate_on_signals():
+        columns = looks(job)
+        plans = [(name, _plan(look)) for name, look in columns]                 # 1. check every look
+        frames = _frames(plans[0][1], job.frames)                               # 2. the frames
+        model = load_model(v.weights, device=plans[0][1].device, progress=v.progress)
+        outputs = [_stylized(plan, model, frames) for _, plan in plans]         # 3. every look
+        rows = [[labelled(f.data, f"{f.seconds:.2f} s"), *(o[i].data for o in outputs)] for i, f in enumerate(frames)]
+        sheet = sheet_grid(rows, headers=["input", *(name for name, _ in plans)])
+        write_bytes(output, png_bytes(sheet), overwrite=job.overwrite, what="preview")  # 4. the sheet
+    return {"output": str(output), "frames": [round(f.seconds, 3) for f in frames], "looks": [n for n, _ in plans],
+            "size": [sheet.shape[1], sheet.shape[0]]}
+
+
+def _plan(look: VideoJob) -> JobPlan:
+    """The look's plan, as the video command makes it (its output is never written)."""
+    scratch = Path(tempfile.gettempdir()) / "microast-preview.mkv"
+    return plan_video(dataclasses.replace(look, output=scratch, overwrite=True, report=None,
+                                          encode=EncodeSettings(codec=Codec.ffv1), temporal="off"))
+
+
+def _frames(plan: JobPlan, count: int) -> list[Frame]:
+    """``count`` frames spread over the clip (or its --start/--duration window), at the job's size."""
+    job = plan.job
+    span = job.duration or (float(plan.info.duration) - job.start if plan.info.duration else None)
+    wanted = spread(span, count)
+    picked: list[Frame] = []
+    for frame in decode_frames(plan.info, start=job.start, duration=job.duration, size=plan.encode.size,
+                               deinterlace=plan.deinterlace):
+        while wanted and frame.seconds >= wanted[0] - 1e-6:
+            picked.append(dataclasses.replace(frame, index=len(picked)))
+            wanted.pop(0)
+        if not wanted:
+            break
+    return picked
+
+
+def _stylized(plan: JobPlan, model: Any, frames: list[Frame]) -> list[Frame]:
+    stylizer = build_stylizer(plan, model)
+    source = iter(frames) if plan.matte is None else matted(iter(frames), plan.matte, plan.job.start)
+    return list(FrameEngine(stylizer, plan.batch_size).run(source))
