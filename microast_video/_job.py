@@ -248,6 +248,9 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     encode = plan_encode(info, output, job.encode, exe=exe, height=job.height, hdr=job.hdr)
     check_frame_sizes(job, info, encode.size)
     check_encoder(encode, exe, job.encode.codec)
+    matte = None if job.matte is None else MatteSource.open(job.matte)
+    matte_notes = () if matte is None else tuple(matte.check_covers(info, job.start, job.duration))
+    keyframes = plan_keyframes(job, info.frame_rate)
     device = resolve_device(job.device, quiet=not job.progress)
     dtype = resolve_precision(job.precision, device)
     transport, transport_note = choose_transport(job, info, encode, device)
@@ -257,18 +260,13 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     frame_bytes = encode.size[0] * encode.size[1] * 3 * (2 if encode.deep else 1)
     queue_frames = max(job.queue_frames or min(8, max(2, 100_000_000 // frame_bytes)), batch_size)
     deinterlace = job.deinterlace is Deinterlace.on or (job.deinterlace is Deinterlace.auto and info.interlaced)
-    notes = (*input_notes(info, job.deinterlace), *encode.notes, *([transport_note] if transport_note else []))
+    notes = (*input_notes(info, job.deinterlace), *encode.notes, *([transport_note] if transport_note else []),
+             *matte_notes)
     for note in notes:
         log(f"microast-video: note: {note}")
     color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
     temporal = (TemporalSettings(strength=job.temporal_strength) if Temporal(job.temporal) is Temporal.on
                 and job.temporal_strength > 0 else None)
-    matte = None if job.matte is None else MatteSource.open(job.matte)
-    if matte is not None:
-        for note in matte.check_covers(info, job.start, job.duration):
-            log(f"microast-video: note: {note}")
-            notes = (*notes, note)
-    keyframes = plan_keyframes(job, info.frame_rate)
     if matte is not None or keyframes is not None:
         engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,

@@ -200,10 +200,10 @@ class SegmentWriter:
             self.writer.finish()
             self.out.publish()
             self.out.close()
+        if state is not None:  # the state before the record: a record is the commit point
+            self.work.save_state(index, state)
         self.work.mark_done(index, {"frames": self.frames, "discarded": self.stats.discarded,
                                     "end_seconds": round(self.end, 6), "stages": {}})
-        if state is not None:
-            self.work.save_state(index, state)
         self.writer, self.out, self.frames = None, None, 0
 
     def finish(self) -> None:
