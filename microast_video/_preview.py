@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._contact import labelled, png_bytes, sheet_grid, spread
 from ._controls import matted
 from ._decode import decode_frames
@@ -25,7 +27,12 @@ from ._options import Codec
 from ._output import check_output, write_bytes
 from ._pipeline import build_stylizer
 from ._pretrained import load_model
+from ._probe import probe
 from ._stages import terminate_on_signals
+
+
+#: The default height of a preview's frames (a clip smaller than this keeps its own).
+PREVIEW_HEIGHT = 270
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +50,7 @@ def looks(job: PreviewJob) -> list[tuple[str, VideoJob]]:
     """(column header, the job of that look) for each look to compare."""
     v = job.video
     if v.style_at or v.keyframes or v.matte is not None or v.signals is not None or v.style_weights or len(v.styles) <= 1:
-        name = "keyframes" if (v.style_at or v.keyframes) else ("matte" if v.matte else (
+        name = "keyframes" if (v.style_at or v.keyframes) else (_matte_look(v) if v.matte else (
             Path(v.signals).stem if v.signals else ("mix" if v.style_weights else v.styles[0].stem)))
         sources = [(name, v)]
     else:
@@ -61,14 +68,19 @@ def run_preview(job: PreviewJob) -> dict[str, Any]:
     output = job.output or job.video.input.with_name(f"{job.video.input.stem}_preview.png")
     v = job.video
     check_output(output, (v.input, *v.styles, v.signals, v.matte), overwrite=job.overwrite, what="preview")
+    if v.height is None:  # small enough to take seconds, never larger than the clip
+        v = dataclasses.replace(v, height=min(PREVIEW_HEIGHT, probe(v.input).upright_size[1]))
+        job = dataclasses.replace(job, video=v)
     with terminate_on_signals():
         columns = looks(job)
         plans = [(name, _plan(look)) for name, look in columns]                 # 1. check every look
         frames = _frames(plans[0][1], job.frames)                               # 2. the frames
         model = load_model(v.weights, device=plans[0][1].device, progress=v.progress)
         outputs = [_stylized(plan, model, frames) for _, plan in plans]         # 3. every look
-        rows = [[labelled(f.data, f"{f.seconds:.2f} s"), *(o[i].data for o in outputs)] for i, f in enumerate(frames)]
-        sheet = sheet_grid(rows, headers=["input", *(name for name, _ in plans)])
+        mattes = _mattes(plans[0][1], frames)
+        rows = [[labelled(f.data, f"{f.seconds:.2f} s"), *m, *(o[i].data for o in outputs)]
+                for i, (f, m) in enumerate(zip(frames, mattes))]
+        sheet = sheet_grid(rows, headers=["input", *(["matte"] if mattes[0] else []), *(name for name, _ in plans)])
         write_bytes(output, png_bytes(sheet), overwrite=job.overwrite, what="preview")  # 4. the sheet
     return {"output": str(output), "frames": [round(f.seconds, 3) for f in frames], "looks": [n for n, _ in plans],
             "size": [sheet.shape[1], sheet.shape[0]]}
@@ -95,6 +107,18 @@ def _frames(plan: JobPlan, count: int) -> list[Frame]:
         if not wanted:
             break
     return picked
+
+
+def _matte_look(v: VideoJob) -> str:
+    inside = Path(v.signals).stem if v.signals else v.styles[0].stem
+    return f"{inside} in the matte, {v.styles[1].stem} outside" if len(v.styles) > 1 else f"{inside} in the matte"
+
+
+def _mattes(plan: JobPlan, frames: list[Frame]) -> list[list[np.ndarray]]:
+    """Each frame's matte as a grey RGB picture (a column of the sheet), or nothing without a matte."""
+    if plan.matte is None:
+        return [[] for _ in frames]
+    return [[np.repeat(f.matte[:, :, None], 3, axis=2)] for f in matted(iter(frames), plan.matte, plan.job.start)]
 
 
 def _stylized(plan: JobPlan, model: Any, frames: list[Frame]) -> list[Frame]:

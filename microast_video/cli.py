@@ -378,7 +378,8 @@ def preview_command(
     signals: SignalsOpt = None,
     preserve_color: PreserveColorOpt = False,
     style_size: StyleSizeOpt = None,
-    height: Annotated[int, typer.Option(min=16, help="Height the frames are stylized and shown at.")] = 270,
+    height: Annotated[Optional[int], typer.Option(
+        min=16, help="Height the frames are stylized and shown at  [default: the clip's, at most 270]")] = None,
     start: Annotated[float, typer.Option(min=0.0, help="Preview from this many seconds into the clip.")] = 0.0,
     duration: Annotated[Optional[float], typer.Option(help="... over this many seconds.")] = None,
     matte: MatteOpt = None,

@@ -10,8 +10,12 @@ Everything here is made from scratch, so the project ships no media made by othe
 
 * ``before_after.jpg`` (with ``--figure``): frame, style and the project's result side by
   side, for the README (needs the network's weights).
+* ``style2.jpg``, ``matte.png``, ``preview_grid.png``, ``matte_example.png`` (with
+  ``--controls``): a second procedural style, a soft-edged procedural matte, and the
+  README's pictures of ``microast-video preview`` (three frames x two styles) and of a matte
+  (one style inside, another outside), made with the commands the README shows.
 
-Run ``python samples/make_samples.py [--figure]`` (uses the ffmpeg binary of imageio-ffmpeg).
+Run ``python samples/make_samples.py [--figure] [--controls]`` (uses the ffmpeg binary of imageio-ffmpeg).
 """
 
 from __future__ import annotations
@@ -77,6 +81,25 @@ def make_figure(path: Path) -> None:
     cv2.imwrite(str(path), np.hstack([before, gap, style, gap, after]), [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 
+def make_controls() -> list[str]:
+    """The README's pictures of the creative controls, made by the CLI exactly as documented."""
+    import numpy as np
+
+    hsv = cv2.cvtColor(painting(512, seed=7)[:, :, ::-1], cv2.COLOR_BGR2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(int) + 60) % 180  # hue turned by 120 degrees: another palette
+    cv2.imwrite(str(HERE / "style2.jpg"), cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    yy, xx = np.mgrid[0:360, 0:640]
+    inside = np.clip((140 - np.hypot(xx - 400, yy - 180)) / 30 + 0.5, 0, 1)  # a soft-edged disc
+    cv2.imwrite(str(HERE / "matte.png"), (inside * 255).round().astype(np.uint8))
+    cli = [sys.executable, "-m", "microast_video"]
+    clip, a, b = (str(HERE / n) for n in ("clip.mp4", "style.jpg", "style2.jpg"))
+    subprocess.run([*cli, "preview", clip, "-s", a, "-s", b, "--frames", "3", "--height", "180",
+                    "-o", str(HERE / "preview_grid.png"), "--overwrite", "-q"], check=True)
+    subprocess.run([*cli, "preview", clip, "-s", a, "-s", b, "--matte", str(HERE / "matte.png"), "--frames", "2",
+                    "--height", "180", "-o", str(HERE / "matte_example.png"), "--overwrite", "-q"], check=True)
+    return ["style2.jpg", "matte.png", "preview_grid.png", "matte_example.png"]
+
+
 def main() -> int:
     make_clip(HERE / "clip.mp4")
     extract_frame(HERE / "clip.mp4", HERE / "frame.png")
@@ -85,6 +108,8 @@ def main() -> int:
     if "--figure" in sys.argv[1:]:
         make_figure(HERE / "before_after.jpg")
         names.append("before_after.jpg")
+    if "--controls" in sys.argv[1:]:
+        names += make_controls()
     for name in names:
         print(f"wrote samples/{name} ({(HERE / name).stat().st_size // 1024} KiB)")
     return 0

@@ -215,6 +215,20 @@ def test_preview_grid_has_a_row_per_frame_and_a_column_per_look(env, files, tmp_
     assert first_tile.min() < 40 and first_tile.max() > 200
 
 
+def test_preview_with_a_matte_shows_it_beside_the_look(env, files, tmp_path):
+    matte = np.zeros((64, 96), np.uint8)
+    matte[:, 48:] = 255  # right half: the first style
+    cv2.imwrite(str(tmp_path / "m.png"), matte)
+    out = tmp_path / "p.png"
+    r = runner.invoke(app, ["preview", str(files / "clip.mp4"), "-s", str(files / "a.png"), "-s", str(files / "b.png"),
+                            "--matte", str(tmp_path / "m.png"), "--frames", "2", "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+    sheet = cv2.imread(str(out))
+    assert sheet.shape[:2] == (4 + 26 + 2 * (64 + 4), 4 + 3 * (96 + 4))  # input, matte, one look
+    shown = sheet[30:30 + 64, 4 + 100:4 + 100 + 96, 1]
+    assert shown[:, :40].max() < 10 and shown[:, 56:].min() > 245
+
+
 def test_preview_refuses_to_overwrite_without_overwrite(env, files, tmp_path):
     (tmp_path / "p.png").write_text("mine")
     r = runner.invoke(app, ["preview", str(files / "clip.mp4"), "-s", str(files / "a.png"), "-o", str(tmp_path / "p.png")])
