@@ -236,3 +236,28 @@ def matted(frames: Iterator[Frame], source: MatteSource, start: float) -> Iterat
         h, w = frame.data.shape[:2] if frame.layout == "rgb" else (frame.data.shape[0] * 2 // 3, frame.data.shape[1])
         matte = current if current.shape == (h, w) else cv2.resize(current, (w, h), interpolation=cv2.INTER_AREA)
         yield dataclasses.replace(frame, matte=matte)
+
+
+def original_outside(frames: Iterator[Frame]) -> Iterator[Frame]:
+    """After the temporal stage, one style with a matte: the original pixels outside the matte again.
+
+    The stylizer already keeps them (``lerp(original, painted, matte)``), but the temporal
+    stage carries texture across the whole frame; this puts back ``source`` where the matte
+    is 0 and blends the soft edge the same way, so what is not ours stays exactly as it was.
+    """
+    for frame in frames:
+        if frame.matte is None or frame.source is None:
+            raise ValueError(f"frame {frame.index} reached the matte's last stage without its matte or source")
+        m = _matte_for(frame)
+        mixed = frame.source + m * (frame.data.astype(np.float32) - frame.source)
+        yield frame.with_data(np.rint(mixed).astype(frame.data.dtype))
+
+
+def _matte_for(frame: Frame) -> np.ndarray:
+    """The frame's matte as float32 weights shaped like its data ((H, W, 1) RGB, or per 4:2:0 plane)."""
+    m = frame.matte.astype(np.float32) / 255.0
+    if frame.layout == "rgb":
+        return m[:, :, None]
+    h, w = m.shape
+    half = cv2.resize(m, (w // 2, h // 2), interpolation=cv2.INTER_AREA).reshape(h // 4, w)  # U and V rows, packed
+    return np.concatenate([m, half, half])

@@ -127,4 +127,4 @@ class CudaRunner:
         times.add("download", slot.ev_computed.elapsed_time(slot.done) / 1000, idx, now)
         host = host_array(slot.host_out[: len(batch)], batch[0].data.dtype == np.uint16)
         keep = self.engine.keep_source
-        return [f.with_data(host[i].copy(), f.data if keep else None) for i, f in enumerate(batch)]
+        return [f.with_data(host[i].copy(), f.data if keep else None, keep_matte=keep) for i, f in enumerate(batch)]

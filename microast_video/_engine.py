@@ -317,4 +317,5 @@ class FrameEngine:
         pixels = host_array(self.transport.from_float(out, deep).contiguous(), deep)
         t3 = time.perf_counter()
         self.times.add("download", t3 - t2, idx, t3)
-        return [f.with_data(p, f.data if self.keep_source else None) for f, p in zip(batch, pixels)]
+        keep = self.keep_source
+        return [f.with_data(p, f.data if keep else None, keep_matte=keep) for f, p in zip(batch, pixels)]

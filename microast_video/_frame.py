@@ -49,9 +49,10 @@ class Frame:
         """Presentation time in seconds from the start of the output."""
         return float(self.pts * self.time_base)
 
-    def with_data(self, data: np.ndarray, source: np.ndarray | None = None) -> Frame:
-        """The same frame (index, timing and layout) holding other pixels (and ``source``)."""
-        return dataclasses.replace(self, data=data, source=source, matte=None)
+    def with_data(self, data: np.ndarray, source: np.ndarray | None = None, *, keep_matte: bool = False) -> Frame:
+        """The same frame (index, timing and layout) holding other pixels (and ``source``);
+        the matte goes with the old pixels unless ``keep_matte``."""
+        return dataclasses.replace(self, data=data, source=source, matte=self.matte if keep_matte else None)
 
     @property
     def top(self) -> float:

@@ -164,10 +164,13 @@ def check_controls(job: VideoJob) -> None:
         if len(job.styles) > 2 or job.style_weights is not None:
             raise OptionError("--matte takes one style (kept inside the matte) or two (inside, outside), not mixed "
                               "with --style-weights")
-        if job.style_at or job.keyframes:
-            raise OptionError("--matte and style keyframes cannot be combined (yet)")
-    if (job.style_at or job.keyframes) and (job.styles or job.signals):
-        raise OptionError("give either --style/--signals or style keyframes (--style-at, --keyframes), not both")
+    keyed = bool(job.style_at or job.keyframes)
+    outside = job.matte is not None and len(job.styles) == 1 and job.signals is None  # keyframes inside, one style out
+    if keyed and (job.styles or job.signals) and not outside:
+        raise OptionError("give either --style/--signals or style keyframes (--style-at, --keyframes), not both "
+                          "(with --matte, one --style is the look outside the matte)")
+    if keyed and outside:
+        check_style_source(job.styles, None, None, job.max_pixels)
     for text in job.style_at:
         _, image = parse_keyframe(text, "--style-at")
         check_style_source([Path(image)], None, None, job.max_pixels)

@@ -36,7 +36,7 @@ from ._output import AtomicFile, json_bytes, sweep_stale
 from ._pretrained import load_model
 from ._report import video_report
 from ._stages import Stage, StageTimes, run_chain, terminate_on_signals
-from ._controls import Schedule, matted
+from ._controls import Schedule, matted, original_outside
 from ._style import compute_signals, job_signals
 from ._temporal import Stabilizer, stabilized
 from ._tonemap import tonemapped
@@ -148,6 +148,8 @@ def build_stylizer(plan: JobPlan, model: Any) -> Stylizer:
             cache.setdefault(path, compute_signals(model, [path], style_size=job.style_size, max_pixels=job.max_pixels))
         styles = tuple(cache[p] for p in keys.style_paths)
         signals = styles[0]
+        if plan.matte is not None and job.styles:  # the keyframed look inside the matte, this style outside
+            background = compute_signals(model, job.styles, style_size=job.style_size, max_pixels=job.max_pixels)
     else:
         styles = ()
         main = job.styles[:1] if plan.matte is not None else job.styles
@@ -181,6 +183,7 @@ def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: F
         *([Stage("tonemap", lambda frames: tonemapped(frames, enc.tonemap, enc.deep))] if enc.tonemap else []),
         Stage("engine", engine.run, timed=False, in_caller=True),  # times upload / network / download itself
         *([Stage("temporal", lambda frames: stabilized(frames, stabilizer, boundaries))] if stabilizer else []),
+        *([Stage("outside", original_outside)] if stabilizer and plan.matte and stylizer.background is None else []),
         *([Stage("warm-up", lambda frames: _after(frames, window.start))] if window.warmup else []),
         Stage("encode", lambda frames: _encoded(frames, writer, times), abort=writer.abort),
     ]

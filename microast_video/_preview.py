@@ -50,7 +50,7 @@ def looks(job: PreviewJob) -> list[tuple[str, VideoJob]]:
     """(column header, the job of that look) for each look to compare."""
     v = job.video
     if v.style_at or v.keyframes or v.matte is not None or v.signals is not None or v.style_weights or len(v.styles) <= 1:
-        name = "keyframes" if (v.style_at or v.keyframes) else (_matte_look(v) if v.matte else (
+        name = _matte_look(v) if v.matte else ("keyframes" if (v.style_at or v.keyframes) else (
             Path(v.signals).stem if v.signals else ("mix" if v.style_weights else v.styles[0].stem)))
         sources = [(name, v)]
     else:
@@ -110,8 +110,10 @@ def _frames(plan: JobPlan, count: int) -> list[Frame]:
 
 
 def _matte_look(v: VideoJob) -> str:
-    inside = Path(v.signals).stem if v.signals else v.styles[0].stem
-    return f"{inside} in the matte, {v.styles[1].stem} outside" if len(v.styles) > 1 else f"{inside} in the matte"
+    keyed = bool(v.style_at or v.keyframes)
+    inside = "keyframes" if keyed else (Path(v.signals).stem if v.signals else v.styles[0].stem)
+    outside = v.styles[0] if keyed and v.styles else (v.styles[1] if len(v.styles) > 1 else None)
+    return f"{inside} in the matte, {outside.stem} outside" if outside else f"{inside} in the matte"
 
 
 def _mattes(plan: JobPlan, frames: list[Frame]) -> list[list[np.ndarray]]:

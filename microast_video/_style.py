@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -47,7 +48,7 @@ def compute_signals(
         raise OptionError(f"need one style weight per style: {len(styles) = }, {len(weights) = }")
     device = next(model.parameters()).device
     signals = []
-    with torch.inference_mode():
+    with torch.inference_mode(), default_layout(model):
         for path in styles:
             image = load_style_image(path, style_size, max_pixels=max_pixels)
             h, w = image.shape[-2:]
@@ -55,6 +56,22 @@ def compute_signals(
                 raise InputError(f"style image {shown(path)}: {w}x{h} px is too small (each side needs {MIN_SIDE} px)")
             signals.append(model.encode_style(image.to(device)))
     return mix_signals(signals, weights)
+
+
+@contextlib.contextmanager
+def default_layout(model: MicroAST) -> Iterator[None]:
+    """The model's weights in the default (NCHW) layout for the duration, whatever
+    :func:`~microast_video._engine.prepare_runtime` set: a style's signals are then the same
+    numbers before and after a job in the same process (a batch worker's cached network)."""
+    conv = next(p for p in model.parameters() if p.dim() == 4)
+    last = not conv.is_contiguous() and conv.is_contiguous(memory_format=torch.channels_last)
+    if last:
+        model.to(memory_format=torch.contiguous_format)
+    try:
+        yield
+    finally:
+        if last:
+            model.to(memory_format=torch.channels_last)
 
 
 def check_style_source(styles: Sequence[object], signals_file: object | None,

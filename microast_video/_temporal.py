@@ -300,7 +300,8 @@ def _quantize(plane: np.ndarray, top: float, dtype: np.dtype) -> np.ndarray:
 def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iterable[float] = ()) -> Iterator[Frame]:
     """The temporal stage: each stylized frame (with its ``source``) stabilized, in order.
 
-    The frames leave without their ``source`` (nothing after this stage needs it). The first
+    The frames leave without their ``source`` unless they have a matte (for
+    :func:`~microast_video._controls.original_outside`). The first
     frame at or after each of ``boundaries`` (seconds: batch segments) carries the state just
     before it, so the segment can later be resumed exactly."""
     ahead = sorted(boundaries)
@@ -312,5 +313,6 @@ def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iter
             while ahead and frame.seconds >= ahead[0] - 1e-9:
                 ahead.pop(0)
             state = stabilizer.snapshot()
-        out = frame.with_data(stabilizer(frame.data, frame.source, frame.layout, frame.top))
+        steady = stabilizer(frame.data, frame.source, frame.layout, frame.top)
+        out = frame.with_data(steady, frame.source if frame.matte is not None else None, keep_matte=True)
         yield out if state is None else dataclasses.replace(out, state=state)

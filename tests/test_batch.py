@@ -156,6 +156,38 @@ def test_segments_assemble_into_exactly_what_one_run_makes(env, tmp_path, media)
     assert leftovers == []
 
 
+def test_a_look_with_keyframes_and_an_input_with_a_matte_equal_one_video_run(env, tmp_path, media):
+    """Creative controls in a manifest, temporal on, in segments: exactly what the video command makes."""
+    cv2.imwrite(str(media / "paint2.png"), painting(96, seed=11)[:, :, ::-1])
+    matte = np.zeros((64, 96), np.uint8)
+    matte[:, :40] = 255
+    cv2.imwrite(str(tmp_path / "m.png"), matte)
+    path = tmp_path / "jobs.toml"
+    path.write_text(f"""output = "{{stem}}_{{look}}.mkv"
+output_dir = "out"
+segment_seconds = 0.8
+[defaults]
+codec = "ffv1"
+[[inputs]]
+path = "{media / 'shots' / 'b.mp4'}"
+matte = "m.png"
+[looks.keys]
+keyframes = [[0, "{media / 'paint.png'}"], [1.2, "{media / 'paint2.png'}"]]
+alpha_keyframes = [[0, 1.0], [1.4, 0.99]]
+""")
+    r = batch(path)
+    assert r.exit_code == 0, r.stderr
+    direct = tmp_path / "direct.mkv"
+    r = runner.invoke(app, ["video", str(media / "shots" / "b.mp4"), "-o", str(direct), "--codec", "ffv1", "-q",
+                            "--style-at", f"0:{media / 'paint.png'}", "--style-at", f"1.2:{media / 'paint2.png'}",
+                            "--alpha-at", "0:1", "--alpha-at", "1.4:0.99", "--matte", str(tmp_path / "m.png")])
+    assert r.exit_code == 0, r.stderr
+    seg_frames, seg_times = frames_and_times(tmp_path / "out" / "b_keys.mkv")
+    one_frames, one_times = frames_and_times(direct)
+    assert seg_times == one_times and len(seg_frames) == 45
+    assert all(np.array_equal(x, y) for x, y in zip(seg_frames, one_frames))
+
+
 def test_a_second_run_skips_what_is_up_to_date_and_changed_settings_need_overwrite(env, tmp_path, media):
     path = manifest(tmp_path, media, inputs="shots/b.mp4")
     assert batch(path).exit_code == 0

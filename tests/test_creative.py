@@ -135,6 +135,23 @@ def test_a_vp9_alpha_matte_uses_its_alpha(env, files, tmp_path):
     assert np.abs(out[3][:, 56:] - source[3][:, 56:]).max() <= 1 and np.abs(out[3][:, :40] - source[3][:, :40]).mean() > 20
 
 
+def test_a_matte_works_with_the_temporal_stage(env, files, tmp_path):
+    """Temporal on: one style keeps the original outside the matte exactly; two styles keep regions."""
+    matte = np.zeros((64, 96), np.uint8)
+    matte[:, 48:] = 255
+    cv2.imwrite(str(tmp_path / "m.png"), matte)
+    video(files, tmp_path / "one.mkv", "-s", files / "a.png", "--matte", tmp_path / "m.png", "--temporal", "on")
+    video(files, tmp_path / "off.mkv", "-s", files / "a.png", "--matte", tmp_path / "m.png")
+    source, one, off = frames_of(files / "clip.mp4"), frames_of(tmp_path / "one.mkv"), frames_of(tmp_path / "off.mkv")
+    assert len(one) == 21
+    assert all(np.array_equal(o[:, :48], s[:, :48]) for o, s in zip(one, source))  # outside: exactly the original
+    assert np.abs(one[10][:, 56:] - source[10][:, 56:]).mean() > 20  # inside: painted...
+    assert any(not np.array_equal(o[:, 56:], f[:, 56:]) for o, f in zip(one, off))  # ...and stabilized
+    video(files, tmp_path / "two.mkv", "-s", files / "a.png", "-s", files / "b.png", "--matte", tmp_path / "m.png",
+          "--temporal", "on")
+    assert len(frames_of(tmp_path / "two.mkv")) == 21
+
+
 @pytest.mark.parametrize(("make", "needle"), [
     ("short", "lasts"), ("missing", "file not found"), ("three styles", "one style"),
 ])
