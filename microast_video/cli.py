@@ -262,24 +262,26 @@ def video_command(
 @app.command("bench")
 def bench_command(
     resolution: Annotated[str, typer.Option(help="Frame size WxH of the synthesized footage.")] = "3840x2160",
-    frames: Annotated[int, typer.Option(min=1, help="Frames to process.")] = 8,
+    frames: Annotated[int, typer.Option(min=1, help="Measured frames per arm (after the warm-up).")] = 4,
+    warmup: Annotated[int, typer.Option(min=0, help="Warm-up frames per arm, not counted.")] = 1,
+    peers: Annotated[bool, typer.Option(
+        "--peers", help="Also export to ONNX and run ONNX Runtime and OpenVINO (the optional extras).")] = False,
+    naive: Annotated[bool, typer.Option(help="Run the upstream-way arms (slow at 4K).")] = True,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 1,
     input: Annotated[Optional[Path], typer.Option("--input", help="Measure on this clip instead of synthesized footage.")] = None,
     style: Annotated[Optional[Path], typer.Option(help="Style image (default: a procedural painting).")] = None,
-    naive_frames: Annotated[Optional[int], typer.Option(
-        min=1, help="Frames for the naive baseline (default 2 at 4K, 3 below).")] = None,
-    codec: Annotated[Codec, typer.Option(help="Codec of the end-to-end run.")] = Codec.h264,
+    codec: Annotated[Codec, typer.Option(help="Codec of the end-to-end runs.")] = Codec.h264,
     compile: Annotated[CompileMode, typer.Option(
-        help="torch.compile the network (its one-off cost is reported apart).")] = CompileMode.on,
-    preset: Annotated[Optional[str], typer.Option(help="Encoder preset of the end-to-end run.")] = None,
+        help="torch.compile the network (its one-off cost is reported apart).")] = CompileMode.auto,
+    preset: Annotated[Optional[str], typer.Option(help="Encoder preset of the end-to-end runs.")] = None,
     weights: WeightsOpt = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
     overwrite: OverwriteOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Measure fps, stage times and memory, and compare with a naive per-frame baseline."""
+    """Measure every arm the same way: ours, the upstream way, and (--peers) ONNX Runtime and OpenVINO."""
     with _user_errors(debug):
         from ._bench import BenchOptions, format_table, parse_resolution, run_bench
         from ._output import check_output, json_bytes, write_bytes
@@ -289,12 +291,46 @@ def bench_command(
             check_output(json_path, (input, style), overwrite=overwrite, what="--json")
         with terminate_on_signals():
             result = run_bench(BenchOptions(
-                resolution=parse_resolution(resolution), frames=frames, device=device, precision=precision.value,
-                batch_size=batch_size, input_path=input, style=style, naive_frames=naive_frames, codec=codec.value,
-                preset=preset, weights=weights, compile=compile.value), log=lambda m: typer.echo(m, err=True))
+                resolution=parse_resolution(resolution), frames=frames, warmup=warmup, device=device,
+                precision=precision.value, batch_size=batch_size, input_path=input, style=style, codec=codec.value,
+                preset=preset, weights=weights, compile=compile.value, peers=peers, naive=naive),
+                log=lambda m: typer.echo(m, err=True))
         typer.echo(format_table(result))
         if json_path is not None:
             write_bytes(json_path, json_bytes(result), overwrite=overwrite, what="--json")
+
+
+@app.command("export")
+def export_command(
+    onnx: Annotated[Path, typer.Option("--onnx", help="The ONNX file to write.", show_default=False)],
+    style: Annotated[Optional[Path], typer.Option(
+        "--style", "-s", help="Fix this style inside the model (input: the frame only).")] = None,
+    signals: SignalsOpt = None,
+    size: Annotated[Optional[str], typer.Option(help="Fixed frame size WxH  [default: 1920x1080]")] = None,
+    dynamic: Annotated[bool, typer.Option(
+        "--dynamic", help="Any frame size whose sides are multiples of 4, instead of one fixed size.")] = False,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Content-style weight fixed in the model.")] = 1.0,
+    style_size: StyleSizeOpt = None,
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Export the network to ONNX (for ONNX Runtime, OpenVINO, TensorRT, vs-mlrt, FFmpeg's dnn filters)."""
+    with _user_errors(debug):
+        from ._onnx import ExportSpec, check_export, export_onnx
+        from ._output import check_output
+        from ._pretrained import load_model
+        from ._stages import terminate_on_signals
+        from ._style import job_signals
+
+        fixed = check_export(style, signals, size, dynamic)
+        check_output(onnx, [p for p in (style, signals) if p], overwrite=overwrite, what="ONNX model")
+        with terminate_on_signals():
+            model = load_model(weights, device="cpu", progress=True)
+            mix = None if style is None and signals is None else job_signals(
+                model, [style] if style else [], None, signals, style_size)
+            export_onnx(model, ExportSpec(mix, fixed, alpha), onnx, overwrite=overwrite)
+        typer.echo(f"wrote {onnx}", err=True)
 
 
 @app.command("flicker")
@@ -411,7 +447,7 @@ def preview_command(
             typer.echo(f"wrote {done['output']} ({len(done['frames'])} frames x {len(done['looks'])} look(s))", err=True)
 
 
-_COMMANDS = ("image", "signals", "video", "bench", "flicker", "batch", "preview")
+_COMMANDS = ("image", "signals", "video", "bench", "flicker", "batch", "preview", "export")
 
 
 def route(argv: Sequence[str]) -> list[str]:

@@ -147,22 +147,6 @@ def test_bf16_is_detected_not_assumed():
     assert isinstance(cpu_supports_bf16(), bool)
 
 
-def test_bench_runs_and_writes_json(tmp_path, weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
-    out = tmp_path / "bench.json"
-    result = CliRunner().invoke(app, ["bench", "--resolution", "64x48", "--frames", "3", "--naive-frames", "2",
-                                      "--device", "cpu", "--preset", "ultrafast", "--compile", "off", "--json", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "speedup vs naive" in result.stdout
-    data = json.loads(out.read_text())
-    for key in ("model_fps", "pipeline_fps", "naive_fps", "speedup_vs_naive", "peak_rss_mb", "time_to_first_frame_s"):
-        assert isinstance(data[key], (int, float)) and data[key] > 0, key
-    assert data["resolution"] == [64, 48] and data["naive_frames"] == 2
-    assert set(data["stages"]) == {"decode", "upload", "network", "download", "temporal", "encode"}
-    assert data["speedup_vs_naive"] == pytest.approx(data["model_fps"] / data["naive_fps"])
-
-
 def test_bench_bad_resolution_is_one_line(weights_env):
     result = CliRunner().invoke(app, ["bench", "--resolution", "big"])
     assert result.exit_code == 2 and "--resolution" in result.stderr and "Traceback" not in result.output

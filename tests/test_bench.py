@@ -1,0 +1,139 @@
+"""The bench's measurement rules (not its ratios), the upstream-way arm, and the ONNX export."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from microast_video._bench_arms import clock
+from microast_video.cli import app
+from microast_video.models.export import ContentPath, FullNetwork
+from microast_video.models.upstream_way import UpstreamWay
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def env(weights_env, monkeypatch):
+    for k, v in weights_env.items():
+        monkeypatch.setenv(k, v)
+    return weights_env
+
+
+def sleeps(*seconds: float):
+    for s in seconds:
+        time.sleep(s)
+        yield s
+
+
+def test_the_timing_rule_leaves_out_the_warm_up_and_counts_the_end():
+    t = clock(sleeps(0.3, 0.05, 0.05), warmup=1)
+    assert t.measured == 2 and 0.09 < t.seconds < 0.25  # the slow first frame is not measured
+    assert t.fps == pytest.approx(2 / t.seconds)
+    ended = clock(sleeps(0.05, 0.05), warmup=1, end=lambda: time.sleep(0.2))
+    assert ended.seconds > 0.24  # the last frame is done when the end (the file complete) is
+    with pytest.raises(ValueError, match="warm-up"):
+        clock(sleeps(0.01), warmup=1)
+
+
+def test_the_upstream_way_gives_the_projects_pixels(model):
+    x, style = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        theirs = UpstreamWay(model)(x, style)
+        ours = model(x, model.encode_style(style))
+    assert float((theirs - ours).abs().max()) < 1e-4
+
+
+def test_every_arm_is_measured_the_same_way(env, tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--resolution", "64x48", "--frames", "2", "--warmup", "1", "--device", "cpu",
+            "--preset", "ultrafast", "--compile", "off", "--json", str(out)]
+    peers = all(importlib.util.find_spec(m) for m in ("onnxscript", "onnxruntime", "openvino"))
+    r = runner.invoke(app, args + (["--peers"] if peers else []))
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    arms = {**{f"model {k}": v for k, v in data["model"].items()}, **{f"e2e {k}": v for k, v in data["pipeline"].items()}}
+    expected = {"model ours", "model ours-fp32", "model naive", "model naive+alloc", "e2e ours", "e2e naive"}
+    if peers:
+        expected |= {"model onnxruntime-fp32", "model openvino-fp32", "model openvino-bf16"}
+    assert expected <= set(arms)
+    for name, arm in arms.items():
+        if "skipped" in arm:
+            assert name == "model openvino-bf16", (name, arm)  # only a CPU without bf16 skips it
+            continue
+        assert arm["warmup_frames"] == 1 and arm["measured_frames"] == 2, name
+        assert arm["threads"] == data["ceiling"]["threads"], name  # the same threads everywhere
+    assert arms["model naive"]["allocator"] == "glibc default" and arms["model naive+alloc"]["allocator"] == "tuned"
+    assert arms["e2e ours"]["frames_written"] == 3
+    assert data["ratios"]["ours / naive"] == pytest.approx(arms["model ours"]["fps"] / arms["model naive"]["fps"])
+    assert 0 < data["share_of_peak"] and data["gflop_per_frame"] == pytest.approx(2 * 27772 * 64 * 48 / 1e9, rel=0.02)
+    assert "time to first frame" in r.stdout and "% of this machine's matmul peak" in r.stdout
+
+
+def test_bench_without_weights_offline_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", str(tmp_path / "none"))
+    r = runner.invoke(app, ["bench", "--resolution", "64x48"])
+    assert r.exit_code != 0 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
+# --- export ---------------------------------------------------------------------------------
+
+@pytest.fixture()
+def style_path(tmp_path):
+    import cv2
+
+    from microast_video._procedural import painting
+
+    path = tmp_path / "style.png"
+    cv2.imwrite(str(path), painting(96, seed=3))
+    return path
+
+
+def run_onnx(path, *inputs: np.ndarray) -> np.ndarray:
+    ort = pytest.importorskip("onnxruntime", reason="the onnx extra: pip install 'microast-video[onnx]' (CI has it)")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {i.name: x for i, x in zip(session.get_inputs(), inputs)})[0]
+
+
+def test_export_with_a_style_matches_pytorch(env, model, tmp_path, style_path):
+    pytest.importorskip("onnxscript", reason="the onnx extra: pip install 'microast-video[onnx]' (CI has it)")
+    out = tmp_path / "m.onnx"
+    r = runner.invoke(app, ["export", "--onnx", str(out), "--style", str(style_path), "--size", "96x64"])
+    assert r.exit_code == 0, r.output
+    from microast_video import compute_signals
+
+    x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = ContentPath(model, compute_signals(model, [style_path]))(x).numpy()
+    assert np.abs(run_onnx(out, x.numpy()) - expected).max() < 1e-4
+
+
+def test_dynamic_export_takes_any_size_and_the_style_as_input(env, model, tmp_path):
+    pytest.importorskip("onnxscript", reason="the onnx extra: pip install 'microast-video[onnx]' (CI has it)")
+    out = tmp_path / "full.onnx"
+    r = runner.invoke(app, ["export", "--onnx", str(out), "--dynamic"])
+    assert r.exit_code == 0, r.output
+    style = torch.rand(1, 3, 80, 64, generator=torch.Generator().manual_seed(1))
+    for h, w in ((48, 64), (72, 128)):
+        x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h))
+        with torch.inference_mode():
+            expected = FullNetwork(model)(x, style).numpy()
+        got = run_onnx(out, x.numpy(), style.numpy())
+        assert got.shape == (1, 3, h, w) and np.abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--size", "96x64", "--dynamic"], "not both"),
+    (["--size", "big"], "--size"),
+    (["--style", "missing.jpg"], "missing.jpg"),
+])
+def test_export_errors_are_one_line(env, tmp_path, args, needle):
+    r = runner.invoke(app, ["export", "--onnx", str(tmp_path / "m.onnx"), *args])
+    assert r.exit_code != 0 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.onnx").exists()
