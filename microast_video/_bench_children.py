@@ -132,7 +132,8 @@ def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     job = VideoJob(input=Path(args["input"]), styles=(Path(args["style"]),), output=Path(args["output"]),
                    device=args["device"], precision=Precision(args["precision"]), batch_size=args["batch_size"],
                    encode=EncodeSettings(codec=Codec(args["codec"]), preset=args.get("preset")), overwrite=True,
-                   weights=args.get("weights"), progress=False, compile=CompileMode(args["compile"]))
+                   weights=args.get("weights"), progress=False, compile=CompileMode(args["compile"]),
+                   freeze=args["compile"] == "on" or None)  # with compile on: the model-only arm's settings
     called, called_wall = time.perf_counter(), time.time()
     report = run_video(job, log=lambda m: None)
     returned = time.perf_counter()

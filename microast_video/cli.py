@@ -274,7 +274,8 @@ def bench_command(
     style: Annotated[Optional[Path], typer.Option(help="Style image (default: a procedural painting).")] = None,
     codec: Annotated[Codec, typer.Option(help="Codec of the end-to-end runs.")] = Codec.h264,
     compile: Annotated[CompileMode, typer.Option(
-        help="torch.compile the network (its one-off cost is reported apart).")] = CompileMode.auto,
+        help="torch.compile (a long job's steady state; its one-off cost falls in the warm-up and is reported "
+             "apart; not auto: a run with auto is added for a short job's time to first frame).")] = CompileMode.on,
     preset: Annotated[Optional[str], typer.Option(help="Encoder preset of the end-to-end runs.")] = None,
     weights: WeightsOpt = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
