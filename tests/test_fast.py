@@ -51,6 +51,16 @@ def test_strips_equal_whole_frame_for_every_strip_height(model, signals, h, w, a
             assert rel(model(x, signals, alpha, strip_rows=rows), whole) < 1e-5, rows
 
 
+def test_the_middle_in_strips_or_whole_gives_the_same_frame(model, signals):
+    x = torch.rand(1, 3, 88, 120, generator=torch.Generator().manual_seed(9))
+    with torch.inference_mode():
+        whole = model(x, signals)
+        for rows in (4, 12, 40):
+            middle_whole = model(x, signals, strip_rows=rows, strip_middle=False)
+            middle_strips = model(x, signals, strip_rows=rows, strip_middle=True)
+            assert rel(middle_whole, whole) < 1e-5 and rel(middle_strips, whole) < 1e-5, rows
+
+
 def test_strips_in_channels_last_and_through_the_stylizer(model, signals):
     x = torch.rand(1, 3, 72, 100, generator=torch.Generator().manual_seed(5))
     exact = Stylizer(model, signals)(x)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from .signals import StyleSignals
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
 from .regions import Regions, featmod_regions, mixed
+from .strip_blocks import Modulate, Residual, strip_mean_std
 from .strips import Conv, Op, Upsample2, run_strips, strip_bounds
 
 #: Channels of the quarter-resolution feature maps.
@@ -326,7 +327,7 @@ class MicroAST(nn.Module):
 
     def forward(
         self, content: Tensor, signals: StyleSignals, alpha: float | Tensor = 1.0, *, strip_rows: int | None = None,
-        matte: Tensor | None = None, background: StyleSignals | None = None,
+        matte: Tensor | None = None, background: StyleSignals | None = None, strip_middle: bool = True,
     ) -> Tensor:
         """Stylize a batch of frames.
 
@@ -344,8 +345,12 @@ class MicroAST(nn.Module):
             strip_rows: None runs every layer on the whole frame. A number runs the
                 full-resolution layers in horizontal strips of about that many rows
                 (exact: same result up to float rounding) so that no full-resolution
-                feature map exists in full; the quarter-resolution middle, where the
-                global statistics are, still sees the whole frame.
+                feature map exists in full.
+            strip_middle: with ``strip_rows``, run the quarter-resolution middle in strips
+                too (its statistics in passes of their own; :mod:`.strip_blocks`), so only
+                two quarter-resolution maps exist whole. False keeps the middle whole (fewer,
+                larger operations: what ``torch.compile`` handles best). With a matte the
+                middle is always whole.
 
         Returns:
             (N, 3, H, W) raw output, not clamped (``alpha < 1`` can leave [0, 1] far).
@@ -367,19 +372,37 @@ class MicroAST(nn.Module):
         else:
             if strip_rows < 1:
                 raise ValueError(f"strip_rows must be >= 1, got {strip_rows = }")
-            out = self._forward_strips(x, signals, alpha, strip_rows, regions)
+            out = self._forward_strips(x, signals, alpha, strip_rows, regions, strip_middle)
         return out[..., :h, :w]
 
+    def _middle_strips(self, feat: Tensor, s: StyleSignals, alpha: float | Tensor,
+                       bounds: list[tuple[int, int]]) -> Tensor:
+        """The quarter-resolution middle in strips (:mod:`.strip_blocks`): each FeatMod's
+        statistics in a pass of their own, so only two quarter-resolution maps exist whole."""
+        enc, dec = self.content_encoder, self.decoder
+        c2 = run_strips([Residual(enc.res1.conv1, enc.res1.conv2), Residual(enc.res2.conv1, enc.res2.conv2)],
+                        feat, bounds)
+        del feat
+        b1, b2 = dec.block1, dec.block2
+        x = run_strips([Modulate(*strip_mean_std(c2, bounds, EPS), s.mean2, s.std2, alpha),
+                        Residual(b1.conv1, b1.conv2, s.w2, s.b2)], c2, bounds)
+        del c2
+        return run_strips([Modulate(*strip_mean_std(x, bounds, EPS), s.mean1, s.std1, alpha),
+                           Residual(b2.conv1, b2.conv2, s.w1, s.b1)], x, bounds)
+
     def _forward_strips(self, x: Tensor, signals: StyleSignals, alpha: float | Tensor, rows: int,
-                        regions: Regions | None = None) -> Tensor:
+                        regions: Regions | None = None, strip_middle: bool = True) -> Tensor:
         enc, dec = self.content_encoder, self.decoder
         head, tail = enc.head_ops(), dec.tail_ops()
         quarter = x.shape[2] // 4
         with full_precision(x):
             feat = run_strips(head, x.float(), strip_bounds(quarter, max(1, rows // 4)))
-        c2 = enc.forward_res(feat)[1]
-        del feat  # only the quarter-resolution middle is held whole: free what is done with
-        low = dec.forward_low_res(c2, signals, alpha, regions)
-        del c2
+        if regions is None and strip_middle:
+            low = self._middle_strips(feat, signals, alpha, strip_bounds(quarter, max(1, rows // 4)))
+        else:  # the middle on the whole map (per-region statistics, or for torch.compile)
+            c2 = enc.forward_res(feat)[1]
+            del feat  # free what is done with
+            low = dec.forward_low_res(c2, signals, alpha, regions)
+            del c2
         tail = [op.prepared() if isinstance(op, Conv) else op for op in tail]  # polyphase weights once
         return run_strips(tail, low, strip_bounds(x.shape[2], rows))

@@ -1,0 +1,94 @@
+"""Memory of the engine and of whole jobs at UHD and 8K (issue 12's RSS target, issue 8's 8K).
+
+1. ``middle``: one eager bf16 Stylizer on a frame of the given size, three calls, in a fresh
+   process each, with the quarter-resolution middle in strips ("new") and whole ("old"):
+   peak RSS and seconds per call.
+2. ``job``: ``microast-video CLIP -s samples/style.jpg --compile off`` on a synthesized clip,
+   with and without the temporal stage: peak RSS of the job's process (ffmpeg, a process
+   of its own, apart).
+
+    python benchmarks/memory_targets.py middle 3840x2160
+    python benchmarks/memory_targets.py job 3840x2160 --frames 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_MIDDLE = """
+import resource, sys, time, torch
+from microast_video import load_model
+from microast_video.models.microast import MicroAST
+from microast_video._engine import Stylizer, engine_settings, prepare_runtime
+mode, w, h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if mode == "old":
+    def whole(self, feat, s, alpha, bounds):
+        c2 = self.content_encoder.forward_res(feat)[1]
+        del feat
+        return self.decoder.forward_low_res(c2, s, alpha, None)
+    MicroAST._middle_strips = whole
+m = load_model(None, device="cpu", progress=False)
+settings = engine_settings(torch.device("cpu"), torch.bfloat16, h, w, frames=3)
+prepare_runtime(m, settings)
+stylizer = Stylizer(m, m.encode_style(torch.rand(1, 3, 256, 256)), settings)
+x = torch.rand(1, 3, h, w)
+times = []
+for _ in range(3):
+    t = time.perf_counter()
+    stylizer(x)
+    times.append(round(time.perf_counter() - t, 2))
+print(f"middle {mode}: {w}x{h} eager bf16, s per call {times}, peak RSS "
+      f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
+"""
+
+
+def middle(w: int, h: int) -> None:
+    for mode in ("old", "new"):
+        subprocess.run([sys.executable, "-c", _MIDDLE, mode, str(w), str(h)], check=True)
+
+
+_JOB = """
+import atexit, resource, sys
+atexit.register(lambda: print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"))
+from microast_video.cli import main
+sys.argv = ["microast-video", *sys.argv[1:]]
+main()
+"""
+
+
+def job(w: int, h: int, frames: int) -> None:
+    from microast_video._encode_plan import ffmpeg_exe
+    from microast_video._procedural import synth_clip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / f"clip_{w}x{h}.mp4"
+        synth_clip(clip, width=w, height=h, frames=frames, exe=ffmpeg_exe())
+        for temporal in ("on", "off"):
+            args = [str(clip), "-s", str(ROOT / "samples" / "style.jpg"), "-o", str(Path(tmp) / "out.mp4"),
+                    "--overwrite", "-q", "--compile", "off", "--temporal", temporal]
+            t = time.time()
+            done = subprocess.run([sys.executable, "-c", _JOB, *args], check=True, stderr=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, text=True)
+            print(f"job {w}x{h}, {frames} frames, temporal {temporal}: {time.time() - t:.1f} s, "
+                  f"{done.stdout.strip()} (the job's process; ffmpeg apart)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["middle", "job"])
+    parser.add_argument("size", help="WxH")
+    parser.add_argument("--frames", type=int, default=8)
+    args = parser.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    middle(w, h) if args.what == "middle" else job(w, h, args.frames)
+
+
+if __name__ == "__main__":
+    main()
