@@ -4,17 +4,24 @@
 set -euo pipefail
 mkdir -p benchmarks/out
 
-# 1. bench: model-only, end-to-end and the naive baseline, in one run each.
-microast-video bench --resolution 1920x1080 --frames 8 --json benchmarks/out/bench_1080_bf16.json
-microast-video bench --resolution 1920x1080 --frames 8 --precision fp32 --json benchmarks/out/bench_1080_fp32.json
-microast-video bench --resolution 3840x2160 --frames 8 --json benchmarks/out/bench_2160_bf16.json
-microast-video bench --resolution 1280x720 --frames 8 --json benchmarks/out/bench_720_bf16.json
+# 1. bench: every arm under one timing rule, with the peers (ONNX Runtime, OpenVINO), one run
+#    per resolution (pip install -e '.[onnx,openvino]').
+microast-video bench --resolution 1920x1080 --frames 4 --peers --json benchmarks/out/bench_1080p.json
+microast-video bench --resolution 3840x2160 --frames 4 --peers --json benchmarks/out/bench_2160p.json
+
+# 1b. Memory of the engine's middle (strips vs whole) and of whole jobs at UHD and 8K.
+python benchmarks/memory_targets.py middle 3840x2160
+python benchmarks/memory_targets.py job 3840x2160 --frames 8
+python benchmarks/memory_targets.py job 7680x4320 --frames 3
+
+# 1c. Batch jobs: resume after SIGKILLs, the cost of segments, memory.
+python benchmarks/batch_targets.py
 
 # 2. Memory against clip length at UHD: 10 and 100 frames of the same clip.
 python - <<'PY'
 from pathlib import Path
 import cv2
-from microast_video._encode import ffmpeg_exe
+from microast_video._encode_plan import ffmpeg_exe
 from microast_video._procedural import painting, synth_clip
 synth_clip(Path("benchmarks/out/uhd100.mp4"), width=3840, height=2160, frames=100, exe=ffmpeg_exe())
 cv2.imwrite("benchmarks/out/style.png", painting(512))

@@ -182,7 +182,7 @@ class Stabilizer:
         a = reliable * s.strength
         warped = [self._warp(prev, flow) for prev in self._prev]
         if s.method == "plain":
-            return [_compose(c, w, _up(1 - a, c) / top, _up(a, c), np.zeros(w.shape, np.float32))
+            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + w.shape[2:], np.float32), 1.0 / top)
                     for c, w in zip(planes, warped)]
         sigma = max(0.5, s.texture_sigma * fh)
         mid = [(_halve(c, fh, top), _halve(w, fh, 1.0)) for c, w in zip(planes, warped)]  # <= 2x the flow size
@@ -194,7 +194,7 @@ class Stabilizer:
         for c, w, (bc, bw) in zip(planes, warped, bases):
             ka = (1 - s.lowpass * a - ac)[..., None] if bc.ndim == 3 else 1 - s.lowpass * a - ac
             kw = (s.lowpass * a - aw)[..., None] if bw.ndim == 3 else s.lowpass * a - aw
-            out.append(_compose(c, w, _up(ac, c) / top, _up(aw, c), _up(bc * ka + bw * kw, c)))
+            out.append(_compose_up(c, w, ac, aw, bc * ka + bw * kw, 1.0 / top))
         return out
 
     def _gain(self, c: np.ndarray, w: np.ndarray, bases: tuple[np.ndarray, np.ndarray], a: np.ndarray,
@@ -251,10 +251,6 @@ def _halve(x: np.ndarray, flow_height: int, top: float) -> np.ndarray:
     return small.astype(np.float32) * (1.0 / top) if top != 1.0 or small.dtype != np.float32 else small
 
 
-def _up(x: np.ndarray, like: np.ndarray) -> np.ndarray:
-    return cv2.resize(x, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_LINEAR)
-
-
 def _norm2(v: np.ndarray) -> np.ndarray:
     """Squared length of (h, w, 2) vectors."""
     return v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1]
@@ -287,6 +283,37 @@ def _compose(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np
                         if c.dtype == np.uint16 else tc.float(), tac)
     out.addcmul_(tw, taw)
     return out.numpy()
+
+
+#: Rows per strip of the full-resolution compose: the upsampled weights exist a strip at a time.
+COMPOSE_ROWS = 128
+
+
+def _compose_up(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, scale: float
+                ) -> np.ndarray:
+    """``up(ac) * scale * c + up(aw) * w + up(k)`` at ``c``'s size, in strips of rows.
+
+    ``ac, aw`` (h, w) and ``k`` (h, w[, 3]) are small maps; ``up`` is bilinear upsampling as
+    ``cv2.resize`` does it (horizontally once, vertically per strip), so the full-size
+    weights never exist whole: at 8K that is over 1 GB of float32 less."""
+    h, width = c.shape[:2]
+    out = np.empty(c.shape, np.float32)
+    wide = [cv2.resize(x, (width, x.shape[0]), interpolation=cv2.INTER_LINEAR) for x in (ac, aw, k)]
+    for r0 in range(0, h, COMPOSE_ROWS):
+        r1 = min(h, r0 + COMPOSE_ROWS)
+        sac, saw, sk = (_rows_up(x, h, r0, r1) for x in wide)
+        out[r0:r1] = _compose(c[r0:r1], w[r0:r1], sac * scale, saw, sk)
+    return out
+
+
+def _rows_up(x: np.ndarray, height: int, r0: int, r1: int) -> np.ndarray:
+    """Rows [r0, r1) of ``x`` (its rows) linearly upsampled to ``height`` rows, as cv2.resize does."""
+    rows = x.shape[0]
+    src = np.maximum((np.arange(r0, r1) + 0.5) * (rows / height) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), rows - 1)
+    i1 = np.minimum(i0 + 1, rows - 1)
+    t = (src - i0).astype(np.float32).reshape(-1, *([1] * (x.ndim - 1)))
+    return x[i0] * (1 - t) + x[i1] * t
 
 
 def _quantize(plane: np.ndarray, top: float, dtype: np.dtype) -> np.ndarray:
