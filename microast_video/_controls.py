@@ -184,8 +184,7 @@ class MatteSource:
             raise InputError(f"matte {shown(path)}: file not found")
         if path.suffix.lower() in _IMAGE_EXTENSIONS:
             return MatteSource(path, still=_image_plane(path))
-        info = probe(path)
-        return MatteSource(path, info=info)
+        return MatteSource(path, info=probe(path, what="matte"))
 
     def check_covers(self, clip: VideoInfo, start: float, duration: float | None) -> list[str]:
         """Refuse a matte clip shorter than the part of the input it is for; notes on what is mapped."""

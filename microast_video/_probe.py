@@ -119,48 +119,50 @@ def reason(err: BaseException) -> str:
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path, what: str = "input") -> None:
     if not path.exists() and _URL.match(str(path)):
-        raise InputError(f"input {shown(path)}: not a local file (URLs and FFmpeg protocols are not read; "
+        raise InputError(f"{what} {shown(path)}: not a local file (URLs and FFmpeg protocols are not read; "
                          "download the file first)")
     if not path.exists():
-        raise InputError(f"input {shown(path)}: file not found")
+        raise InputError(f"{what} {shown(path)}: file not found")
     if not path.is_file():
-        raise InputError(f"input {shown(path)}: not a file")
+        raise InputError(f"{what} {shown(path)}: not a file")
     if path.stat().st_size == 0:
-        raise InputError(f"input {shown(path)}: file is empty (0 bytes)")
+        raise InputError(f"{what} {shown(path)}: file is empty (0 bytes)")
 
 
-def probe(path: str | os.PathLike[str]) -> VideoInfo:
-    """Open ``path`` with PyAV and describe its first video stream.
+def probe(path: str | os.PathLike[str], what: str = "input") -> VideoInfo:
+    """Open ``path`` with PyAV and describe its first video stream; errors call it ``what``
+    ("input", "matte"...).
 
     Raises:
         InputError: missing file, not a media file, or no video stream.
     """
     path = Path(path)
-    _check_file(path)
+    _check_file(path, what)
     try:
         container = av.open(file_url(path), metadata_errors="replace")
     except (av.FFmpegError, UnicodeDecodeError) as err:
-        raise InputError(f"input {shown(path)}: not a media file FFmpeg can read ({reason(err)})") from err
+        raise InputError(f"{what} {shown(path)}: not a media file FFmpeg can read ({reason(err)})") from err
     with container:
         if not container.streams.video:
-            raise InputError(f"input {shown(path)}: no video stream")
+            raise InputError(f"{what} {shown(path)}: no video stream")
         stream = container.streams.video[0]
         cc = stream.codec_context
         if cc.width <= 0 or cc.height <= 0 or cc.format is None:
-            raise InputError(f"input {shown(path)}: the video stream has no usable picture size or pixel format")
+            raise InputError(f"{what} {shown(path)}: the video stream has no usable picture size or pixel format")
         return VideoInfo(path=path, container=container.format.name, codec=cc.name, width=cc.width,
                          height=cc.height, pix_fmt=cc.format.name, bit_depth=_bit_depth(cc.format),
                          sar=Fraction(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else Fraction(1),
-                         **_first_frame(container, stream), **_timing(container, stream, path),
+                         **_first_frame(container, stream), **_timing(container, stream, path, what),
                          **_colour(cc), **_carried(container))
 
 
-def _timing(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> dict[str, object]:
+def _timing(container: av.container.InputContainer, stream: av.VideoStream, path: Path, what: str
+            ) -> dict[str, object]:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if not rate or rate <= 0:
-        raise InputError(f"input {shown(path)}: cannot tell the video's frame rate")
+        raise InputError(f"{what} {shown(path)}: cannot tell the video's frame rate")
     tb = stream.time_base or Fraction(1, 90000)
     start = Fraction(container.start_time, av.time_base) if container.start_time is not None else Fraction(0)
     if container.duration is not None:

@@ -153,7 +153,7 @@ def test_a_matte_works_with_the_temporal_stage(env, files, tmp_path):
 
 
 @pytest.mark.parametrize(("make", "needle"), [
-    ("short", "lasts"), ("missing", "file not found"), ("three styles", "one style"),
+    ("short", "lasts"), ("missing", "file not found"), ("three styles", "one style"), ("junk", "matte "),
 ])
 def test_bad_mattes_are_one_line(env, files, tmp_path, make, needle):
     args = ["video", str(files / "clip.mp4"), "-s", str(files / "a.png"), "-o", str(tmp_path / "o.mkv")]
@@ -162,6 +162,9 @@ def test_bad_mattes_are_one_line(env, files, tmp_path, make, needle):
         args += ["--matte", str(tmp_path / "short.mp4")]
     elif make == "missing":
         args += ["--matte", str(tmp_path / "none.png")]
+    elif make == "junk":  # not media: the error names it as the matte, not the input
+        (tmp_path / "junk.mov").write_text("junk")
+        args += ["--matte", str(tmp_path / "junk.mov")]
     else:
         cv2.imwrite(str(tmp_path / "m.png"), np.zeros((8, 8), np.uint8))
         args += ["--matte", str(tmp_path / "m.png"), "-s", str(files / "b.png"), "-s", str(files / "a.png")]
