@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from microast_video import EngineSettings, FrameEngine, Stylizer, engine_settings, load_model, prepare_runtime
+from microast_video import FrameEngine, Stylizer, engine_settings, load_model, prepare_runtime
 from microast_video._flicker import ClipScore, FlowPair, frames_at_height, gray_u8, texture, warp
 from microast_video._frame import Frame
 from microast_video._image import load_style_image

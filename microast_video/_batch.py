@@ -30,8 +30,7 @@ from ._errors import MicroastError, OptionError, shown
 from ._job import JobPlan, VideoJob, plan_video
 from ._manifest import BatchJob, Manifest, ManifestError, load_manifest
 from ._output import check_output
-from ._segments import (Segment, WorkFolder, assemble, fingerprint, is_up_to_date, plan_segments, record_path,
-                        run_segment)
+from ._segments import Segment, WorkFolder, assemble, fingerprint, is_up_to_date, plan_segments, record_path
 from ._stages import terminate_on_signals
 from ._temporal import Stabilizer
 

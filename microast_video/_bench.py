@@ -116,8 +116,6 @@ def _footage(options: BenchOptions, tmp: Path, log: Callable[[str], None]) -> tu
 
 def _model_arms(options: BenchOptions, common: dict[str, Any], tmp: Path, log: Callable[[str], None]
                 ) -> dict[str, dict[str, Any]]:
-    from ._onnx import missing
-
     arms: dict[str, dict[str, Any]] = {}
     precisions = [options.precision] + (["fp32"] if options.precision != "fp32" else [])
     for precision in precisions:
@@ -129,11 +127,13 @@ def _model_arms(options: BenchOptions, common: dict[str, Any], tmp: Path, log: C
             log(f"model-only: {name} (the upstream way) ...")
             arms[name] = run_child("naive", {**common, "allocator": tuned})
     if options.peers:
-        arms.update(_peer_arms(common, tmp, log, missing))
+        arms.update(_peer_arms(common, tmp, log))
     return arms
 
 
-def _peer_arms(common: dict[str, Any], tmp: Path, log: Callable[[str], None], missing: Any) -> dict[str, dict[str, Any]]:
+def _peer_arms(common: dict[str, Any], tmp: Path, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    from ._onnx import missing
+
     arms: dict[str, dict[str, Any]] = {}
     why = missing("onnx")
     if why:
@@ -236,7 +236,7 @@ def format_table(r: dict[str, Any]) -> str:
             lines.append(f"  {label:<34} {arm['fps']:>8.3f} {arm['seconds_per_frame']:>8.3f} {arm['threads']:>7} "
                          f"{arm['allocator']:>13} {arm['peak_rss_mb']:>11.0f}")
     c = r["ceiling"]
-    lines += [f"  ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in r["ratios"].items()),
+    lines += ["  ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in r["ratios"].items()),
               f"  ours: {r['gflop_per_frame']:.1f} GFLOP/frame -> {r['achieved_gflops']:.0f} GFLOP/s = "
               f"{100 * r['share_of_peak']:.0f}% of this machine's matmul peak (bf16 {c['bf16_gflops']:.0f}, "
               f"fp32 {c['fp32_gflops']:.0f} GFLOP/s, {c['threads']} threads)"]

@@ -21,7 +21,6 @@ back 8-bit RGB frames, conversions included:
 from __future__ import annotations
 
 import dataclasses
-import os
 import resource
 import subprocess
 import time
@@ -120,18 +119,17 @@ def naive_encoder(path: Path, size: tuple[int, int], rate: str, crf: int, preset
                   "-pix_fmt", "yuv420p", str(path)], stdin=subprocess.PIPE)
 
 
+def decoded(path: str, count: int) -> Iterator[Any]:
+    """The clip's first ``count`` frames (:class:`~microast_video.Frame`, RGB), decoded one by one
+    by the project's decoder: every arm gets the same pixels."""
+    from ._decode import decode_frames
+    from ._probe import probe
+
+    for _, frame in zip(range(count), decode_frames(probe(path))):
+        yield frame
+
+
 def decoded_rgb(path: str, count: int) -> Iterator[np.ndarray]:
-    """The clip's first ``count`` frames as (H, W, 3) uint8, decoded one by one (PyAV)."""
-    import av
-
-    from ._probe import file_url
-
-    with av.open(file_url(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == count:
-                break
-            yield frame.to_ndarray(format="rgb24")
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The same frames as (H, W, 3) uint8 arrays."""
+    for frame in decoded(path, count):
+        yield frame.data

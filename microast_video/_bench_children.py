@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._bench_arms import Timing, clock, decoded_rgb, naive_encoder, naive_frames, peer_frames, process_settings
+from ._bench_arms import Timing, clock, decoded, decoded_rgb, naive_encoder, naive_frames, peer_frames, process_settings
 from ._errors import MicroastError
 
 
@@ -53,18 +53,16 @@ def arm_ours(args: dict[str, Any]) -> dict[str, Any]:
     """The engine on frames in memory (the fast settings for this size and precision)."""
     import torch
 
-    from ._decode import decode_frames
     from ._device import resolve_precision
     from ._engine import FrameEngine, Stylizer, engine_settings, prepare_runtime
-    from ._probe import probe
     from ._weights import cache_dir
-    from . import _device
+    from ._device import allocator_tuned
 
     model, device = _model(args)
     macs = macs_per_pixel(model)
     dtype = resolve_precision(args["precision"], device)
     count = args["warmup"] + args["frames"]
-    frames = [f for _, f in zip(range(count), decode_frames(probe(args["input"])))]
+    frames = list(decoded(args["input"], count))
     h, w = frames[0].data.shape[:2]
     signals = _signals(model, args, device)
     settings = engine_settings(device, dtype, h, w, frames=count, kernel_cache=cache_dir() / "inductor")
@@ -73,7 +71,7 @@ def arm_ours(args: dict[str, Any]) -> dict[str, Any]:
     prepare_runtime(model, settings)
     stylizer = Stylizer(model, signals, settings)
     timing = clock(FrameEngine(stylizer, args["batch_size"]).run(iter(frames)), args["warmup"])
-    return {**timing.summary(), **process_settings(_device._ALLOCATOR_TUNED), "macs_per_pixel": macs,
+    return {**timing.summary(), **process_settings(allocator_tuned()), "macs_per_pixel": macs,
             "precision": str(dtype).removeprefix("torch."), "settings": settings.describe(),
             "compile_seconds": stylizer.compile_seconds, "device": str(device), "torch_threads": torch.get_num_threads()}
 
@@ -126,8 +124,8 @@ def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     from ._encode_plan import EncodeSettings
     from ._job import VideoJob
     from ._options import Codec, CompileMode, Precision
+    from ._device import allocator_tuned
     from ._pipeline import run_video
-    from . import _device
 
     job = VideoJob(input=Path(args["input"]), styles=(Path(args["style"]),), output=Path(args["output"]),
                    device=args["device"], precision=Precision(args["precision"]), batch_size=args["batch_size"],
@@ -143,7 +141,7 @@ def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     done = [setup + f["encode"] for f in report["per_frame"]][:-1] + [returned - called]
     timing = Timing(tuple(done), args["warmup"])
     cold = (called_wall - args["spawned"]) + setup + report["time_to_first_frame_s"]  # from launching the process
-    return {**timing.summary(), **process_settings(_device._ALLOCATOR_TUNED), "precision": report["precision"],
+    return {**timing.summary(), **process_settings(allocator_tuned()), "precision": report["precision"],
             "cold_first_frame_s": cold, "compile_seconds": report["compile_seconds"], "stages": report["stages"],
             "versions": report["versions"], "frames_written": report["frames"]}
 

@@ -105,7 +105,7 @@ class CudaRunner:
         # Colour conversion (for 4:2:0 planes) and scaling run here, on the device.
         from ._engine import batch_matte
 
-        styled = e.stylize(e.transport.to_float(dev_in), batch, batch_matte(batch, e.device))
+        styled = e.stylizer(e.transport.to_float(dev_in), [f.seconds for f in batch], batch_matte(batch, e.device))
         out = e.transport.from_float(styled, deep).contiguous()
         slot.ev_computed.record(compute)
         slot.download.wait_event(slot.ev_computed)

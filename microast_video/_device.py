@@ -82,6 +82,11 @@ def resolve_precision(spec: Precision | str, device: torch.device) -> torch.dtyp
 _ALLOCATOR_TUNED = False
 
 
+def allocator_tuned() -> bool:
+    """Whether :func:`tune_cpu_allocator` has been applied in this process."""
+    return _ALLOCATOR_TUNED
+
+
 def tune_cpu_allocator() -> bool:
     """Keep freed memory in the process instead of returning it to the OS after every op.
 

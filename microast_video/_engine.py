@@ -300,12 +300,6 @@ class FrameEngine:
             return pipelined(batched(frames, self.batch_size), runner.submit, runner.collect, runner.depth)
         return pipelined(batched(frames, self.batch_size), self._run_cpu, lambda done: done, 0)
 
-    def stylize(self, content: Tensor, batch: list[Frame], matte: Tensor | None) -> Tensor:
-        """The stylizer on ``content``, given the frames' times and matte only when a control needs them."""
-        if matte is None and self.stylizer.schedule is None:
-            return self.stylizer(content)
-        return self.stylizer(content, [f.seconds for f in batch], matte)
-
     def _run_cpu(self, batch: list[Frame]) -> list[Frame]:
         idx = [f.index for f in batch]
         deep = batch[0].data.dtype == np.uint16
@@ -314,7 +308,7 @@ class FrameEngine:
         matte = batch_matte(batch, self.device)
         t1 = time.perf_counter()
         self.times.add("upload", t1 - t, idx, t1)
-        out = self.stylize(x, batch, matte)
+        out = self.stylizer(x, [f.seconds for f in batch], matte)
         t2 = time.perf_counter()
         self.times.add("network", t2 - t1, idx, t2)
         pixels = host_array(self.transport.from_float(out, deep).contiguous(), deep)

@@ -9,7 +9,7 @@ import dataclasses
 import importlib.util
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -130,22 +130,3 @@ def openvino_has_bf16() -> bool:
 
     caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return "BF16" in caps
-
-
-def compare(path: Path, reference: Callable[[torch.Tensor], torch.Tensor], content: torch.Tensor) -> float:
-    """Largest absolute difference between ONNX Runtime on ``path`` and ``reference`` on ``content``."""
-    ours = reference(content).numpy()
-    theirs = onnxruntime_runner(path, threads=torch.get_num_threads())(content.numpy())
-    return float(np.abs(ours - theirs).max())
-
-
-def describe(path: Path) -> dict[str, Any]:
-    """The exported model's inputs and outputs, as ONNX declares them."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-
-    def shape(value: Any) -> list[Any]:
-        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
-
-    return {"inputs": {v.name: shape(v) for v in graph.input}, "outputs": {v.name: shape(v) for v in graph.output}}

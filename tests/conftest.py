@@ -46,3 +46,11 @@ def weights_env(tmp_path_factory):
     if folder is not None:
         env["MICROAST_VIDEO_WEIGHTS"] = str(folder)
     return env
+
+
+@pytest.fixture()
+def env(weights_env, monkeypatch):
+    """``weights_env`` set in this process's environment (for CliRunner runs); returned too."""
+    for k, v in weights_env.items():
+        monkeypatch.setenv(k, v)
+    return weights_env

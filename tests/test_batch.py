@@ -18,20 +18,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import FFMPEG, ffmpeg, make_clip
+from helpers import make_clip
 from microast_video import load_manifest
 from microast_video._manifest import ManifestError
 from microast_video._procedural import painting
 from microast_video.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def env(weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
-    return weights_env
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,6 @@ from microast_video.models.upstream_way import UpstreamWay
 runner = CliRunner()
 
 
-@pytest.fixture()
-def env(weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
-    return weights_env
-
-
 def sleeps(*seconds: float):
     for s in seconds:
         time.sleep(s)

@@ -12,13 +12,6 @@ from microast_video.cli import app, route
 runner = CliRunner()
 
 
-@pytest.fixture()
-def env(weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
-    return weights_env
-
-
 def _png(path, h, w, seed, grey=False):
     rng = np.random.default_rng(seed)
     img = (rng.random((h // 4 + 1, w // 4 + 1, 1 if grey else 3)) * 255).astype(np.uint8)

@@ -19,25 +19,17 @@ import time
 import zlib
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers import FFMPEG, ffmpeg, make_clip, make_style, temp_files
+from helpers import ffmpeg, make_clip, make_style, temp_files
 from microast_video import _pipeline, decode_frames, load_style_image, probe
 from microast_video._output import STALE_AFTER_S, sweep_stale_folders
 from microast_video.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def env(weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
-    return weights_env
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers import FFMPEG, make_clip, make_style
+from helpers import FFMPEG, make_style
 from microast_video import EngineSettings, FrameEngine, Stylizer, decode_frames, engine_settings, prepare_runtime, probe
 from microast_video._flicker import measure_flicker as measure
 from microast_video._frame import Frame
@@ -191,13 +191,6 @@ def test_bad_settings_are_value_errors():
 
 
 # --- the video job -----------------------------------------------------------------------------
-
-@pytest.fixture()
-def env(weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
-    return weights_env
-
 
 @pytest.fixture(scope="module")
 def cut_clip(tmp_path_factory):

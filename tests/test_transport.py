@@ -23,10 +23,7 @@ runner = CliRunner()
 SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601}
 
 
-@pytest.fixture(autouse=True)
-def env(weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("env")  # every test here runs with the weights set
 
 
 def swscale_rgb(frame: av.VideoFrame, matrix: str, full: bool) -> np.ndarray:

@@ -118,11 +118,7 @@ def ffmpeg_rgb(path: Path, frames: int, matrix: str, full_range: bool) -> np.nda
     return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
 
 
-@pytest.fixture(autouse=True)
-def env(weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
-    return weights_env
+pytestmark = pytest.mark.usefixtures("env")  # every test here runs with the weights set
 
 
 @pytest.fixture()

@@ -158,13 +158,6 @@ def assert_nothing_left(target: Path) -> None:
 # Fixtures
 
 
-@pytest.fixture()
-def env(weights_env, monkeypatch):
-    for k, v in weights_env.items():
-        monkeypatch.setenv(k, v)
-    return weights_env
-
-
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     """Small clips and a style image, made once for the module (read-only for the tests)."""
@@ -608,10 +601,10 @@ def test_engine_error_stops_the_job(job_model, media, tmp_path, monkeypatch):
     real = Stylizer.__call__
     calls = itertools.count()
 
-    def failing(self, content):
+    def failing(self, content, *controls):
         if next(calls) == 3:
             raise RuntimeError("engine failed (injected)")
-        return real(self, content)
+        return real(self, content, *controls)
 
     monkeypatch.setattr(Stylizer, "__call__", failing)
     _assert_fails_promptly(tiny_job(media, tmp_path / "o.mp4", batch_size=2), RuntimeError, "injected")
@@ -668,7 +661,7 @@ def test_frames_in_flight_stay_bounded(job_model, media, tmp_path, monkeypatch, 
         with lock:
             counts["encoded"] += 1
 
-    def stylize(self, content):
+    def stylize(self, content, *controls):
         if slow == "engine":
             time.sleep(0.02)
         return content.clone()
@@ -875,11 +868,11 @@ def test_failure_while_ffmpeg_is_starting_leaves_no_ffmpeg(job_model, media, tmp
     real_call = Stylizer.__call__
     calls = itertools.count()
 
-    def stylize(self, content):
+    def stylize(self, content, *controls):
         if next(calls) == 1:
             assert starting.wait(10)
             raise RuntimeError("engine failed (injected)")
-        return real_call(self, content)
+        return real_call(self, content, *controls)
 
     monkeypatch.setattr(_encode.subprocess, "Popen", SlowPopen)
     monkeypatch.setattr(Stylizer, "__call__", stylize)

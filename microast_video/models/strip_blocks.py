@@ -38,29 +38,6 @@ def strip_mean_std(x: Tensor, bounds: Sequence[tuple[int, int]], eps: float) -> 
     return mean.float().view(n, c, 1, 1), (var + eps).sqrt().float().view(n, c, 1, 1)
 
 
-def _centred(conv: torch.nn.Conv2d, rows: Tensor) -> Tensor:
-    """``conv`` on already padded ``rows`` (valid conv); mean-centred under a reduced-precision
-    autocast exactly as :func:`~.microast.centred_conv` (returns float32 then)."""
-    if not torch.is_autocast_enabled(rows.device.type):
-        return F.conv2d(rows, conv.weight, conv.bias)
-    mu = rows.float().mean(dim=(2, 3), keepdim=True)
-    dtype = torch.get_autocast_dtype(rows.device.type)
-    y = F.conv2d((rows - mu).to(dtype), conv.weight.to(dtype), None)
-    shift = mu.flatten(1) @ conv.weight.float().sum(dim=(2, 3)).T + conv.bias.float()
-    return y.float().add_(shift[:, :, None, None])
-
-
-def _conv_rows(conv: torch.nn.Conv2d, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
-    """Output rows [o0, o1) of a stride-1 reflection-padded ``conv`` from rows [a, ...) of ``x``."""
-    op = Conv(conv, False)
-    p = op.p
-    lo = o0 - p
-    n = o1 - o0 + 2 * p
-    top, bottom = max(0, -lo), max(0, lo + n - h)
-    rows = F.pad(x.narrow(2, max(lo, 0) - a, n - top - bottom), (p, p, top, bottom), mode="reflect")
-    return _centred(conv, rows)
-
-
 @dataclasses.dataclass(frozen=True)
 class Residual:
     """``x + conv2(relu(conv1(x)))``, or with filter modulation ``w, b`` (N, C, 1, 1)
@@ -80,11 +57,11 @@ class Residual:
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         m0, m1 = Conv(self.conv1, False).needs(o0, o1, h)
-        mid = _conv_rows(self.conv1, x, a, h, m0, m1)
+        mid = Conv(self.conv1, False, centred=True).apply(x, a, h, m0, m1)
         if self.w is not None:
             mid = mid.mul_(self.w).add_(self.b * x.narrow(2, m0 - a, m1 - m0))
         mid = F.relu(mid, inplace=True)
-        out = _conv_rows(self.conv2, mid, m0, h, o0, o1)
+        out = Conv(self.conv2, False, centred=True).apply(mid, m0, h, o0, o1)
         if self.w is not None:
             out = out.mul_(self.w).add_(self.b * mid.narrow(2, o0 - m0, o1 - o0))
         return out.add_(x.narrow(2, o0 - a, o1 - o0))

@@ -24,6 +24,40 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def centred_conv(conv: nn.Conv2d, x: Tensor, *, valid: bool = False) -> Tensor:
+    """``conv(x)``, arranged so that a reduced-precision autocast loses little.
+
+    ``valid``: ``x`` is already padded (a strip, see :class:`Conv`): no padding here.
+
+    In float32 this is exactly ``conv(x)``. Under bf16/fp16 autocast, the per-channel mean
+    ``mu`` of ``x`` is taken out before rounding, the convolution runs without its bias,
+    and ``bias + W·mu`` is added back in float32. That is exact algebra: reflection
+    padding of a constant map is constant, so ``conv(mu)`` is one number per output
+    channel. Rounding then only touches the small centred values, not the large offsets
+    the features carry (bf16 keeps 8 significant bits), which lifts bf16 output from
+    ~34 dB to over 45 dB PSNR on dark video frames (measured on the shared clips).
+
+    Returns float32.
+    """
+    run = (lambda t, w, b: F.conv2d(t, w, b, stride=conv.stride, groups=conv.groups)) if valid else conv._conv_forward
+    if not torch.is_autocast_enabled(x.device.type):
+        return run(x, conv.weight, conv.bias) if valid else conv(x)  # the module call: its hooks run
+    mu = x.float().mean(dim=(2, 3), keepdim=True)
+    centred = (x - mu).to(_autocast_dtype(x.device.type))  # the cast autocast would make, done now
+    y = run(centred, conv.weight, None)
+    del centred
+    taps = conv.weight.float().sum(dim=(2, 3))  # (out, in): W applied to a constant map
+    shift = mu.flatten(1) @ taps.T + conv.bias.float()
+    return y.float().add_(shift[:, :, None, None])
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype:
+    get = getattr(torch, "get_autocast_dtype", None)
+    if get is not None:
+        return get(device_type)
+    return torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
+
+
 @dataclasses.dataclass(frozen=True)
 class Conv:
     """A reflection-padded conv (optionally followed by ReLU) as a strip op."""
@@ -32,6 +66,7 @@ class Conv:
     relu: bool
     phases: int = 1  # > 1: compute as a W-polyphase conv (stride 1 only; see _phased_conv)
     phased: tuple[Tensor, Tensor | None] | None = None  # its (weight, bias), built once per pass
+    centred: bool = False  # through centred_conv (the quarter-resolution blocks under autocast)
 
     def prepared(self) -> Conv:
         """This op with its polyphase weights built (once, not per strip)."""
@@ -76,7 +111,9 @@ class Conv:
         c = self.conv
         if c.weight.is_contiguous(memory_format=torch.channels_last) and not c.weight.is_contiguous():
             rows = rows.contiguous(memory_format=torch.channels_last)  # an NCHW frame goes NHWC strip by strip
-        if self.phases > 1:
+        if self.centred:
+            y = centred_conv(c, rows, valid=True)
+        elif self.phases > 1:
             weight, bias = self.prepared().phased
             y = _phased_conv(rows, weight, bias, c.weight.shape, self.phases)
         else:
