@@ -1,8 +1,9 @@
 """Memory of the engine and of whole jobs at UHD and 8K (issue 12's RSS target, issue 8's 8K).
 
-1. ``middle``: one eager bf16 Stylizer on a frame of the given size, three calls, in a fresh
-   process each, with the quarter-resolution middle in strips ("new") and whole ("old"):
-   peak RSS and seconds per call.
+1. ``middle``: one eager bf16 Stylizer on an 8-bit frame of the given size (as the job
+   sends them), three calls, in a fresh process each, with the quarter-resolution middle in
+   strips ("new") and whole ("old"): peak RSS and seconds per call. The "new" figure is the
+   memory the engine needs for strips, the floor of a whole job's.
 2. ``job``: ``microast-video CLIP -s samples/style.jpg --compile off`` on a synthesized clip,
    with and without the temporal stage: peak RSS of the job's process (ffmpeg, a process
    of its own, apart).
@@ -38,7 +39,7 @@ m = load_model(None, device="cpu", progress=False)
 settings = engine_settings(torch.device("cpu"), torch.bfloat16, h, w, frames=3)
 prepare_runtime(m, settings)
 stylizer = Stylizer(m, m.encode_style(torch.rand(1, 3, 256, 256)), settings)
-x = torch.rand(1, 3, h, w)
+x = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # 8-bit frames, as the job sends them
 times = []
 for _ in range(3):
     t = time.perf_counter()

@@ -6,10 +6,25 @@ Matrices are named as :mod:`microast_video._colorspace` names them (``"bt709"``,
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._colorspace import matrix as find_matrix
+
+
+def luma(rgb: np.ndarray, matrix: str = "bt709") -> np.ndarray:
+    """(..., 3) RGB samples (any real dtype) -> (...) float32 luma ``Kr R + Kg G + Kb B``.
+
+    Computed elementwise on purpose, never with numpy's ``@``: that calls OpenBLAS, whose
+    fork handler hangs when another thread starts a process (the encoder's ffmpeg) while the
+    call runs, and the stages run in threads.
+    """
+    m = find_matrix(matrix)
+    kr, kb = np.float32(m.kr), np.float32(m.kb)
+    kg = np.float32(1.0 - m.kr - m.kb)
+    x = rgb if rgb.dtype == np.float32 else rgb.astype(np.float32)
+    return x[..., 0] * kr + x[..., 1] * kg + x[..., 2] * kb
 
 
 def _rgb_to_ycbcr_matrix(matrix: str) -> Tensor:

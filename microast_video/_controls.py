@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from ._color import luma
 from ._errors import InputError, OptionError, shown
 from ._frame import Frame
 from ._probe import VideoInfo, file_url, probe
@@ -152,8 +153,7 @@ def _matte_plane(frame: av.VideoFrame, alpha: bool) -> np.ndarray:
     """(h, w) uint8: the frame's alpha channel, or its luma."""
     if alpha:
         return np.ascontiguousarray(frame.to_ndarray(format="rgba")[..., 3])
-    rgb = frame.to_ndarray(format="rgb24").astype(np.float32)
-    return np.clip(rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32) + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(luma(frame.to_ndarray(format="rgb24")) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _image_plane(path: Path) -> np.ndarray:

@@ -32,6 +32,7 @@ from .models.signals import StyleSignals
 from ._stages import StageTimes
 from ._transport import RGBTransport, YUV420Transport
 from .models import MicroAST
+from .models.microast import to_samples, to_unit
 
 H = TypeVar("H")
 
@@ -176,12 +177,14 @@ class Stylizer:
         """Stylize a batch.
 
         Args:
-            content: (N, 3, H, W) float32 RGB in [0, 1] on :attr:`device`.
+            content: (N, 3, H, W) float32 RGB in [0, 1] on :attr:`device`, or uint8 samples
+                (any strides; in strips they are converted a strip at a time).
             times: each frame's time (s), for :attr:`schedule`'s keyframes.
             matte: (N, 1, H, W) float32 in [0, 1] on :attr:`device`: regions (``--matte``).
 
         Returns:
-            (N, 3, H, W) float32 RGB clamped to [0, 1], on :attr:`device`.
+            (N, 3, H, W) float32 RGB clamped to [0, 1], on :attr:`device`; for uint8
+            ``content``, uint8 samples (rounded), in NHWC memory when run in strips.
         """
         with torch.inference_mode():
             if matte is not None or (self.schedule is not None and times is not None):
@@ -195,19 +198,25 @@ class Stylizer:
         signals, alpha = self.signals, self.alpha
         if self.schedule is not None and times is not None:
             signals, alpha = self.schedule.batch(times, self.signals, self.alpha, self.device)
+        eight_bit = content.dtype == torch.uint8
+        plain = matte is None and self.color_matrix is None  # the output needs nothing of the input
+        if eight_bit and not (plain and s.strip_rows is not None):
+            content = to_unit(content)  # the input is needed whole in float (or the network runs whole)
         # Whole frames go NHWC here; in strips, each strip goes NHWC as it is cut (no full copy).
         x = content.contiguous(memory_format=torch.channels_last) if s.channels_last and s.strip_rows is None else content
         with torch.autocast(self.device.type, dtype=s.dtype, enabled=s.dtype != torch.float32):
             # Compiled, the whole middle is faster and compiles in a third of the time (measured:
             # strips there unroll into many small graphs); eager, the strips save memory and time.
             out = self.model(x, signals, alpha, strip_rows=s.strip_rows, matte=matte, background=self.background,
-                             strip_middle=not s.compile)
+                             strip_middle=not s.compile, quantize=eight_bit and plain)
+        if out.dtype == torch.uint8:
+            return out
         out = out.float()
         if self.color_matrix is not None:
             out = preserve_color(out.clamp(0.0, 1.0), content, self.color_matrix)
         if matte is not None and self.background is None:  # one style: the original outside the matte
             out = torch.lerp(content, out.clamp(0.0, 1.0), matte)
-        return out.clamp_(0.0, 1.0)
+        return to_samples(out) if eight_bit else out.clamp_(0.0, 1.0)
 
     def _first_compiled_call(self, content: Tensor) -> Tensor:
         t = time.perf_counter()
@@ -304,14 +313,19 @@ class FrameEngine:
         idx = [f.index for f in batch]
         deep = batch[0].data.dtype == np.uint16
         t = time.perf_counter()
-        x = self.transport.to_float(host_tensor(np.stack([f.data for f in batch])))
+        data = host_tensor(np.stack([f.data for f in batch]) if len(batch) > 1 else batch[0].data[None])
+        # 8-bit RGB goes to the network as samples (an NCHW view of the NHWC frames): in strips
+        # the network converts them, and makes its 8-bit output, a strip at a time.
+        samples = isinstance(self.transport, RGBTransport) and data.dtype == torch.uint8
+        x = data.permute(0, 3, 1, 2) if samples else self.transport.to_float(data)
         matte = batch_matte(batch, self.device)
         t1 = time.perf_counter()
         self.times.add("upload", t1 - t, idx, t1)
         out = self.stylizer(x, [f.seconds for f in batch], matte)
         t2 = time.perf_counter()
         self.times.add("network", t2 - t1, idx, t2)
-        pixels = host_array(self.transport.from_float(out, deep).contiguous(), deep)
+        out = out.permute(0, 2, 3, 1) if samples else self.transport.from_float(out, deep)
+        pixels = host_array(out.contiguous(), deep)
         t3 = time.perf_counter()
         self.times.add("download", t3 - t2, idx, t3)
         keep = self.keep_source

@@ -28,11 +28,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ._color import luma
 from ._decode import decode_frames
 from ._errors import InputError, shown
 from ._probe import probe
 
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def frames_at_height(path: str | Path, height: int, limit: int | None = None, *, start: float = 0.0,
@@ -50,7 +50,7 @@ def frames_at_height(path: str | Path, height: int, limit: int | None = None, *,
 
 def gray_u8(rgb: np.ndarray) -> np.ndarray:
     """(h, w, 3) float RGB in [0, 1] -> (h, w) uint8 luma, what DIS takes."""
-    return np.clip(rgb @ _LUMA * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(luma(rgb) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 class FlowPair:
@@ -81,7 +81,7 @@ def warp(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
 
 def texture(rgb: np.ndarray) -> float:
     """Mean Sobel gradient magnitude of luma."""
-    y = rgb @ _LUMA
+    y = luma(rgb)
     gx, gy = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)
     return float(np.sqrt(gx * gx + gy * gy).mean())
 

@@ -57,7 +57,7 @@ class VideoJob:
     report: Path | None = None
     weights: Path | None = None
     progress: bool = True
-    queue_frames: int | None = None  # None: about 100 MB of frames per queue, 2 to 8 frames
+    queue_frames: int | None = None  # None: about 100 MB of frames per queue, 1 to 8 frames
     compile: CompileMode = CompileMode.auto
     transport: Transport = Transport.auto
     freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
@@ -261,7 +261,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     engine = _engine_for(job, device, dtype, encode.size, expected)
     batch_size = job.batch_size or auto_batch_size(*encode.size)
     frame_bytes = encode.size[0] * encode.size[1] * 3 * (2 if encode.deep else 1)
-    queue_frames = max(job.queue_frames or min(8, max(2, 100_000_000 // frame_bytes)), batch_size)
+    queue_frames = max(job.queue_frames or min(8, max(1, 100_000_000 // frame_bytes)), batch_size)
     deinterlace = job.deinterlace is Deinterlace.on or (job.deinterlace is Deinterlace.auto and info.interlaced)
     notes = (*input_notes(info, job.deinterlace), *encode.notes, *([transport_note] if transport_note else []),
              *matte_notes)

@@ -35,9 +35,8 @@ import cv2
 import numpy as np
 import torch
 
+from ._color import luma
 from ._frame import Frame, pack_planes, unpack_planes
-
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,25 +166,28 @@ class Stabilizer:
         self.frames, self.cuts = int(state["frames"]), list(state["cuts"])
 
     def _small_gray(self, source: np.ndarray, layout: str, top: float) -> np.ndarray:
-        luma = _planes(source, layout)[0] if layout == "yuv420p" else source
-        h, w = luma.shape[:2]
+        plane = _planes(source, layout)[0] if layout == "yuv420p" else source
+        h, w = plane.shape[:2]
         fh = min(h, self.settings.flow_height)
-        small = cv2.resize(luma, (max(8, round(w * fh / h)), fh), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(plane, (max(8, round(w * fh / h)), fh), interpolation=cv2.INTER_AREA)
         small = small.astype(np.float32) * (255.0 / top)
         if small.ndim == 3:
-            small = small @ _LUMA
+            small = luma(small)
         return np.clip(small + 0.5, 0, 255).astype(np.uint8)
 
     def _blend(self, planes: list[np.ndarray], top: float, flow: np.ndarray, reliable: np.ndarray) -> list[np.ndarray]:
-        """The stabilized planes (float32 in [0, 1]) from the current ones (samples in [0, top])."""
+        """The stabilized planes (float32 in [0, 1]) from the current ones (samples in [0, top]).
+
+        The previous output is warped a strip of rows at a time, where it is used (its
+        reduced copy for the smooth maps, then the compose): it never exists whole."""
         s, (fh, fw) = self.settings, reliable.shape
         a = reliable * s.strength
-        warped = [self._warp(prev, flow) for prev in self._prev]
+        warped = [_Warped(prev, self._coords(prev.shape[:2], flow)) for prev in self._prev]
         if s.method == "plain":
-            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + w.shape[2:], np.float32), 1.0 / top)
+            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), 1.0 / top)
                     for c, w in zip(planes, warped)]
         sigma = max(0.5, s.texture_sigma * fh)
-        mid = [(_halve(c, fh, top), _halve(w, fh, 1.0)) for c, w in zip(planes, warped)]  # <= 2x the flow size
+        mid = [(_halve(c, fh, top), w.halved(fh)) for c, w in zip(planes, warped)]  # <= 2x the flow size
         bases = [(cv2.GaussianBlur(_down(c, fw, fh), (0, 0), sigma), cv2.GaussianBlur(_down(w, fw, fh), (0, 0), sigma))
                  for c, w in mid]
         gain = self._gain(*mid[0], bases[0], a, sigma) if s.max_gain > 1 else np.ones_like(a)
@@ -212,13 +214,13 @@ class Stabilizer:
         want, have = (_energy(t, fw, fh, 3 * sigma) for t in (tc, blended))
         return np.clip(np.sqrt(want / np.maximum(have, 1e-10)), 1.0, self.settings.max_gain)
 
-    def _warp(self, prev: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """``prev`` (a plane of the last output) warped onto the current frame.
+    def _coords(self, size: tuple[int, int], flow: np.ndarray) -> np.ndarray:
+        """Where each full-size pixel of the current frame comes from in the previous one,
+        upsampled horizontally only: (flow rows, w, 2), for :func:`_rows_up` a strip at a time.
 
-        The small flow becomes full-size coordinates in one resize: bilinear interpolation
-        of (pixel-centre grid + flow), scaled to full-size units, is the upsampled flow plus
-        the full-size grid (the grid is linear, so interpolating it is exact)."""
-        h, w = prev.shape[:2]
+        Bilinear interpolation of (pixel-centre grid + flow), scaled to full-size units, is the
+        upsampled flow plus the full-size grid (the grid is linear, so interpolating it is exact)."""
+        h, w = size
         fh, fw = flow.shape[:2]
         key = (fh, fw, h, w)
         if key not in self._grids:
@@ -227,8 +229,55 @@ class Stabilizer:
         centres, scale = self._grids[key]
         small = flow * scale
         small += centres
-        full = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-        return cv2.remap(prev, full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.resize(small, (w, fh), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Warped:
+    """A plane of the previous output warped onto the current frame, made a strip at a time.
+
+    ``coords`` come from :meth:`Stabilizer._coords`; rows [r0, r1) of the warped plane equal
+    those of one whole-frame ``cv2.remap`` with the ``cv2.resize``-d coordinates (to 1e-7 in
+    the coordinates)."""
+
+    prev: np.ndarray
+    coords: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.prev.shape
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        full = _rows_up(self.coords, self.prev.shape[0], r0, r1)
+        return cv2.remap(self.prev, full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def halved(self, flow_height: int) -> np.ndarray:
+        """:func:`_halve` of the warped plane, by area, strip by strip (float32 in [0, 1])."""
+        h, w = self.prev.shape[:2]
+        rows = min(h, 2 * flow_height)
+        width = w if rows == h else max(8, round(w * rows / h))
+        out = np.zeros((rows, width, *self.prev.shape[2:]), np.float32)
+        weights = _area_weights(h, rows)
+        for r0 in range(0, h, COMPOSE_ROWS):
+            r1 = min(h, r0 + COMPOSE_ROWS)
+            strip = self.rows(r0, r1)
+            if width != w:
+                strip = cv2.resize(strip, (width, r1 - r0), interpolation=cv2.INTER_AREA)
+            used = np.flatnonzero(weights[:, r0:r1].any(axis=1))
+            i0, i1 = used[0], used[-1] + 1
+            # torch, not numpy's @ (OpenBLAS hangs a fork made by another thread meanwhile)
+            part = torch.from_numpy(weights[i0:i1, r0:r1]) @ torch.from_numpy(strip.reshape(r1 - r0, -1))
+            out[i0:i1] += part.numpy().reshape(i1 - i0, *strip.shape[1:])
+        return out
+
+
+def _area_weights(height: int, rows: int) -> np.ndarray:
+    """(rows, height) float32: row averaging by area, as ``cv2.resize(..., INTER_AREA)`` does."""
+    step = height / rows
+    start = np.arange(rows)[:, None] * step
+    src = np.arange(height)[None, :]
+    overlap = np.clip(np.minimum(src + 1, start + step) - np.maximum(src, start), 0.0, None)
+    return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _planes(data: np.ndarray, layout: str) -> list[np.ndarray]:
@@ -285,24 +334,25 @@ def _compose(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np
     return out.numpy()
 
 
-#: Rows per strip of the full-resolution compose: the upsampled weights exist a strip at a time.
+#: Rows per strip of the full-resolution work: the upsampled weights and the warped previous
+#: output exist a strip at a time.
 COMPOSE_ROWS = 128
 
 
-def _compose_up(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, scale: float
+def _compose_up(c: np.ndarray, warped: _Warped, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, scale: float
                 ) -> np.ndarray:
-    """``up(ac) * scale * c + up(aw) * w + up(k)`` at ``c``'s size, in strips of rows.
+    """``up(ac) * scale * c + up(aw) * warped + up(k)`` at ``c``'s size, in strips of rows.
 
     ``ac, aw`` (h, w) and ``k`` (h, w[, 3]) are small maps; ``up`` is bilinear upsampling as
-    ``cv2.resize`` does it (horizontally once, vertically per strip), so the full-size
-    weights never exist whole: at 8K that is over 1 GB of float32 less."""
+    ``cv2.resize`` does it (horizontally once, vertically per strip), so neither the full-size
+    weights nor the warped plane ever exist whole: at 8K that is over 1.5 GB of float32 less."""
     h, width = c.shape[:2]
     out = np.empty(c.shape, np.float32)
     wide = [cv2.resize(x, (width, x.shape[0]), interpolation=cv2.INTER_LINEAR) for x in (ac, aw, k)]
     for r0 in range(0, h, COMPOSE_ROWS):
         r1 = min(h, r0 + COMPOSE_ROWS)
         sac, saw, sk = (_rows_up(x, h, r0, r1) for x in wide)
-        out[r0:r1] = _compose(c[r0:r1], w[r0:r1], sac * scale, saw, sk)
+        out[r0:r1] = _compose(c[r0:r1], warped.rows(r0, r1), sac * scale, saw, sk)
     return out
 
 

@@ -16,6 +16,7 @@ from microast_video import EngineSettings, Stylizer, decode_frames, engine_setti
 from microast_video._device import cpu_supports_bf16
 from microast_video._engine import compile_unavailable
 from microast_video._image import read_image
+from microast_video._transport import RGBTransport
 from microast_video.cli import app
 from microast_video.models.strips import strip_bounds
 
@@ -67,6 +68,21 @@ def test_strips_in_channels_last_and_through_the_stylizer(model, signals):
     with prepared(model, settings):
         fast = Stylizer(model, signals, settings)(x)
     assert rel(fast, exact) < 1e-5
+
+
+@pytest.mark.parametrize("h,w", [(72, 100), (70, 98)])  # a multiple of 4, and one the network pads
+@pytest.mark.parametrize("dtype,color", [(torch.float32, None), (torch.bfloat16, None), (torch.float32, "bt709")])
+def test_8bit_frames_in_and_out_equal_the_float_path_exactly(model, signals, h, w, dtype, color):
+    frames = torch.randint(0, 256, (2, h, w, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(h))
+    settings = EngineSettings(dtype, channels_last=True, strip_rows=16)
+    rgb = RGBTransport()
+    with prepared(model, settings):
+        stylizer = Stylizer(model, signals, settings, color_matrix=color)
+        via_float = rgb.from_float(stylizer(rgb.to_float(frames)), False)
+        samples = stylizer(frames.permute(0, 3, 1, 2))  # what the CPU engine sends: an NCHW view of NHWC frames
+    assert samples.dtype == torch.uint8 and torch.equal(samples.permute(0, 2, 3, 1), via_float)
+    if h % 4 == 0 and color is None:  # made strip by strip straight into NHWC memory: no copy to send it on
+        assert samples.permute(0, 2, 3, 1).is_contiguous()
 
 
 def test_strip_rows_is_validated(model, signals):

@@ -73,6 +73,17 @@ def featmod(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return (x.float() - x_mean).div_(x_std).mul_(std).add_(mean)
 
 
+def to_unit(x: Tensor) -> Tensor:
+    """Pixels as float32 in [0, 1]: uint8 samples are divided by 255, floats pass through."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def to_samples(y: Tensor) -> Tensor:
+    """Float pixels -> uint8 samples: clamped to [0, 1], times 255, rounded to nearest
+    (modifies a float32 ``y`` in place)."""
+    return y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+
+
 def full_precision(x: Tensor) -> contextlib.AbstractContextManager[None]:
     """Run a precision-critical region in float32 even inside a reduced-precision autocast.
 
@@ -297,12 +308,15 @@ class MicroAST(nn.Module):
     def forward(
         self, content: Tensor, signals: StyleSignals, alpha: float | Tensor = 1.0, *, strip_rows: int | None = None,
         matte: Tensor | None = None, background: StyleSignals | None = None, strip_middle: bool = True,
+        quantize: bool = False,
     ) -> Tensor:
         """Stylize a batch of frames.
 
         Args:
-            content: (N, 3, H, W) float tensor in [0, 1]; any H, W >= 5 (padded to a
-                multiple of 4 by reflection inside, cropped back).
+            content: (N, 3, H, W) float tensor in [0, 1], or uint8 samples in [0, 255] (any
+                strides: an NHWC frame permuted is read as it is; in strips each strip is
+                converted as it is read, so no float copy of the frame exists); any H, W >= 5
+                (padded to a multiple of 4 by reflection inside, cropped back).
             signals: from :meth:`encode_style` (or a mix of several).
             alpha: content-style weight in [0, 1], as upstream computes it; or an (N, 1, 1, 1)
                 tensor, one per frame.
@@ -321,8 +335,12 @@ class MicroAST(nn.Module):
                 larger operations: what ``torch.compile`` handles best). With a matte the
                 middle is always whole.
 
+            quantize: return uint8 samples (:func:`to_samples`: clamped, rounded), made
+                strip by strip in strips (NHWC memory), instead of the raw float output.
+
         Returns:
-            (N, 3, H, W) raw output, not clamped (``alpha < 1`` can leave [0, 1] far).
+            (N, 3, H, W) raw output, not clamped (``alpha < 1`` can leave [0, 1] far); with
+            ``quantize``, uint8 samples.
         """
         if content.ndim != 4 or content.shape[1] != 3:
             raise ValueError(f"content must be (N, 3, H, W), got {tuple(content.shape) = }")
@@ -331,6 +349,8 @@ class MicroAST(nn.Module):
             raise ValueError(f"alpha must be in [0, 1], got {alpha = }")
         alpha = float(alpha) if isinstance(alpha, (int, float)) else alpha
         check_frame_size(*content.shape[-2:], what="frame")
+        if content.dtype == torch.uint8 and (strip_rows is None or content.shape[2] % 4 or content.shape[3] % 4):
+            content = to_unit(content)  # whole frames, or reflection padding: float up front
         x, h, w = _pad_to_multiple(content)
         regions = None if matte is None else Regions.from_matte(
             _pad_to_multiple(matte)[0], (x.shape[2] // 4, x.shape[3] // 4), background)
@@ -338,10 +358,11 @@ class MicroAST(nn.Module):
             _, c2 = self.content_encoder(x)
             out = self.decoder.forward_full_res(self.decoder.forward_half(
                 self.decoder.forward_low_res(c2, signals, alpha, regions)))
+            out = to_samples(out) if quantize else out
         else:
             if strip_rows < 1:
                 raise ValueError(f"strip_rows must be >= 1, got {strip_rows = }")
-            out = self._forward_strips(x, signals, alpha, strip_rows, regions, strip_middle)
+            out = self._forward_strips(x, signals, alpha, strip_rows, regions, strip_middle, quantize)
         return out[..., :h, :w]
 
     def _middle_strips(self, feat: Tensor, s: StyleSignals, alpha: float | Tensor,
@@ -360,12 +381,12 @@ class MicroAST(nn.Module):
                            Residual(b2.conv1, b2.conv2, s.w1, s.b1)], x, bounds)
 
     def _forward_strips(self, x: Tensor, signals: StyleSignals, alpha: float | Tensor, rows: int,
-                        regions: Regions | None = None, strip_middle: bool = True) -> Tensor:
+                        regions: Regions | None = None, strip_middle: bool = True, quantize: bool = False) -> Tensor:
         enc, dec = self.content_encoder, self.decoder
         head, tail = enc.head_ops(), dec.tail_ops()
         quarter = x.shape[2] // 4
         with full_precision(x):
-            feat = run_strips(head, x.float(), strip_bounds(quarter, max(1, rows // 4)))
+            feat = run_strips(head, x, strip_bounds(quarter, max(1, rows // 4)), prepare=to_unit)
         if regions is None and strip_middle:
             low = self._middle_strips(feat, signals, alpha, strip_bounds(quarter, max(1, rows // 4)))
         else:  # the middle on the whole map (per-region statistics, or for torch.compile)
@@ -374,4 +395,7 @@ class MicroAST(nn.Module):
             low = dec.forward_low_res(c2, signals, alpha, regions)
             del c2
         tail = [op.prepared() if isinstance(op, Conv) else op for op in tail]  # polyphase weights once
-        return run_strips(tail, low, strip_bounds(x.shape[2], rows))
+        if not quantize:
+            return run_strips(tail, low, strip_bounds(x.shape[2], rows))
+        return run_strips(tail, low, strip_bounds(x.shape[2], rows), finish=to_samples,
+                          memory_format=torch.channels_last)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -192,11 +192,13 @@ def _reflect(i: int, h: int) -> int:
 Op = Conv | Upsample2
 
 
-def run_strip(ops: Sequence[Op], x: Tensor, r0: int, r1: int) -> Tensor:
+def run_strip(ops: Sequence[Op], x: Tensor, r0: int, r1: int, prepare: Callable[[Tensor], Tensor] | None = None
+              ) -> Tensor:
     """Rows [r0, r1) of ``ops`` applied in turn to the whole map ``x`` (N, C, H, W).
 
     Only the rows each layer needs are computed; the result equals slicing the output of
-    whole-map execution (up to float rounding).
+    whole-map execution (up to float rounding). ``prepare`` is applied to the rows of ``x``
+    the strip reads (e.g. 8-bit samples to float), so ``x`` need not be converted whole.
     """
     heights = [x.shape[2]]
     for op in ops:
@@ -207,25 +209,34 @@ def run_strip(ops: Sequence[Op], x: Tensor, r0: int, r1: int) -> Tensor:
     ranges.reverse()
     a, b = ranges[0]
     cur = x.narrow(2, a, b - a)
+    if prepare is not None:
+        cur = prepare(cur)
     for op, h, (o0, o1) in zip(ops, heights, ranges[1:]):
         cur = op.apply(cur, a, h, o0, o1)
         a = o0
     return cur
 
 
-def run_strips(ops: Sequence[Op], x: Tensor, bounds: Sequence[tuple[int, int]]) -> Tensor:
+def run_strips(ops: Sequence[Op], x: Tensor, bounds: Sequence[tuple[int, int]], *,
+               prepare: Callable[[Tensor], Tensor] | None = None, finish: Callable[[Tensor], Tensor] | None = None,
+               memory_format: torch.memory_format | None = None) -> Tensor:
     """``ops`` applied to ``x`` strip by strip, written into one preallocated output.
 
-    Equals ``torch.cat([run_strip(ops, x, a, b) for a, b in bounds], dim=2)`` without
-    holding every strip and the concatenation at once.
+    Equals ``finish(torch.cat([run_strip(ops, x, a, b, prepare) for a, b in bounds], dim=2))``
+    without holding every strip and the concatenation at once: ``prepare`` converts each
+    strip's input rows and ``finish`` each output strip (e.g. to 8-bit samples), so neither
+    conversion ever holds a whole frame. ``memory_format``: the output's (default: the
+    strips' own).
     """
     out: Tensor | None = None
     height = bounds[-1][1]
     for a, b in bounds:
-        piece = run_strip(ops, x, a, b)
+        piece = run_strip(ops, x, a, b, prepare)
+        if finish is not None:
+            piece = finish(piece)
         if out is None:
-            layout = torch.channels_last if piece.is_contiguous(memory_format=torch.channels_last) \
-                and not piece.is_contiguous() else torch.contiguous_format
+            layout = memory_format or (torch.channels_last if piece.is_contiguous(memory_format=torch.channels_last)
+                                       and not piece.is_contiguous() else torch.contiguous_format)
             out = torch.empty((piece.shape[0], piece.shape[1], height, piece.shape[3]), dtype=piece.dtype,
                               device=piece.device, memory_format=layout)
         out[:, :, a:b].copy_(piece)
