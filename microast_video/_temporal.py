@@ -132,6 +132,7 @@ class Stabilizer:
         self.settings = settings
         self.flow = _Flow(settings)
         self._prev: list[np.ndarray] | None = None  # the last output's planes, float32 in [0, 1]
+        self._spare: list[np.ndarray] | None = None  # the one before's buffers, reused for the next output
         self._prev_gray: np.ndarray | None = None
         self._grids: dict[tuple[int, int], np.ndarray] = {}
         self.cuts: list[int] = []
@@ -150,9 +151,9 @@ class Stabilizer:
                 self.cuts.append(index)
             else:
                 out = self._blend(planes, top, flow, reliable)
-                self._prev, self._prev_gray = out, gray
+                self._spare, self._prev, self._prev_gray = self._prev, out, gray
                 return _join([_quantize(p, top, stylized.dtype) for p in out], layout)
-        self._prev, self._prev_gray = [_unit(p, top) for p in planes], gray
+        self._spare, self._prev, self._prev_gray = None, [_unit(p, top) for p in planes], gray
         return stylized
 
     def snapshot(self) -> dict[str, object]:
@@ -162,7 +163,7 @@ class Stabilizer:
                 "frames": self.frames, "cuts": list(self.cuts)}
 
     def restore(self, state: dict[str, object]) -> None:
-        self._prev, self._prev_gray = state["prev"], state["gray"]
+        self._prev, self._prev_gray, self._spare = state["prev"], state["gray"], None
         self.frames, self.cuts = int(state["frames"]), list(state["cuts"])
 
     def _small_gray(self, source: np.ndarray, layout: str, top: float) -> np.ndarray:
@@ -184,8 +185,8 @@ class Stabilizer:
         a = reliable * s.strength
         warped = [_Warped(prev, self._coords(prev.shape[:2], flow)) for prev in self._prev]
         if s.method == "plain":
-            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), 1.0 / top)
-                    for c, w in zip(planes, warped)]
+            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), 1.0 / top, into)
+                    for c, w, into in zip(planes, warped, self._spare or [None] * len(planes))]
         sigma = max(0.5, s.texture_sigma * fh)
         mid = [(_halve(c, fh, top), w.halved(fh)) for c, w in zip(planes, warped)]  # <= 2x the flow size
         bases = [(cv2.GaussianBlur(_down(c, fw, fh), (0, 0), sigma), cv2.GaussianBlur(_down(w, fw, fh), (0, 0), sigma))
@@ -193,10 +194,10 @@ class Stabilizer:
         gain = self._gain(*mid[0], bases[0], a, sigma) if s.max_gain > 1 else np.ones_like(a)
         ac, aw = gain * (1 - a), gain * a
         out = []
-        for c, w, (bc, bw) in zip(planes, warped, bases):
+        for c, w, (bc, bw), into in zip(planes, warped, bases, self._spare or [None] * len(planes)):
             ka = (1 - s.lowpass * a - ac)[..., None] if bc.ndim == 3 else 1 - s.lowpass * a - ac
             kw = (s.lowpass * a - aw)[..., None] if bw.ndim == 3 else s.lowpass * a - aw
-            out.append(_compose_up(c, w, ac, aw, bc * ka + bw * kw, 1.0 / top))
+            out.append(_compose_up(c, w, ac, aw, bc * ka + bw * kw, 1.0 / top, into))
         return out
 
     def _gain(self, c: np.ndarray, w: np.ndarray, bases: tuple[np.ndarray, np.ndarray], a: np.ndarray,
@@ -339,15 +340,16 @@ def _compose(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np
 COMPOSE_ROWS = 128
 
 
-def _compose_up(c: np.ndarray, warped: _Warped, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, scale: float
-                ) -> np.ndarray:
+def _compose_up(c: np.ndarray, warped: _Warped, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, scale: float,
+                into: np.ndarray | None = None) -> np.ndarray:
     """``up(ac) * scale * c + up(aw) * warped + up(k)`` at ``c``'s size, in strips of rows.
 
     ``ac, aw`` (h, w) and ``k`` (h, w[, 3]) are small maps; ``up`` is bilinear upsampling as
     ``cv2.resize`` does it (horizontally once, vertically per strip), so neither the full-size
-    weights nor the warped plane ever exist whole: at 8K that is over 1.5 GB of float32 less."""
+    weights nor the warped plane ever exist whole: at 8K that is over 1.5 GB of float32 less.
+    ``into``: a float32 buffer to write to (the state's spare: no frame-sized allocation per frame)."""
     h, width = c.shape[:2]
-    out = np.empty(c.shape, np.float32)
+    out = into if into is not None and into.shape == c.shape else np.empty(c.shape, np.float32)
     wide = [cv2.resize(x, (width, x.shape[0]), interpolation=cv2.INTER_LINEAR) for x in (ac, aw, k)]
     for r0 in range(0, h, COMPOSE_ROWS):
         r1 = min(h, r0 + COMPOSE_ROWS)
