@@ -22,7 +22,8 @@ The network stylizes every frame on its own and turns small differences between 
    Where nothing is reliable, ``ac = 1, aw = k = 0``: the output is the per-frame frame.
 
 Frames are RGB, or 4:2:0 planes (the device transport), 8-bit or deep; the state is the
-previous output (float32) and the previous small grey frame: memory is flat in clip length.
+previous output (uint16 samples, steps of 1/65535) and the previous small grey frame: memory is
+flat in clip length.
 Why this method, with the figures of what else was tried: ``benchmarks/RESULTS.md``.
 """
 
@@ -131,7 +132,7 @@ class Stabilizer:
     def __init__(self, settings: TemporalSettings = TemporalSettings()) -> None:
         self.settings = settings
         self.flow = _Flow(settings)
-        self._prev: list[np.ndarray] | None = None  # the last output's planes, float32 in [0, 1]
+        self._prev: list[np.ndarray] | None = None  # the last output's planes, uint16 samples (STATE_TOP)
         self._spare: list[np.ndarray] | None = None  # the one before's buffers, reused for the next output
         self._prev_gray: np.ndarray | None = None
         self._grids: dict[tuple[int, int], np.ndarray] = {}
@@ -150,10 +151,10 @@ class Stabilizer:
             if cut:
                 self.cuts.append(index)
             else:
-                out = self._blend(planes, top, flow, reliable)
-                self._spare, self._prev, self._prev_gray = self._prev, out, gray
-                return _join([_quantize(p, top, stylized.dtype) for p in out], layout)
-        self._spare, self._prev, self._prev_gray = None, [_unit(p, top) for p in planes], gray
+                state, samples = zip(*self._blend(planes, top, stylized.dtype, flow, reliable))
+                self._spare, self._prev, self._prev_gray = self._prev, list(state), gray
+                return _join(list(samples), layout)
+        self._spare, self._prev, self._prev_gray = None, [_to_state(p, top) for p in planes], gray
         return stylized
 
     def snapshot(self) -> dict[str, object]:
@@ -163,7 +164,9 @@ class Stabilizer:
                 "frames": self.frames, "cuts": list(self.cuts)}
 
     def restore(self, state: dict[str, object]) -> None:
-        self._prev, self._prev_gray, self._spare = state["prev"], state["gray"], None
+        prev = state["prev"]  # float32 planes in [0, 1] from work folders of older versions
+        prev = None if prev is None else [p if p.dtype == np.uint16 else _to_state(p, 1.0) for p in prev]
+        self._prev, self._prev_gray, self._spare = prev, state["gray"], None
         self.frames, self.cuts = int(state["frames"]), list(state["cuts"])
 
     def _small_gray(self, source: np.ndarray, layout: str, top: float) -> np.ndarray:
@@ -176,8 +179,10 @@ class Stabilizer:
             small = luma(small)
         return np.clip(small + 0.5, 0, 255).astype(np.uint8)
 
-    def _blend(self, planes: list[np.ndarray], top: float, flow: np.ndarray, reliable: np.ndarray) -> list[np.ndarray]:
-        """The stabilized planes (float32 in [0, 1]) from the current ones (samples in [0, top]).
+    def _blend(self, planes: list[np.ndarray], top: float, dtype: np.dtype, flow: np.ndarray, reliable: np.ndarray
+               ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The stabilized planes from the current ones (samples in [0, top]): per plane, (the
+        next state, the output samples of ``dtype``); see :func:`_compose_up`.
 
         The previous output is warped a strip of rows at a time, where it is used (its
         reduced copy for the smooth maps, then the compose): it never exists whole."""
@@ -185,7 +190,7 @@ class Stabilizer:
         a = reliable * s.strength
         warped = [_Warped(prev, self._coords(prev.shape[:2], flow)) for prev in self._prev]
         if s.method == "plain":
-            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), 1.0 / top, into)
+            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), top, dtype, into)
                     for c, w, into in zip(planes, warped, self._spare or [None] * len(planes))]
         sigma = max(0.5, s.texture_sigma * fh)
         mid = [(_halve(c, fh, top), w.halved(fh)) for c, w in zip(planes, warped)]  # <= 2x the flow size
@@ -197,7 +202,7 @@ class Stabilizer:
         for c, w, (bc, bw), into in zip(planes, warped, bases, self._spare or [None] * len(planes)):
             ka = (1 - s.lowpass * a - ac)[..., None] if bc.ndim == 3 else 1 - s.lowpass * a - ac
             kw = (s.lowpass * a - aw)[..., None] if bw.ndim == 3 else s.lowpass * a - aw
-            out.append(_compose_up(c, w, ac, aw, bc * ka + bw * kw, 1.0 / top, into))
+            out.append(_compose_up(c, w, ac, aw, bc * ka + bw * kw, top, dtype, into))
         return out
 
     def _gain(self, c: np.ndarray, w: np.ndarray, bases: tuple[np.ndarray, np.ndarray], a: np.ndarray,
@@ -261,7 +266,7 @@ class _Warped:
         weights = _area_weights(h, rows)
         for r0 in range(0, h, COMPOSE_ROWS):
             r1 = min(h, r0 + COMPOSE_ROWS)
-            strip = self.rows(r0, r1)
+            strip = self.rows(r0, r1).astype(np.float32) * np.float32(1.0 / STATE_TOP)
             if width != w:
                 strip = cv2.resize(strip, (width, r1 - r0), interpolation=cv2.INTER_AREA)
             used = np.flatnonzero(weights[:, r0:r1].any(axis=1))
@@ -317,21 +322,35 @@ def _energy(texture: np.ndarray, w: int, h: int, sigma: float) -> np.ndarray:
 # Full-resolution arithmetic runs in torch: fused, vectorized, with broadcasting over the
 # channels (numpy's broadcasting over a last axis of 3 is several times slower).
 
-def _unit(plane: np.ndarray, top: float) -> np.ndarray:
-    """Samples in [0, top] -> float32 in [0, 1]."""
-    return torch.from_numpy(plane).to(torch.float32).mul_(1.0 / top).numpy()
+#: The state (the previous output) is kept as uint16 samples in [0, STATE_TOP]: steps of
+#: 1/65535, 1/257 of an 8-bit step, in half the memory of float32 (400 MB less at 8K).
+STATE_TOP = 65535.0
+
+
+def _to_state(plane: np.ndarray, top: float) -> np.ndarray:
+    """Samples in [0, top] (or float in [0, 1] with ``top=1``) -> the state's uint16 samples."""
+    if plane.dtype == np.uint8 and top == 255.0:
+        return np.multiply(plane, 257, dtype=np.uint16)  # exact: 65535 / 255
+    if plane.dtype == np.uint16 and top == STATE_TOP:
+        return plane.copy()
+    return _quantize(_float(plane).mul_(1.0 / top).numpy(), STATE_TOP, np.dtype(np.uint16))
+
+
+def _float(x: np.ndarray) -> torch.Tensor:
+    """Samples of any dtype as a float32 tensor (uint16, which torch barely handles, via int32)."""
+    t = torch.from_numpy(x)
+    return t.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF).float() if x.dtype == np.uint16 else t.float()
 
 
 def _compose(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray) -> np.ndarray:
     """``ac * c + aw * w + k`` at full resolution (weights broadcast over the channels).
 
-    ``c`` holds samples (any dtype; ``ac`` carries the 1 / top scale), ``w`` is float32."""
-    tc, tw, tac, taw = (torch.from_numpy(x) for x in (c, w, ac, aw))
+    ``c`` and ``w`` hold samples (any dtype; ``ac`` and ``aw`` carry their 1 / top scales)."""
+    tac, taw = torch.from_numpy(ac), torch.from_numpy(aw)
     if c.ndim == 3:
         tac, taw = tac[..., None], taw[..., None]
-    out = torch.addcmul(torch.from_numpy(k), tc.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF).float()
-                        if c.dtype == np.uint16 else tc.float(), tac)
-    out.addcmul_(tw, taw)
+    out = torch.addcmul(torch.from_numpy(k), _float(c), tac)
+    out.addcmul_(_float(w), taw)
     return out.numpy()
 
 
@@ -340,22 +359,27 @@ def _compose(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np
 COMPOSE_ROWS = 128
 
 
-def _compose_up(c: np.ndarray, warped: _Warped, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, scale: float,
-                into: np.ndarray | None = None) -> np.ndarray:
-    """``up(ac) * scale * c + up(aw) * warped + up(k)`` at ``c``'s size, in strips of rows.
+def _compose_up(c: np.ndarray, warped: _Warped, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, top: float,
+                dtype: np.dtype, into: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``out = up(ac) * c / top + up(aw) * warped + up(k)`` at ``c``'s size, in strips of rows:
+    (``out`` as the next state's uint16 samples, ``out`` as output samples of ``dtype``), both
+    rounded from the same float strip.
 
     ``ac, aw`` (h, w) and ``k`` (h, w[, 3]) are small maps; ``up`` is bilinear upsampling as
     ``cv2.resize`` does it (horizontally once, vertically per strip), so neither the full-size
     weights nor the warped plane ever exist whole: at 8K that is over 1.5 GB of float32 less.
-    ``into``: a float32 buffer to write to (the state's spare: no frame-sized allocation per frame)."""
+    ``into``: a buffer for the state (the spare: no state-sized allocation per frame)."""
     h, width = c.shape[:2]
-    out = into if into is not None and into.shape == c.shape else np.empty(c.shape, np.float32)
+    state = into if into is not None and into.shape == c.shape else np.empty(c.shape, np.uint16)
+    samples = np.empty(c.shape, dtype)
     wide = [cv2.resize(x, (width, x.shape[0]), interpolation=cv2.INTER_LINEAR) for x in (ac, aw, k)]
     for r0 in range(0, h, COMPOSE_ROWS):
         r1 = min(h, r0 + COMPOSE_ROWS)
         sac, saw, sk = (_rows_up(x, h, r0, r1) for x in wide)
-        out[r0:r1] = _compose(c[r0:r1], warped.rows(r0, r1), sac * scale, saw, sk)
-    return out
+        out = _compose(c[r0:r1], warped.rows(r0, r1), sac * (1.0 / top), saw * (1.0 / STATE_TOP), sk)
+        state[r0:r1] = _quantize(out, STATE_TOP, np.dtype(np.uint16))
+        samples[r0:r1] = _quantize(out, top, dtype)
+    return state, samples
 
 
 def _rows_up(x: np.ndarray, height: int, r0: int, r1: int) -> np.ndarray:
@@ -369,7 +393,7 @@ def _rows_up(x: np.ndarray, height: int, r0: int, r1: int) -> np.ndarray:
 
 
 def _quantize(plane: np.ndarray, top: float, dtype: np.dtype) -> np.ndarray:
-    """float32 in [0, 1] -> samples in [0, top] (rounded, clamped); ``plane`` (the state) is kept."""
+    """float32 in [0, 1] -> samples in [0, top] (rounded, clamped); ``plane`` is kept."""
     if dtype == np.uint8:
         return cv2.convertScaleAbs(cv2.max(plane, 0.0), alpha=255.0)  # saturating, rounded to nearest
     out = torch.from_numpy(plane).mul(top).add_(0.5).clamp_(0, top)

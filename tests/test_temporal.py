@@ -172,7 +172,7 @@ def test_state_stays_bounded_over_a_long_clip():
 
 def test_the_previous_output_warped_in_strips_equals_one_whole_warp():
     rng = np.random.default_rng(3)
-    prev = cv2.GaussianBlur(rng.random((300, 200, 3), np.float32), (0, 0), 2)
+    prev = (cv2.GaussianBlur(rng.random((300, 200, 3), np.float32), (0, 0), 2) * 65535).astype(np.uint16)  # the state
     flow = cv2.GaussianBlur((rng.random((40, 27, 2), np.float32) - 0.5) * 8, (0, 0), 2)
     stab = Stabilizer(TemporalSettings(flow_height=40))
     warped = _Warped(prev, stab._coords(prev.shape[:2], flow))
@@ -182,10 +182,23 @@ def test_the_previous_output_warped_in_strips_equals_one_whole_warp():
     full = cv2.resize(flow * scale + (grid + 0.5) * scale - 0.5, (200, 300), interpolation=cv2.INTER_LINEAR)
     whole = cv2.remap(prev, full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     strips = np.concatenate([warped.rows(r, min(300, r + 64)) for r in range(0, 300, 64)])
-    assert strips.shape == whole.shape and np.abs(strips - whole).max() < 1e-3
-    halved = warped.halved(40)  # 80 rows: the area average, strip by strip
-    reference = cv2.resize(whole, (53, 80), interpolation=cv2.INTER_AREA)
+    assert strips.shape == whole.shape and np.abs(strips.astype(int) - whole).max() / 65535 < 1e-3
+    halved = warped.halved(40)  # 80 rows: the area average, strip by strip, in [0, 1]
+    reference = cv2.resize(whole.astype(np.float32) / 65535, (53, 80), interpolation=cv2.INTER_AREA)
     assert halved.shape == reference.shape and np.abs(halved - reference).max() < 1e-4
+
+
+def test_the_state_is_16_bit_and_a_float_state_of_an_older_work_folder_is_taken():
+    source, stylized = boiling_scene(3)
+    stab = Stabilizer()
+    stab(stylized[0], source[0])
+    assert stab._prev[0].dtype == np.uint16 and np.array_equal(stab._prev[0], stylized[0].astype(np.uint16) * 257)
+    state = stab.snapshot()
+    older = dict(state, prev=[p.astype(np.float32) / 65535 for p in state["prev"]])  # as saved before
+    a, b = Stabilizer(), Stabilizer()
+    a.restore(state)
+    b.restore(older)
+    assert np.array_equal(a(stylized[1], source[1]), b(stylized[1], source[1]))
 
 
 def test_planes_and_deep_frames_are_stabilized_like_rgb():
