@@ -184,16 +184,16 @@ class Stabilizer:
         """The stabilized planes from the current ones (samples in [0, top]): per plane, (the
         next state, the output samples of ``dtype``); see :func:`_compose_up`.
 
-        The previous output is warped a strip of rows at a time, where it is used (its
-        reduced copy for the smooth maps, then the compose): it never exists whole."""
+        The warped state is uint16 like the state; the full-resolution float work runs in
+        strips (:func:`_warp`, :func:`_compose_up`)."""
         s, (fh, fw) = self.settings, reliable.shape
         a = reliable * s.strength
-        warped = [_Warped(prev, self._coords(prev.shape[:2], flow)) for prev in self._prev]
+        warped = [_warp(prev, self._coords(prev.shape[:2], flow)) for prev in self._prev]
         if s.method == "plain":
             return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), top, dtype, into)
                     for c, w, into in zip(planes, warped, self._spare or [None] * len(planes))]
         sigma = max(0.5, s.texture_sigma * fh)
-        mid = [(_halve(c, fh, top), w.halved(fh)) for c, w in zip(planes, warped)]  # <= 2x the flow size
+        mid = [(_halve(c, fh, top), _halve(w, fh, STATE_TOP)) for c, w in zip(planes, warped)]  # <= 2x the flow size
         bases = [(cv2.GaussianBlur(_down(c, fw, fh), (0, 0), sigma), cv2.GaussianBlur(_down(w, fw, fh), (0, 0), sigma))
                  for c, w in mid]
         gain = self._gain(*mid[0], bases[0], a, sigma) if s.max_gain > 1 else np.ones_like(a)
@@ -238,52 +238,20 @@ class Stabilizer:
         return cv2.resize(small, (w, fh), interpolation=cv2.INTER_LINEAR)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Warped:
-    """A plane of the previous output warped onto the current frame, made a strip at a time.
+def _warp(prev: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """A plane of the state warped onto the current frame (uint16 samples, like the state).
 
-    ``coords`` come from :meth:`Stabilizer._coords`; rows [r0, r1) of the warped plane equal
-    those of one whole-frame ``cv2.remap`` with the ``cv2.resize``-d coordinates (to 1e-7 in
-    the coordinates)."""
-
-    prev: np.ndarray
-    coords: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.prev.shape
-
-    def rows(self, r0: int, r1: int) -> np.ndarray:
-        full = _rows_up(self.coords, self.prev.shape[0], r0, r1)
-        return cv2.remap(self.prev, full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-    def halved(self, flow_height: int) -> np.ndarray:
-        """:func:`_halve` of the warped plane, by area, strip by strip (float32 in [0, 1])."""
-        h, w = self.prev.shape[:2]
-        rows = min(h, 2 * flow_height)
-        width = w if rows == h else max(8, round(w * rows / h))
-        out = np.zeros((rows, width, *self.prev.shape[2:]), np.float32)
-        weights = _area_weights(h, rows)
-        for r0 in range(0, h, COMPOSE_ROWS):
-            r1 = min(h, r0 + COMPOSE_ROWS)
-            strip = self.rows(r0, r1).astype(np.float32) * np.float32(1.0 / STATE_TOP)
-            if width != w:
-                strip = cv2.resize(strip, (width, r1 - r0), interpolation=cv2.INTER_AREA)
-            used = np.flatnonzero(weights[:, r0:r1].any(axis=1))
-            i0, i1 = used[0], used[-1] + 1
-            # torch, not numpy's @ (OpenBLAS hangs a fork made by another thread meanwhile)
-            part = torch.from_numpy(weights[i0:i1, r0:r1]) @ torch.from_numpy(strip.reshape(r1 - r0, -1))
-            out[i0:i1] += part.numpy().reshape(i1 - i0, *strip.shape[1:])
-        return out
-
-
-def _area_weights(height: int, rows: int) -> np.ndarray:
-    """(rows, height) float32: row averaging by area, as ``cv2.resize(..., INTER_AREA)`` does."""
-    step = height / rows
-    start = np.arange(rows)[:, None] * step
-    src = np.arange(height)[None, :]
-    overlap = np.clip(np.minimum(src + 1, start + step) - np.maximum(src, start), 0.0, None)
-    return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
+    ``coords`` come from :meth:`Stabilizer._coords`; the full-size coordinates are made a
+    strip of rows at a time (:func:`_rows_up`), so that float32 map (265 MB at 8K) never
+    exists whole; each strip equals those rows of one whole-frame ``cv2.remap`` with
+    ``cv2.resize``-d coordinates (to 1e-7 in the coordinates)."""
+    h = prev.shape[0]
+    out = np.empty_like(prev)
+    for r0 in range(0, h, COMPOSE_ROWS):
+        r1 = min(h, r0 + COMPOSE_ROWS)
+        out[r0:r1] = cv2.remap(prev, _rows_up(coords, h, r0, r1), None, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+    return out
 
 
 def _planes(data: np.ndarray, layout: str) -> list[np.ndarray]:
@@ -354,12 +322,12 @@ def _compose(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np
     return out.numpy()
 
 
-#: Rows per strip of the full-resolution work: the upsampled weights and the warped previous
-#: output exist a strip at a time.
+#: Rows per strip of the full-resolution work: the upsampled weights and coordinates, and the
+#: float output, exist a strip at a time.
 COMPOSE_ROWS = 128
 
 
-def _compose_up(c: np.ndarray, warped: _Warped, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, top: float,
+def _compose_up(c: np.ndarray, warped: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, top: float,
                 dtype: np.dtype, into: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``out = up(ac) * c / top + up(aw) * warped + up(k)`` at ``c``'s size, in strips of rows:
     (``out`` as the next state's uint16 samples, ``out`` as output samples of ``dtype``), both
@@ -367,7 +335,7 @@ def _compose_up(c: np.ndarray, warped: _Warped, ac: np.ndarray, aw: np.ndarray, 
 
     ``ac, aw`` (h, w) and ``k`` (h, w[, 3]) are small maps; ``up`` is bilinear upsampling as
     ``cv2.resize`` does it (horizontally once, vertically per strip), so neither the full-size
-    weights nor the warped plane ever exist whole: at 8K that is over 1.5 GB of float32 less.
+    weights nor a float32 output ever exist whole: at 8K that is over 1.5 GB of float32 less.
     ``into``: a buffer for the state (the spare: no state-sized allocation per frame)."""
     h, width = c.shape[:2]
     state = into if into is not None and into.shape == c.shape else np.empty(c.shape, np.uint16)
@@ -376,7 +344,7 @@ def _compose_up(c: np.ndarray, warped: _Warped, ac: np.ndarray, aw: np.ndarray, 
     for r0 in range(0, h, COMPOSE_ROWS):
         r1 = min(h, r0 + COMPOSE_ROWS)
         sac, saw, sk = (_rows_up(x, h, r0, r1) for x in wide)
-        out = _compose(c[r0:r1], warped.rows(r0, r1), sac * (1.0 / top), saw * (1.0 / STATE_TOP), sk)
+        out = _compose(c[r0:r1], warped[r0:r1], sac * (1.0 / top), saw * (1.0 / STATE_TOP), sk)
         state[r0:r1] = _quantize(out, STATE_TOP, np.dtype(np.uint16))
         samples[r0:r1] = _quantize(out, top, dtype)
     return state, samples
