@@ -92,7 +92,10 @@ def tune_cpu_allocator() -> bool:
 
     glibc serves large blocks (the frame-sized activations) with ``mmap`` and unmaps them
     on free, so every layer pays fresh page faults: on our 2-core machine that made whole
-    frames ~2x slower. With mmap off and trimming raised, freed blocks are reused.
+    frames ~2x slower. With mmap off and trimming raised, freed blocks are reused. One
+    arena for all threads: kept memory is then reusable by every stage's thread instead of
+    staying in the arena of the thread that freed it (a UHD job with the temporal stage
+    peaked at 1.50-1.57 GB instead of 1.82-1.99 GB, at the same speed).
     Returns True if applied (Linux with glibc), False elsewhere. Idempotent; process-wide.
     """
     global _ALLOCATOR_TUNED
@@ -108,7 +111,7 @@ def tune_cpu_allocator() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    ok = mallopt(m_mmap_max, 0) == 1 and mallopt(m_trim_threshold, 1 << 30) == 1
+    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8
+    ok = mallopt(m_mmap_max, 0) == 1 and mallopt(m_trim_threshold, 1 << 30) == 1 and mallopt(m_arena_max, 1) == 1
     _ALLOCATOR_TUNED = ok
     return ok
