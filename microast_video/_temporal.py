@@ -189,9 +189,10 @@ class Stabilizer:
         s, (fh, fw) = self.settings, reliable.shape
         a = reliable * s.strength
         warped = [_warp(prev, self._coords(prev.shape[:2], flow)) for prev in self._prev]
+        spare = self._spare or [None] * len(planes)
         if s.method == "plain":
             return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), top, dtype, into)
-                    for c, w, into in zip(planes, warped, self._spare or [None] * len(planes))]
+                    for c, w, into in zip(planes, warped, spare)]
         sigma = max(0.5, s.texture_sigma * fh)
         mid = [(_halve(c, fh, top), _halve(w, fh, STATE_TOP)) for c, w in zip(planes, warped)]  # <= 2x the flow size
         bases = [(cv2.GaussianBlur(_down(c, fw, fh), (0, 0), sigma), cv2.GaussianBlur(_down(w, fw, fh), (0, 0), sigma))
@@ -199,7 +200,7 @@ class Stabilizer:
         gain = self._gain(*mid[0], bases[0], a, sigma) if s.max_gain > 1 else np.ones_like(a)
         ac, aw = gain * (1 - a), gain * a
         out = []
-        for c, w, (bc, bw), into in zip(planes, warped, bases, self._spare or [None] * len(planes)):
+        for c, w, (bc, bw), into in zip(planes, warped, bases, spare):
             ka = (1 - s.lowpass * a - ac)[..., None] if bc.ndim == 3 else 1 - s.lowpass * a - ac
             kw = (s.lowpass * a - aw)[..., None] if bw.ndim == 3 else s.lowpass * a - aw
             out.append(_compose_up(c, w, ac, aw, bc * ka + bw * kw, top, dtype, into))
