@@ -38,6 +38,7 @@ import torch
 
 from ._color import luma
 from ._frame import Frame, pack_planes, unpack_planes
+from ._transport import uint16_bits_to_float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,9 +307,10 @@ def _to_state(plane: np.ndarray, top: float) -> np.ndarray:
 
 
 def _float(x: np.ndarray) -> torch.Tensor:
-    """Samples of any dtype as a float32 tensor (uint16, which torch barely handles, via int32)."""
-    t = torch.from_numpy(x)
-    return t.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF).float() if x.dtype == np.uint16 else t.float()
+    """Samples of any dtype as a float32 tensor (uint16, which torch barely handles, as int16 bits)."""
+    if x.dtype == np.uint16:
+        return uint16_bits_to_float(torch.from_numpy(x.view(np.int16)))
+    return torch.from_numpy(x).float()
 
 
 def _compose(c: np.ndarray, w: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ class RGBTransport:
         """(N, H, W, 3) uint8 / int16-bits-of-uint16 -> (N, 3, H, W) float32 in [0, 1]."""
         if frames.dtype == torch.uint8:
             return frames.permute(0, 3, 1, 2).float().div_(255.0)
-        return _u16(frames).permute(0, 3, 1, 2).div_(65535.0)
+        return uint16_bits_to_float(frames).permute(0, 3, 1, 2).div_(65535.0)
 
     def from_float(self, rgb: Tensor, deep: bool) -> Tensor:
         """(N, 3, H, W) float in [0, 1] -> (N, H, W, 3) uint8 (or int16 holding uint16 bits)."""
@@ -69,7 +69,7 @@ class YUV420Transport:
         """(N, H*3/2, W) samples -> (N, 3, H, W) float32 RGB (not clamped)."""
         n, rows, w = planes.shape
         h = rows * 2 // 3
-        x = planes.float() if planes.dtype == torch.uint8 else _u16(planes)
+        x = planes.float() if planes.dtype == torch.uint8 else uint16_bits_to_float(planes)
         flat = x.reshape(n, -1)  # the planes follow each other byte by byte, not row by row
         c = (h // 2) * (w // 2)
         y = flat[:, : h * w].reshape(n, h, w)
@@ -95,7 +95,7 @@ class YUV420Transport:
         return packed.to(torch.uint8)
 
 
-def _u16(x: Tensor) -> Tensor:
+def uint16_bits_to_float(x: Tensor) -> Tensor:
     """uint16 samples carried as int16 bits (torch's uint16 has few ops) -> float32."""
     return x.to(torch.int32).bitwise_and_(0xFFFF).float()
 
