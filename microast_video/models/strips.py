@@ -106,11 +106,11 @@ class Conv:
         n = (o1 - 1 - o0) * self.s + self.k
         top, bottom = max(0, -lo), max(0, lo + n - h)  # rows past the frame's edges
         rows = x.narrow(2, max(lo, 0) - a, n - top - bottom)
-        if p:  # one copy pads both: reflection in W, and in H where the strip meets an edge
-            rows = F.pad(rows, (p, p, top, bottom), mode="reflect")
         c = self.conv
-        if c.weight.is_contiguous(memory_format=torch.channels_last) and not c.weight.is_contiguous():
-            rows = rows.contiguous(memory_format=torch.channels_last)  # an NCHW frame goes NHWC strip by strip
+        if _summed_groups(c):
+            y = _summed_depthwise(rows, c, (p, p, top, bottom))
+            return F.relu(y) if self.relu else y
+        rows = _padded(rows, (p, p, top, bottom), c.weight)
         if self.centred:
             y = centred_conv(c, rows, valid=True)
         elif self.phases > 1:
@@ -119,6 +119,40 @@ class Conv:
         else:
             y = F.conv2d(rows, c.weight, c.bias, stride=c.stride, padding=0, groups=c.groups)
         return F.relu(y) if self.relu else y
+
+
+def _padded(rows: Tensor, pad: tuple[int, int, int, int], weight: Tensor) -> Tensor:
+    """``rows`` reflection-padded (one copy pads W, and H where a strip meets the frame's
+    edge), in the memory format of ``weight`` (an NCHW frame goes NHWC strip by strip)."""
+    if any(pad):
+        rows = F.pad(rows, pad, mode="reflect")
+    if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
+        rows = rows.contiguous(memory_format=torch.channels_last)
+    return rows
+
+
+def _summed_groups(conv: nn.Conv2d) -> bool:
+    """A grouped conv whose every group reads several inputs and writes one output."""
+    return 1 < conv.groups == conv.out_channels < conv.in_channels
+
+
+def _summed_depthwise(rows: Tensor, conv: nn.Conv2d, pad: tuple[int, int, int, int]) -> Tensor:
+    """A :func:`_summed_groups` conv (the decoder's 64->32 and 32->16, two inputs per
+    group) as one depthwise conv per input of a group, summed: input ``k`` of every group
+    is the channel slice ``k::per``. Exact algebra, in a different order of additions.
+
+    oneDNN runs a grouped conv with two inputs per group on a generic path and true
+    depthwise convs on a fast one: 1.5-4x less time for the layer (measured at 1080p).
+    Each slice is padded on its own, so the pad's copy is also the slice's.
+    """
+    per = conv.in_channels // conv.groups
+    y: Tensor | None = None
+    for k in range(per):
+        part = _padded(rows[:, k::per], pad, conv.weight)
+        z = F.conv2d(part, conv.weight[:, k:k + 1], conv.bias if k == 0 else None, stride=conv.stride,
+                     groups=conv.groups)
+        y = z if y is None else y.add_(z)
+    return y
 
 
 def _phase_weight(w: Tensor, phases: int) -> Tensor:
