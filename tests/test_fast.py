@@ -18,7 +18,7 @@ from microast_video._engine import compile_unavailable
 from microast_video._image import read_image
 from microast_video._transport import RGBTransport
 from microast_video.cli import app
-from microast_video.models.strips import strip_bounds
+from microast_video.models.strips import Conv, Upsample2, UpConv, blocked_order, run_strip, strip_bounds
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,31 @@ def test_strip_bounds_cover_every_row_once():
             assert bounds[0][0] == 0 and bounds[-1][1] == height
             assert all(b[1] == n[0] for b, n in zip(bounds, bounds[1:]))
             assert max(b - a for a, b in bounds) <= max(rows, 1) + 1
+
+
+@pytest.mark.parametrize("blocked", [False, True])
+def test_two_inputs_per_group_run_as_summed_depthwise_convs_exactly(blocked):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(32, 16, 3, groups=16)
+    x = torch.rand(1, 32, 21, 30).contiguous(memory_format=torch.channels_last)
+    want = conv(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"))
+    given = x[:, blocked_order(32, 2)] if blocked else x
+    assert not torch.equal(given, x) or not blocked
+    for r0, r1 in ((0, 21), (0, 7), (7, 14), (14, 21)):  # strips meeting the top, none, the bottom edge
+        got = run_strip([Conv(conv, False, blocked_in=blocked)], given, r0, r1)
+        torch.testing.assert_close(got, want[:, :, r0:r1], rtol=1e-5, atol=1e-6)
+
+
+def test_upsampling_then_a_summed_conv_block_by_block_equals_the_two_ops():
+    torch.manual_seed(1)
+    dw, pw = torch.nn.Conv2d(64, 32, 3, groups=32), torch.nn.Conv2d(32, 32, 1)
+    dw2 = torch.nn.Conv2d(32, 16, 3, groups=16)
+    x = torch.rand(1, 64, 9, 13)
+    plain = [Upsample2(), Conv(dw, True), Conv(pw, True), Upsample2(), Conv(dw2, True)]
+    fused = [UpConv(Conv(dw, True)), Conv(pw, True, blocks_out=2).prepared(), UpConv(Conv(dw2, True, blocked_in=True))]
+    for r0, r1 in ((0, 36), (0, 11), (11, 25), (25, 36)):
+        torch.testing.assert_close(run_strip(fused, x, r0, r1), run_strip(plain, x, r0, r1), rtol=1e-5, atol=1e-6)
+    assert torch.equal(blocked_order(6, 2), torch.tensor([0, 2, 4, 1, 3, 5]))
 
 
 def test_engine_settings_use_strips_on_cpu():

@@ -23,7 +23,7 @@ from .signals import StyleSignals
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
 from .regions import Regions, featmod_regions, mixed
 from .strip_blocks import Modulate, Residual, strip_mean_std
-from .strips import Conv, Op, Upsample2, centred_conv, run_strips, strip_bounds
+from .strips import Conv, Op, UpConv, centred_conv, run_strips, strip_bounds
 
 #: Channels of the quarter-resolution feature maps.
 FEATURES = 64
@@ -240,8 +240,11 @@ class Decoder(nn.Module):
 
     def tail_ops(self) -> list[Op]:
         """The upsampling tail (quarter resolution -> RGB), as strip ops."""
-        return [Upsample2(), Conv(self.up1_dw, True), Conv(self.up1_pw, True),
-                Upsample2(), Conv(self.up2_dw, True), Conv(self.up2_pw, True), Conv(self.conv_out, False, phases=4)]
+        # Both depthwise convs read two inputs per group; the second's come in blocked order
+        # (strips.blocked_order) from the 1x1 conv's reordered weights.
+        return [UpConv(Conv(self.up1_dw, True)), Conv(self.up1_pw, True, blocks_out=2),
+                UpConv(Conv(self.up2_dw, True, blocked_in=True)), Conv(self.up2_pw, True),
+                Conv(self.conv_out, False, phases=4)]
 
     def forward(self, c2: Tensor, s: StyleSignals, alpha: float = 1.0) -> Tensor:
         return self.forward_full_res(self.forward_half(self.forward_low_res(c2, s, alpha)))
@@ -394,7 +397,7 @@ class MicroAST(nn.Module):
             del feat  # free what is done with
             low = dec.forward_low_res(c2, signals, alpha, regions)
             del c2
-        tail = [op.prepared() if isinstance(op, Conv) else op for op in tail]  # polyphase weights once
+        tail = [op.prepared() if isinstance(op, Conv) else op for op in tail]  # polyphase and reordered weights once
         if not quantize:
             return run_strips(tail, low, strip_bounds(x.shape[2], rows))
         return run_strips(tail, low, strip_bounds(x.shape[2], rows), finish=to_samples,

@@ -67,13 +67,19 @@ class Conv:
     phases: int = 1  # > 1: compute as a W-polyphase conv (stride 1 only; see _phased_conv)
     phased: tuple[Tensor, Tensor | None] | None = None  # its (weight, bias), built once per pass
     centred: bool = False  # through centred_conv (the quarter-resolution blocks under autocast)
+    blocks_out: int = 1  # > 1: outputs in blocked order (see blocked_order) for the next conv
+    blocked_in: bool = False  # the input's channels arrive in blocked order (a summed-groups conv)
 
     def prepared(self) -> Conv:
-        """This op with its polyphase weights built (once, not per strip)."""
-        if self.phases == 1 or self.phased is not None:
+        """This op with its polyphase or reordered weights built (once, not per strip)."""
+        if (self.phases == 1 and self.blocks_out == 1) or self.phased is not None:
             return self
-        w = _phase_weight(self.conv.weight, self.phases).to(memory_format=torch.channels_last)
-        b = self.conv.bias.repeat_interleave(self.phases) if self.conv.bias is not None else None
+        w, b = self.conv.weight, self.conv.bias
+        if self.blocks_out > 1:
+            order = blocked_order(w.shape[0], self.blocks_out, w.device)
+            return dataclasses.replace(self, phased=(w[order], None if b is None else b[order]))
+        w = _phase_weight(w, self.phases).to(memory_format=torch.channels_last)
+        b = b.repeat_interleave(self.phases) if b is not None else None
         return dataclasses.replace(self, phased=(w, b))
 
     @property
@@ -99,33 +105,83 @@ class Conv:
         rows = edge_rows + inside
         return min(rows), max(rows) + 1
 
-    def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
-        """Output rows [o0, o1) from ``x`` = input rows [a, a + len) of a height-``h`` map."""
+    def _window(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
+        """The padded input window of output rows [o0, o1) (see :meth:`apply`)."""
         p = self.p
         lo = o0 * self.s - p
         n = (o1 - 1 - o0) * self.s + self.k
         top, bottom = max(0, -lo), max(0, lo + n - h)  # rows past the frame's edges
-        rows = x.narrow(2, max(lo, 0) - a, n - top - bottom)
+        return _padded(x.narrow(2, max(lo, 0) - a, n - top - bottom), (p, p, top, bottom), self.conv.weight)
+
+    def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
+        """Output rows [o0, o1) from ``x`` = input rows [a, a + len) of a height-``h`` map."""
         c = self.conv
         if _summed_groups(c):
-            y = _summed_depthwise(rows, c, (p, p, top, bottom))
-            return F.relu(y) if self.relu else y
-        rows = _padded(rows, (p, p, top, bottom), c.weight)
+            return self.summed(x, a, h, o0, o1)
+        rows = self._window(x, a, h, o0, o1)
         if self.centred:
             y = centred_conv(c, rows, valid=True)
         elif self.phases > 1:
             weight, bias = self.prepared().phased
             y = _phased_conv(rows, weight, bias, c.weight.shape, self.phases)
         else:
-            y = F.conv2d(rows, c.weight, c.bias, stride=c.stride, padding=0, groups=c.groups)
+            weight, bias = self.prepared().phased if self.blocks_out > 1 else (c.weight, c.bias)
+            y = F.conv2d(rows, weight, bias, stride=c.stride, padding=0, groups=c.groups)
         return F.relu(y) if self.relu else y
+
+    def summed(self, x: Tensor, a: int, h: int, o0: int, o1: int,
+               before: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """:meth:`apply` for a :func:`_summed_groups` conv (the decoder's 64->32 and 32->16,
+        two inputs per group): one depthwise conv per input of a group, summed. Input ``k``
+        of every group is the channel slice ``k::per``, or block ``k`` with ``blocked_in``
+        (:func:`blocked_order`). Exact algebra, in a different order of additions.
+
+        oneDNN runs a grouped conv with two inputs per group on a generic path and true
+        depthwise convs on a fast one: 1.5-4x less time for the layer (measured at 1080p).
+        ``before`` maps each block's slice of ``x`` to this conv's input (an upsampling,
+        :class:`UpConv`), so that compiled code never reads an interleaved slice.
+        """
+        c = self.conv
+        per, g = c.in_channels // c.groups, c.groups
+        y: Tensor | None = None
+        for k in range(per):
+            part = x[:, k * g:(k + 1) * g] if self.blocked_in else x[:, k::per]
+            rows = self._window(part if before is None else before(part), a, h, o0, o1)
+            z = F.conv2d(rows, c.weight[:, k:k + 1], c.bias if k == 0 else None, stride=c.stride, groups=g)
+            y = z if y is None else y.add_(z)
+        return F.relu(y) if self.relu else y
+
+
+def blocked_order(channels: int, per: int, device: torch.device | None = None) -> Tensor:
+    """Channel order that puts input ``k`` of every ``per``-input group in block ``k``.
+
+    ``x[:, blocked_order(C, per)]`` has channel ``k*G + g`` = channel ``g*per + k`` of ``x``
+    (``G = C // per`` groups), so each block is a plain channel range: in NHWC memory a
+    run of ``G`` contiguous values per pixel, which compiled kernels read vectorised (the
+    interleaved slice ``k::per`` is read an element at a time).
+    """
+    return torch.arange(channels, device=device).view(channels // per, per).T.flatten()
+
+
+def _reflected(rows: Tensor, dim: int, before: int, after: int) -> Tensor:
+    """``rows`` reflection-padded along ``dim``, as a concatenation of mirrored slices
+    (the same values as ``F.pad(mode="reflect")``; compiled, this stays a plain copy where
+    F.pad's index arithmetic, fused with a bilinear upsampling, ran 5-20x slower)."""
+    if not before and not after:
+        return rows
+    n = rows.shape[dim]
+    parts = [rows.narrow(dim, 1, before).flip(dim)] if before else []
+    parts.append(rows)
+    if after:
+        parts.append(rows.narrow(dim, n - 1 - after, after).flip(dim))
+    return torch.cat(parts, dim)
 
 
 def _padded(rows: Tensor, pad: tuple[int, int, int, int], weight: Tensor) -> Tensor:
     """``rows`` reflection-padded (one copy pads W, and H where a strip meets the frame's
     edge), in the memory format of ``weight`` (an NCHW frame goes NHWC strip by strip)."""
-    if any(pad):
-        rows = F.pad(rows, pad, mode="reflect")
+    left, right, top, bottom = pad
+    rows = _reflected(_reflected(rows, 3, left, right), 2, top, bottom)
     if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
         rows = rows.contiguous(memory_format=torch.channels_last)
     return rows
@@ -134,25 +190,6 @@ def _padded(rows: Tensor, pad: tuple[int, int, int, int], weight: Tensor) -> Ten
 def _summed_groups(conv: nn.Conv2d) -> bool:
     """A grouped conv whose every group reads several inputs and writes one output."""
     return 1 < conv.groups == conv.out_channels < conv.in_channels
-
-
-def _summed_depthwise(rows: Tensor, conv: nn.Conv2d, pad: tuple[int, int, int, int]) -> Tensor:
-    """A :func:`_summed_groups` conv (the decoder's 64->32 and 32->16, two inputs per
-    group) as one depthwise conv per input of a group, summed: input ``k`` of every group
-    is the channel slice ``k::per``. Exact algebra, in a different order of additions.
-
-    oneDNN runs a grouped conv with two inputs per group on a generic path and true
-    depthwise convs on a fast one: 1.5-4x less time for the layer (measured at 1080p).
-    Each slice is padded on its own, so the pad's copy is also the slice's.
-    """
-    per = conv.in_channels // conv.groups
-    y: Tensor | None = None
-    for k in range(per):
-        part = _padded(rows[:, k::per], pad, conv.weight)
-        z = F.conv2d(part, conv.weight[:, k:k + 1], conv.bias if k == 0 else None, stride=conv.stride,
-                     groups=conv.groups)
-        y = z if y is None else y.add_(z)
-    return y
 
 
 def _phase_weight(w: Tensor, phases: int) -> Tensor:
@@ -214,6 +251,26 @@ class Upsample2:
         return up.narrow(2, o0 - 2 * a, o1 - o0)
 
 
+@dataclasses.dataclass(frozen=True)
+class UpConv:
+    """:class:`Upsample2` followed by a summed-groups :class:`Conv`, one input block at a
+    time: each block of channels is upsampled, padded and convolved on its own, so no
+    kernel reads an interleaved channel slice of the upsampled map (compiled, such reads
+    made the upsampling 2-3x slower; measured)."""
+
+    conv: Conv
+
+    def out_height(self, h: int) -> int:
+        return self.conv.out_height(2 * h)
+
+    def needs(self, o0: int, o1: int, h: int) -> tuple[int, int]:
+        return Upsample2().needs(*self.conv.needs(o0, o1, 2 * h), h)
+
+    def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
+        m0, m1 = self.conv.needs(o0, o1, 2 * h)
+        return self.conv.summed(x, m0, 2 * h, o0, o1, before=lambda part: Upsample2().apply(part, a, h, m0, m1))
+
+
 def _reflect(i: int, h: int) -> int:
     """Row ``i`` of a reflection-padded map of height ``h`` (one reflection is enough here)."""
     if i < 0:
@@ -223,7 +280,7 @@ def _reflect(i: int, h: int) -> int:
     return i
 
 
-Op = Conv | Upsample2
+Op = Conv | Upsample2 | UpConv
 
 
 def run_strip(ops: Sequence[Op], x: Tensor, r0: int, r1: int, prepare: Callable[[Tensor], Tensor] | None = None
