@@ -65,22 +65,22 @@ class Conv:
     conv: nn.Conv2d
     relu: bool
     phases: int = 1  # > 1: compute as a W-polyphase conv (stride 1 only; see _phased_conv)
-    phased: tuple[Tensor, Tensor | None] | None = None  # its (weight, bias), built once per pass
+    built: tuple[Tensor, Tensor | None] | None = None  # polyphase or reordered (weight, bias), once per pass
     centred: bool = False  # through centred_conv (the quarter-resolution blocks under autocast)
     blocks_out: int = 1  # > 1: outputs in blocked order (see blocked_order) for the next conv
     blocked_in: bool = False  # the input's channels arrive in blocked order (a summed-groups conv)
 
     def prepared(self) -> Conv:
         """This op with its polyphase or reordered weights built (once, not per strip)."""
-        if (self.phases == 1 and self.blocks_out == 1) or self.phased is not None:
+        if (self.phases == 1 and self.blocks_out == 1) or self.built is not None:
             return self
         w, b = self.conv.weight, self.conv.bias
         if self.blocks_out > 1:
             order = blocked_order(w.shape[0], self.blocks_out, w.device)
-            return dataclasses.replace(self, phased=(w[order], None if b is None else b[order]))
+            return dataclasses.replace(self, built=(w[order], None if b is None else b[order]))
         w = _phase_weight(w, self.phases).to(memory_format=torch.channels_last)
         b = b.repeat_interleave(self.phases) if b is not None else None
-        return dataclasses.replace(self, phased=(w, b))
+        return dataclasses.replace(self, built=(w, b))
 
     @property
     def k(self) -> int:
@@ -122,10 +122,10 @@ class Conv:
         if self.centred:
             y = centred_conv(c, rows, valid=True)
         elif self.phases > 1:
-            weight, bias = self.prepared().phased
+            weight, bias = self.prepared().built
             y = _phased_conv(rows, weight, bias, c.weight.shape, self.phases)
         else:
-            weight, bias = self.prepared().phased if self.blocks_out > 1 else (c.weight, c.bias)
+            weight, bias = self.prepared().built if self.blocks_out > 1 else (c.weight, c.bias)
             y = F.conv2d(rows, weight, bias, stride=c.stride, padding=0, groups=c.groups)
         return F.relu(y) if self.relu else y
 
