@@ -47,7 +47,8 @@ def centred_conv(conv: nn.Conv2d, x: Tensor, *, valid: bool = False) -> Tensor:
     y = run(centred, conv.weight, None)
     del centred
     taps = conv.weight.float().sum(dim=(2, 3))  # (out, in): W applied to a constant map
-    shift = mu.flatten(1) @ taps.T + conv.bias.float()
+    with torch.autocast(x.device.type, enabled=False):  # autocast would round this matmul to bf16
+        shift = mu.flatten(1) @ taps.T + conv.bias.float()
     return y.float().add_(shift[:, :, None, None])
 
 
