@@ -47,8 +47,11 @@ def centred_conv(conv: nn.Conv2d, x: Tensor, *, valid: bool = False) -> Tensor:
     y = run(centred, conv.weight, None)
     del centred
     taps = conv.weight.float().sum(dim=(2, 3))  # (out, in): W applied to a constant map
-    with torch.autocast(x.device.type, enabled=False):  # autocast would round this matmul to bf16
-        shift = mu.flatten(1) @ taps.T + conv.bias.float()
+    # In float32 (autocast would round a matmul to bf16: per strip, the error is not a
+    # constant the next FeatMod removes) and as a product and a sum, not a matmul, so the
+    # result does not depend on the number of threads (a Ray worker's output is bit for bit
+    # a local run's).
+    shift = (mu.flatten(1)[:, None, :] * taps).sum(dim=2) + conv.bias.float()
     return y.float().add_(shift[:, :, None, None])
 
 
