@@ -11,6 +11,8 @@ Phases of :func:`run_bench`:
 2. **footage**: the clip (synthesized with exactly ``warmup + frames`` frames, or ``--input``);
 3. **model-only arms**: ours (bf16 where the CPU has it), ours exact fp32, the upstream way
    with glibc's allocator and with ours, then (``--peers``) the ONNX export and its runtimes;
+   with ``--repeat N``, N rounds of all of them in turn (each arm's median run is its figure,
+   and every ratio also comes as the range of its per-round ratios);
 4. **end-to-end arms**: our pipeline and the upstream way, decode to complete file;
 5. **ceiling**: the machine's own matmul rate (bf16, fp32) with the same threads;
 6. **figures**: rates, ratios, achieved GFLOP/s, memory, time to first frame.
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ._bench_arms import median_run, ratio_range
 from ._errors import MicroastError, OptionError
 from ._image import read_image
 from ._output import work_folder
@@ -55,6 +58,7 @@ class BenchOptions:
     compile: str = "on"
     peers: bool = False
     naive: bool = True
+    repeat: int = 1  # rounds of the model-only arms
 
 
 def parse_resolution(text: str, option: str = "--resolution") -> tuple[int, int]:
@@ -84,6 +88,8 @@ def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
 def _check(options: BenchOptions) -> Path | None:
     if options.frames < 1 or options.warmup < 0:
         raise OptionError(f"--frames must be >= 1 and --warmup >= 0, got {options.frames}, {options.warmup}")
+    if options.repeat < 1:
+        raise OptionError(f"--repeat must be >= 1, got {options.repeat}")
     weights = resolve_weights(options.weights)  # one line, before any child starts
     if options.input_path is not None:
         info = probe(options.input_path)
@@ -116,42 +122,49 @@ def _footage(options: BenchOptions, tmp: Path, log: Callable[[str], None]) -> tu
 
 def _model_arms(options: BenchOptions, common: dict[str, Any], tmp: Path, log: Callable[[str], None]
                 ) -> dict[str, dict[str, Any]]:
-    arms: dict[str, dict[str, Any]] = {}
+    """Every model-only arm, ``options.repeat`` rounds of all of them in turn (so that a drift of
+    the machine's speed falls on every arm alike): each arm's median run, with every run's rate."""
+    specs: list[tuple[str, str, dict[str, Any]]] = []
     precisions = [options.precision] + (["fp32"] if options.precision != "fp32" else [])
     for precision in precisions:
-        name = "ours" if precision == options.precision else "ours-fp32"
-        log(f"model-only: {name} ...")
-        arms[name] = run_child("ours", {**common, "precision": precision})
+        specs.append(("ours" if precision == options.precision else "ours-fp32", "ours", {**common, "precision": precision}))
     if options.naive:
-        for name, tuned in (("naive", False), ("naive+alloc", True)):
-            log(f"model-only: {name} (the upstream way) ...")
-            arms[name] = run_child("naive", {**common, "allocator": tuned})
+        specs += [(name, "naive", {**common, "allocator": tuned}) for name, tuned in (("naive", False), ("naive+alloc", True))]
+    skipped: dict[str, dict[str, Any]] = {}
     if options.peers:
-        arms.update(_peer_arms(common, tmp, log))
-    return arms
+        peer_specs, skipped = _peer_specs(common, tmp, log)
+        specs += peer_specs
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in specs}
+    for round_ in range(options.repeat):
+        for name, kind, args in specs:
+            of = f", round {round_ + 1} of {options.repeat}" if options.repeat > 1 else ""
+            log(f"model-only: {name}{' (the upstream way)' if kind == 'naive' else ''}{of} ...")
+            runs[name].append(run_child(kind, args))
+    return {**{name: median_run(results) for name, results in runs.items()}, **skipped}
 
 
-def _peer_arms(common: dict[str, Any], tmp: Path, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+def _peer_specs(common: dict[str, Any], tmp: Path, log: Callable[[str], None]
+                ) -> tuple[list[tuple[str, str, dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """The peer arms to run (after exporting the content path once), and those skipped."""
     from ._onnx import missing
 
-    arms: dict[str, dict[str, Any]] = {}
+    names = (("onnxruntime-fp32", "onnxruntime", "f32"), ("openvino-fp32", "openvino", "f32"),
+             ("openvino-bf16", "openvino", "bf16"))
     why = missing("onnx")
     if why:
-        for name in ("onnxruntime-fp32", "openvino-fp32", "openvino-bf16"):
-            arms[name] = {"skipped": f"no ONNX export: {why}"}
-        return arms
+        return [], {name: {"skipped": f"no ONNX export: {why}"} for name, _, _ in names}
     log("exporting the content path to ONNX ...")
     onnx_path = tmp / "content.onnx"
     run_child("export", {**common, "onnx": str(onnx_path)})
-    for name, runtime, precision in (("onnxruntime-fp32", "onnxruntime", "f32"), ("openvino-fp32", "openvino", "f32"),
-                                     ("openvino-bf16", "openvino", "bf16")):
+    specs, skipped = [], {}
+    for name, runtime, precision in names:
         why = missing(runtime)
         if why:
-            arms[name] = {"skipped": why}
-            continue
-        log(f"model-only: {name} ...")
-        arms[name] = run_child("peer", {**common, "onnx": str(onnx_path), "runtime": runtime, "peer_precision": precision})
-    return arms
+            skipped[name] = {"skipped": why}
+        else:
+            specs.append((name, "peer", {**common, "onnx": str(onnx_path), "runtime": runtime,
+                                         "peer_precision": precision}))
+    return specs, skipped
 
 
 def _pipeline_arms(options: BenchOptions, common: dict[str, Any], tmp: Path, log: Callable[[str], None]
@@ -192,10 +205,14 @@ def _figures(options: BenchOptions, size: tuple[int, int], model: dict[str, Any]
     gflop = 2 * ours["macs_per_pixel"] * w * h / 1e9
     ratios = {f"ours / {name}": ours["fps"] / arm["fps"] for name, arm in model.items()
               if name != "ours" and "fps" in arm}
+    ranges = {f"ours / {name}": ratio_range(ours, arm) for name, arm in model.items()
+              if name != "ours" and "fps" in arm and len(ours["runs_fps"]) > 1}
     if "fps" in model.get("ours-fp32", {}):
         for peer in ("onnxruntime-fp32", "openvino-fp32", "naive", "naive+alloc"):
             if "fps" in model.get(peer, {}):
                 ratios[f"ours-fp32 / {peer}"] = model["ours-fp32"]["fps"] / model[peer]["fps"]
+                if len(model[peer]["runs_fps"]) > 1:
+                    ranges[f"ours-fp32 / {peer}"] = ratio_range(model["ours-fp32"], model[peer])
     if "naive" in pipeline:
         ratios["end-to-end ours / naive"] = pipeline["ours"]["fps"] / pipeline["naive"]["fps"]
     ratios["end-to-end / model-only (ours)"] = pipeline["ours"]["fps"] / ours["fps"]
@@ -205,7 +222,7 @@ def _figures(options: BenchOptions, size: tuple[int, int], model: dict[str, Any]
         "cpu": _cpu_name(), "versions": pipeline["ours"].get("versions"),
         "gflop_per_frame": gflop, "achieved_gflops": gflop * ours["fps"],
         "ceiling": ceiling, "share_of_peak": gflop * ours["fps"] / peak,
-        "model": model, "pipeline": pipeline, "ratios": ratios,
+        "model": model, "pipeline": pipeline, "ratios": ratios, "ratio_ranges": ranges, "repeat": options.repeat,
     }
 
 
@@ -224,8 +241,10 @@ def _cpu_name() -> str:
 def format_table(r: dict[str, Any]) -> str:
     """The figures: one row per arm, then the ratios."""
     w, h = r["resolution"]
+    rounds = r.get("repeat", 1)
     lines = [f"microast-video bench: {w}x{h}, {r['warmup']} warm-up + {r['frames']} measured frames per arm, "
-             f"batch {r['batch_size']}, {r['cpu']}",
+             f"batch {r['batch_size']}, {r['cpu']}"
+             + (f"; model-only arms: the median of {rounds} rounds (fps range after it)" if rounds > 1 else ""),
              f"  {'arm':<34} {'fps':>8} {'s/frame':>8} {'threads':>7} {'allocator':>13} {'peak RSS MB':>11}"]
     for title, arms in (("model-only", r["model"]), ("end-to-end", r["pipeline"])):
         for name, arm in arms.items():
@@ -233,10 +252,18 @@ def format_table(r: dict[str, Any]) -> str:
             if "skipped" in arm:
                 lines.append(f"  {label:<34} skipped: {arm['skipped']}")
                 continue
+            runs = arm.get("runs_fps", [])
+            spread = f"  ({min(runs):.3f}-{max(runs):.3f})" if len(runs) > 1 else ""
             lines.append(f"  {label:<34} {arm['fps']:>8.3f} {arm['seconds_per_frame']:>8.3f} {arm['threads']:>7} "
-                         f"{arm['allocator']:>13} {arm['peak_rss_mb']:>11.0f}")
+                         f"{arm['allocator']:>13} {arm['peak_rss_mb']:>11.0f}{spread}")
     c = r["ceiling"]
-    lines += ["  ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in r["ratios"].items()),
+    ranges = r.get("ratio_ranges", {})
+
+    def ratio(k: str, v: float) -> str:
+        lo_hi = ranges.get(k)
+        return f"{k} {v:.2f}x" + (f" ({lo_hi[0]:.2f}-{lo_hi[1]:.2f} by round)" if lo_hi else "")
+
+    lines += ["  ratios: " + ", ".join(ratio(k, v) for k, v in r["ratios"].items()),
               f"  ours: {r['gflop_per_frame']:.1f} GFLOP/frame -> {r['achieved_gflops']:.0f} GFLOP/s = "
               f"{100 * r['share_of_peak']:.0f}% of this machine's matmul peak (bf16 {c['bf16_gflops']:.0f}, "
               f"fp32 {c['fp32_gflops']:.0f} GFLOP/s, {c['threads']} threads)"]

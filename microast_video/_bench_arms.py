@@ -69,6 +69,22 @@ def clock(outputs: Iterable[Any], warmup: int, end: Any = None) -> Timing:
     return Timing(tuple(done), warmup)
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One arm's figure from its runs (``--repeat``): the run with the median rate (the lower
+    middle one for an even count), plus every run's rate in order, as ``runs_fps``."""
+    if not runs:
+        raise ValueError(f"an arm needs at least one run, got {len(runs) = }")
+    ordered = sorted(runs, key=lambda r: r["fps"])
+    return {**ordered[(len(ordered) - 1) // 2], "runs_fps": [r["fps"] for r in runs]}
+
+
+def ratio_range(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float]:
+    """The lowest and highest of ``a``'s rate over ``b``'s, round by round (runs of the same
+    round ran minutes apart, so a drift of the machine touches both alike)."""
+    per_round = [x / y for x, y in zip(a["runs_fps"], b["runs_fps"], strict=True)]
+    return min(per_round), max(per_round)
+
+
 def process_settings(allocator: bool) -> dict[str, Any]:
     import torch
 

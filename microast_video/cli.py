@@ -267,6 +267,8 @@ def bench_command(
     peers: Annotated[bool, typer.Option(
         "--peers", help="Also export to ONNX and run ONNX Runtime and OpenVINO (the optional extras).")] = False,
     naive: Annotated[bool, typer.Option(help="Run the upstream-way arms (slow at 4K).")] = True,
+    repeat: Annotated[int, typer.Option(
+        min=1, help="Rounds of the model-only arms, all arms in turn: each arm's median, every ratio's range.")] = 1,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 1,
@@ -294,7 +296,7 @@ def bench_command(
             result = run_bench(BenchOptions(
                 resolution=parse_resolution(resolution), frames=frames, warmup=warmup, device=device,
                 precision=precision.value, batch_size=batch_size, input_path=input, style=style, codec=codec.value,
-                preset=preset, weights=weights, compile=compile.value, peers=peers, naive=naive),
+                preset=preset, weights=weights, compile=compile.value, peers=peers, naive=naive, repeat=repeat),
                 log=lambda m: typer.echo(m, err=True))
         typer.echo(format_table(result))
         if json_path is not None:

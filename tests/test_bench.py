@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from microast_video._bench_arms import clock
+from microast_video._bench_arms import clock, median_run, ratio_range
 from microast_video.cli import app
 from microast_video.models.export import ContentPath, FullNetwork
 from microast_video.models.upstream_way import UpstreamWay
@@ -33,6 +33,33 @@ def test_the_timing_rule_leaves_out_the_warm_up_and_counts_the_end():
     assert ended.seconds > 0.24  # the last frame is done when the end (the file complete) is
     with pytest.raises(ValueError, match="warm-up"):
         clock(sleeps(0.01), warmup=1)
+
+
+def test_an_arm_of_several_rounds_is_its_median_run_and_ratios_pair_rounds():
+    runs = [{"fps": f, "peak_rss_mb": 100 + i} for i, f in enumerate((2.0, 1.0, 4.0))]
+    arm = median_run(runs)
+    assert arm["fps"] == 2.0 and arm["peak_rss_mb"] == 100  # the median run's own figures, whole
+    assert arm["runs_fps"] == [2.0, 1.0, 4.0]  # every run, in round order
+    assert median_run(runs[:2])["fps"] == 1.0  # an even count: the lower middle, not a mean
+    peer = median_run([{"fps": f} for f in (1.0, 1.0, 2.0)])
+    assert ratio_range(arm, peer) == (1.0, 2.0)  # round by round: 2/1, 1/1, 4/2
+    with pytest.raises(ValueError, match="at least one run"):
+        median_run([])
+
+
+def test_repeat_runs_every_model_arm_once_per_round(env, tmp_path):
+    out = tmp_path / "bench.json"
+    r = runner.invoke(app, ["bench", "--resolution", "64x48", "--frames", "1", "--warmup", "1", "--device", "cpu",
+                            "--preset", "ultrafast", "--compile", "off", "--no-naive", "--repeat", "2",
+                            "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert data["repeat"] == 2
+    assert all(len(data["model"][arm]["runs_fps"]) == 2 for arm in ("ours", "ours-fp32"))
+    lo, hi = data["ratio_ranges"]["ours / ours-fp32"]
+    assert lo <= hi and "by round" in r.stdout and "the median of 2 rounds" in r.stdout
+    bad = runner.invoke(app, ["bench", "--repeat", "0"])
+    assert bad.exit_code != 0 and "--repeat" in bad.output
 
 
 def test_the_upstream_way_gives_the_projects_pixels(model):
