@@ -5,9 +5,12 @@ set -euo pipefail
 mkdir -p benchmarks/out
 
 # 1. bench: every arm under one timing rule, with the peers (ONNX Runtime, OpenVINO), one run
-#    per resolution (pip install -e '.[onnx,openvino]').
-microast-video bench --resolution 1920x1080 --frames 4 --peers --json benchmarks/out/bench_1080p.json
-microast-video bench --resolution 3840x2160 --frames 4 --peers --json benchmarks/out/bench_2160p.json
+#    per resolution, the model-only arms in rounds (pip install -e '.[onnx,openvino]').
+microast-video bench --resolution 1920x1080 --frames 4 --peers --repeat 3 --json benchmarks/out/bench_1080p.json
+microast-video bench --resolution 3840x2160 --frames 4 --peers --repeat 2 --json benchmarks/out/bench_2160p.json
+
+# 1a. bf16 against fp32 on the shared photos and clip frames (whole frame, eager strips, compiled-style strips).
+python benchmarks/bf16_psnr.py
 
 # 1b. Memory of the engine's middle (strips vs whole) and of whole jobs at UHD and 8K.
 python benchmarks/memory_targets.py middle 3840x2160
