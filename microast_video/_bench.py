@@ -203,16 +203,13 @@ def _figures(options: BenchOptions, size: tuple[int, int], model: dict[str, Any]
     ours = model["ours"]
     w, h = size
     gflop = 2 * ours["macs_per_pixel"] * w * h / 1e9
-    ratios = {f"ours / {name}": ours["fps"] / arm["fps"] for name, arm in model.items()
-              if name != "ours" and "fps" in arm}
-    ranges = {f"ours / {name}": ratio_range(ours, arm) for name, arm in model.items()
-              if name != "ours" and "fps" in arm and len(ours["runs_fps"]) > 1}
-    if "fps" in model.get("ours-fp32", {}):
-        for peer in ("onnxruntime-fp32", "openvino-fp32", "naive", "naive+alloc"):
-            if "fps" in model.get(peer, {}):
-                ratios[f"ours-fp32 / {peer}"] = model["ours-fp32"]["fps"] / model[peer]["fps"]
-                if len(model[peer]["runs_fps"]) > 1:
-                    ranges[f"ours-fp32 / {peer}"] = ratio_range(model["ours-fp32"], model[peer])
+    measured = {name: arm for name, arm in model.items() if "fps" in arm}
+    pairs = [("ours", name) for name in measured if name != "ours"]
+    if "ours-fp32" in measured:
+        pairs += [("ours-fp32", peer) for peer in ("onnxruntime-fp32", "openvino-fp32", "naive", "naive+alloc")
+                  if peer in measured]
+    ratios = {f"{a} / {b}": measured[a]["fps"] / measured[b]["fps"] for a, b in pairs}
+    ranges = {f"{a} / {b}": ratio_range(measured[a], measured[b]) for a, b in pairs if options.repeat > 1}
     if "naive" in pipeline:
         ratios["end-to-end ours / naive"] = pipeline["ours"]["fps"] / pipeline["naive"]["fps"]
     ratios["end-to-end / model-only (ours)"] = pipeline["ours"]["fps"] / ours["fps"]
@@ -241,7 +238,7 @@ def _cpu_name() -> str:
 def format_table(r: dict[str, Any]) -> str:
     """The figures: one row per arm, then the ratios."""
     w, h = r["resolution"]
-    rounds = r.get("repeat", 1)
+    rounds = r["repeat"]
     lines = [f"microast-video bench: {w}x{h}, {r['warmup']} warm-up + {r['frames']} measured frames per arm, "
              f"batch {r['batch_size']}, {r['cpu']}"
              + (f"; model-only arms: the median of {rounds} rounds (fps range after it)" if rounds > 1 else ""),
@@ -257,7 +254,7 @@ def format_table(r: dict[str, Any]) -> str:
             lines.append(f"  {label:<34} {arm['fps']:>8.3f} {arm['seconds_per_frame']:>8.3f} {arm['threads']:>7} "
                          f"{arm['allocator']:>13} {arm['peak_rss_mb']:>11.0f}{spread}")
     c = r["ceiling"]
-    ranges = r.get("ratio_ranges", {})
+    ranges = r["ratio_ranges"]
 
     def ratio(k: str, v: float) -> str:
         lo_hi = ranges.get(k)

@@ -158,6 +158,13 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * np.log10(255**2 / max(mse, 1e-12))
 
 
+def _shared_photo(name: str) -> torch.Tensor:
+    """A shared photo, 480 px wide, as a (1, 3, H, W) tensor."""
+    img = read_image(shared_path("media", "photos", name))
+    img = cv2.resize(img, (480, round(480 * img.shape[0] / img.shape[1])), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+
+
 def _bf16_vs_fp32(model, signals, content, strip_rows=None):
     exact = Stylizer(model, signals)(content)
     h, w = content.shape[-2:]
@@ -173,9 +180,7 @@ def _bf16_vs_fp32(model, signals, content, strip_rows=None):
 @pytest.mark.parametrize("photo", ["tubingen.jpg", "golden_gate2.jpg"])
 @pytest.mark.parametrize("style", ["vangogh_starry_night.jpg", "hokusai_great_wave_crop.jpg"])
 def test_bf16_psnr_on_shared_photos(model, photo, style):
-    img = read_image(shared_path("media", "photos", photo))
-    img = cv2.resize(img, (480, round(480 * img.shape[0] / img.shape[1])), interpolation=cv2.INTER_AREA)
-    content = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+    content = _shared_photo(photo)
     with torch.inference_mode():
         signals = model.encode_style(load_style_image(shared_path("media", "styles", style), 256))
     assert _bf16_vs_fp32(model, signals, content) >= 40.0
@@ -187,9 +192,7 @@ def test_bf16_psnr_in_strips_on_shared_photos(model, photo):
     """Strip by strip, each conv's centring offset differs per strip, so an error in it is
     not a constant the next FeatMod removes: it must be added back in float32 (rounded by
     autocast, this path fell to ~33 dB)."""
-    img = read_image(shared_path("media", "photos", photo))
-    img = cv2.resize(img, (480, round(480 * img.shape[0] / img.shape[1])), interpolation=cv2.INTER_AREA)
-    content = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+    content = _shared_photo(photo)
     with torch.inference_mode():
         signals = model.encode_style(load_style_image(shared_path("media", "styles", "vangogh_starry_night.jpg"), 256))
     assert _bf16_vs_fp32(model, signals, content, strip_rows=64) >= 45.0
