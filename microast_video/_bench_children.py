@@ -68,10 +68,10 @@ def arm_ours(args: dict[str, Any]) -> dict[str, Any]:
     settings = engine_settings(device, dtype, h, w, frames=count, kernel_cache=cache_dir() / "inductor")
     if args["compile"] != "auto":
         settings = dataclasses.replace(settings, compile=args["compile"] == "on", freeze=args["compile"] == "on")
-    prepare_runtime(model, settings)
+    native_note = prepare_runtime(model, settings)
     stylizer = Stylizer(model, signals, settings)
     timing = clock(FrameEngine(stylizer, args["batch_size"]).run(iter(frames)), args["warmup"])
-    return {**timing.summary(), **process_settings(allocator_tuned()), "macs_per_pixel": macs,
+    return {**timing.summary(), **process_settings(allocator_tuned()), "macs_per_pixel": macs, "native_note": native_note,
             "precision": str(dtype).removeprefix("torch."), "settings": settings.describe(),
             "compile_seconds": stylizer.compile_seconds, "device": str(device), "torch_threads": torch.get_num_threads()}
 

@@ -26,7 +26,9 @@ from torch import Tensor
 from ._color import preserve_color
 from ._controls import Schedule
 from ._cuda import CudaRunner, host_array, host_tensor
+from . import _native
 from ._device import tune_cpu_allocator
+from ._weights import cache_dir
 from ._frame import Frame
 from .models.signals import StyleSignals
 from ._stages import StageTimes
@@ -53,6 +55,9 @@ class EngineSettings:
             "freezing", oneDNN prepacked weights): ~4 % faster at UHD, but such graphs are
             not cached, so every run pays the full compile. Worth it for long jobs only.
         kernel_cache: where compiled kernels persist between runs (None: torch's default).
+        native: on the CPU, run the decoder's upsampling + grouped convs in strips through
+            the fused native kernel (:mod:`microast_video._native`; built on first use in
+            ``kernel_cache``, PyTorch's ops when it cannot be built).
     """
 
     dtype: torch.dtype = torch.float32
@@ -61,6 +66,7 @@ class EngineSettings:
     compile: bool = False
     freeze: bool = False
     kernel_cache: Path | None = None
+    native: bool = False
 
     def __post_init__(self) -> None:
         if self.strip_rows is not None and self.strip_rows < 1:
@@ -69,7 +75,7 @@ class EngineSettings:
     def describe(self) -> dict[str, Any]:
         """The settings as JSON-friendly values (for reports)."""
         return {"dtype": str(self.dtype).removeprefix("torch."), "channels_last": self.channels_last,
-                "strip_rows": self.strip_rows, "compile": self.compile, "freeze": self.freeze}
+                "strip_rows": self.strip_rows, "compile": self.compile, "freeze": self.freeze, "native": self.native}
 
 
 #: Work (pixels x frames) from which compiling pays for itself even with a cold cache:
@@ -99,16 +105,19 @@ def engine_settings(device: torch.device, dtype: torch.dtype, height: int, width
                               compile=long_job, freeze=very_long, kernel_cache=kernel_cache)
     rows = max(32, int(256 * 1920 / max(width, 1)) // 4 * 4)
     return EngineSettings(dtype, channels_last=True, strip_rows=rows, compile=long_job, freeze=very_long,
-                          kernel_cache=kernel_cache)
+                          kernel_cache=kernel_cache, native=True)
 
 
-def prepare_runtime(model: MicroAST, settings: EngineSettings) -> None:
+def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
     """Apply the process-wide parts of ``settings``, once per job, in one visible place.
 
     Puts the model in the settings' memory format (in place), turns on cuDNN autotuning on
     CUDA (fixed frame sizes), tunes glibc's allocator for the fast CPU path (see
-    :func:`~microast_video._device.tune_cpu_allocator`), and points inductor's kernel
-    cache at ``settings.kernel_cache`` when compiling.
+    :func:`~microast_video._device.tune_cpu_allocator`), points inductor's kernel
+    cache at ``settings.kernel_cache`` when compiling, and switches the native kernel on or
+    off (:mod:`microast_video._native`).
+
+    Returns None, or a note: why the native kernel asked for could not run.
     """
     device = next(model.parameters()).device
     model.to(memory_format=torch.channels_last if settings.channels_last else torch.contiguous_format)
@@ -118,6 +127,10 @@ def prepare_runtime(model: MicroAST, settings: EngineSettings) -> None:
         tune_cpu_allocator()
     if settings.compile and settings.kernel_cache is not None:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.kernel_cache))
+    if not (settings.native and device.type == "cpu" and settings.strip_rows is not None):
+        _native.disable()
+        return None
+    return _native.enable(cache_dir())
 
 
 def compile_unavailable() -> str | None:
@@ -154,6 +167,7 @@ class Stylizer:
     schedule: Schedule | None = None
     compile_seconds: float | None = dataclasses.field(default=None, init=False)
     compile_note: str | None = dataclasses.field(default=None, init=False)
+    native_note: str | None = dataclasses.field(default=None, init=False)  # from prepare_runtime
     _compiled: Callable[[Tensor], Tensor] | None = dataclasses.field(default=None, init=False, repr=False)
     _failed: bool = dataclasses.field(default=False, init=False, repr=False)
 

@@ -158,9 +158,11 @@ def build_stylizer(plan: JobPlan, model: Any) -> Stylizer:
             background = compute_signals(model, job.styles[1:], style_size=job.style_size, max_pixels=job.max_pixels)
     if keys is not None:
         schedule = Schedule(keys.style_times, styles, keys.alpha_times, keys.alphas, keys.ease)
-    prepare_runtime(model, plan.engine)
-    return Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix,
-                    background=background, schedule=schedule)
+    native_note = prepare_runtime(model, plan.engine)
+    stylizer = Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix,
+                        background=background, schedule=schedule)
+    stylizer.native_note = native_note
+    return stylizer
 
 
 def _sweep(plan: JobPlan, log: Log) -> None:

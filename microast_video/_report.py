@@ -68,7 +68,7 @@ def video_report(plan: JobPlan, stylizer: Stylizer, times: StageTimes, frames: i
         "alpha": job.alpha,
         "styles": [str(s) for s in job.styles] or None,
         "signals": str(job.signals) if job.signals else None,
-        "notes": [*plan.notes, *([stylizer.compile_note] if stylizer.compile_note else [])],
+        "notes": [*plan.notes, *(n for n in (stylizer.compile_note, stylizer.native_note) if n)],
         "versions": versions(plan.exe),
         "per_frame": [{"index": i, **times.per_frame.get(i, {})} for i in range(frames)],
     }

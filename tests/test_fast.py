@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from conftest import shared_path
 from microast_video import EngineSettings, Stylizer, decode_frames, engine_settings, load_style_image, probe, prepare_runtime
+from microast_video import _native
 from microast_video._device import cpu_supports_bf16
 from microast_video._engine import compile_unavailable
 from microast_video._image import read_image
@@ -39,6 +40,7 @@ def prepared(model, settings: EngineSettings):
         yield
     finally:
         model.to(memory_format=torch.contiguous_format)
+        _native.disable()
 
 
 @pytest.mark.parametrize("h,w", [(96, 128), (61, 90), (37, 21), (8, 12)])
@@ -221,6 +223,20 @@ def test_bench_bad_resolution_is_one_line(weights_env):
     assert result.exit_code == 2 and "--resolution" in result.stderr and "Traceback" not in result.output
 
 
+def _count_native_calls(monkeypatch) -> list[int]:
+    """Count the native kernel's calls (from now on, compiled graphs included)."""
+    calls: list[int] = []
+    lib = _native._state.get("lib")
+    if lib is not None:
+        class Counting:
+            def microast_up_dw(self, *args):
+                calls.append(1)
+                return lib.microast_up_dw(*args)
+
+        monkeypatch.setitem(_native._state, "lib", Counting())
+    return calls
+
+
 @pytest.mark.parametrize("freeze", [False, True])
 def test_compiled_engine_is_exact_in_fp32(model, signals, freeze, tmp_path, monkeypatch):
     """torch.compile (with or without weight freezing) keeps the fp32 path exact; its cost is recorded.
@@ -234,10 +250,13 @@ def test_compiled_engine_is_exact_in_fp32(model, signals, freeze, tmp_path, monk
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # not the user's cache
     x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(21))
     exact = Stylizer(model, signals)(x)
-    settings = EngineSettings(strip_rows=16, channels_last=True, compile=True, freeze=freeze)
+    # With the native kernel, as CPU jobs run (a custom op inside the compiled graph).
+    settings = EngineSettings(strip_rows=16, channels_last=True, compile=True, freeze=freeze, native=True)
     with prepared(model, settings):
+        calls = _count_native_calls(monkeypatch)
         compiled = Stylizer(model, signals, settings)
         first, second = compiled(x), compiled(x)
     assert compiled.compile_note is None, compiled.compile_note
+    assert calls or _native._compiler_missing(), "the compiled graph did not run the native kernel"
     assert compiled.compiled and compiled.compile_seconds is not None and compiled.compile_seconds > 0
     assert rel(first, exact) < 1e-5 and rel(second, exact) < 1e-5

@@ -255,6 +255,18 @@ class Upsample2:
         return up.narrow(2, o0 - 2 * a, o1 - o0)
 
 
+#: The fused upsampling + grouped conv for :class:`UpConv` (``microast_video._native``
+#: switches it on for the CPU engine), or None: PyTorch's ops. Called as
+#: ``fn(x, conv, a, h, o0, o1, blocked=..., relu=...)``; it returns None where it does not apply.
+_fused_up_dw: Callable[..., Tensor | None] | None = None
+
+
+def use_fused_up_dw(fn: Callable[..., Tensor | None] | None) -> None:
+    """Set (or with None, clear) the fused kernel :class:`UpConv` tries first."""
+    global _fused_up_dw
+    _fused_up_dw = fn
+
+
 @dataclasses.dataclass(frozen=True)
 class UpConv:
     """:class:`Upsample2` followed by a summed-groups :class:`Conv`, one input block at a
@@ -271,6 +283,10 @@ class UpConv:
         return Upsample2().needs(*self.conv.needs(o0, o1, 2 * h), h)
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
+        if _fused_up_dw is not None:
+            out = _fused_up_dw(x, self.conv.conv, a, h, o0, o1, blocked=self.conv.blocked_in, relu=self.conv.relu)
+            if out is not None:
+                return out
         m0, m1 = self.conv.needs(o0, o1, 2 * h)
         return self.conv.summed(x, m0, 2 * h, o0, o1, before=lambda part: Upsample2().apply(part, a, h, m0, m1))
 

@@ -1,0 +1,183 @@
+"""The one native CPU kernel: the decoder's upsampling and grouped 3x3 conv, fused.
+
+The decoder's tail upsamples twice (bilinear x2), each time followed by a grouped 3x3
+conv with two inputs per group. In PyTorch that is an upsampled map written out in full
+(the tail's largest tensors), padded, then read back by the conv; compiled, inductor's
+upsampling kernels alone took ~150 ms of a 0.71 s 1080p frame (RESULTS.md).
+``native/up_dw.cpp`` computes the conv's output rows directly, three upsampled rows at a
+time in float32, vectorized by the compiler: exact algebra, float32 accumulation.
+
+The source ships with the package and is compiled on first use with the machine's C++
+compiler (the one ``torch.compile`` needs too; ~2 s, ``-O3 -march=native``) into the cache
+folder, keyed by the source, compiler and CPU, and loaded with :mod:`ctypes`. It runs as
+the custom op ``microast_video::up_dw``, so compiled graphs call it as one opaque kernel.
+Without a compiler, or if the build fails, :func:`enable` says why and the PyTorch ops run
+(same results up to float rounding).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .models import strips
+
+SOURCE = Path(__file__).parent / "native" / "up_dw.cpp"
+_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread")
+_state: dict[str, object] = {}  # "lib": the loaded library, "op": the registered custom op
+#: (groups, inputs per group) that up_dw.cpp is built for: MicroAST's two upsampling convs.
+SHAPES = frozenset({(32, 2), (16, 2)})
+
+
+def enable(cache: Path) -> str | None:
+    """Build (once per machine), load and switch on the fused kernel for strips.
+
+    Returns None when it is on, or one line saying why the PyTorch ops run instead."""
+    if not hasattr(torch.library, "custom_op"):
+        strips.use_fused_up_dw(None)
+        return f"native kernel unavailable with torch {torch.__version__} (needs torch.library.custom_op)"
+    if "lib" not in _state:
+        try:
+            _state["lib"] = _load(_build(cache / "native"))
+        except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+            _state["lib"] = None
+            _state["why"] = f"native kernel unavailable, PyTorch ops instead ({' '.join(str(err).split())[:200]})"
+    if _state["lib"] is None:
+        strips.use_fused_up_dw(None)
+        return str(_state["why"])
+    if "op" not in _state:
+        _state["op"] = _register()
+    strips.use_fused_up_dw(fused_up_dw)
+    return None
+
+
+def disable() -> None:
+    """Run the PyTorch ops again (the fused kernel stays loaded)."""
+    strips.use_fused_up_dw(None)
+
+
+def _compiler_missing() -> bool:
+    try:
+        _compiler()
+    except RuntimeError:
+        return True
+    return False
+
+
+def _compiler() -> str:
+    for name in (os.environ.get("CXX", ""), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return str(shutil.which(name))
+    raise RuntimeError("no C++ compiler found")
+
+
+def _cpu_identity() -> str:
+    """What ``-march=native`` depends on: the architecture and, on Linux, the CPU's flags."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    return platform.machine() + flags
+
+
+def _build(folder: Path) -> Path:
+    """The compiled library for this source, compiler and CPU (built now if not cached)."""
+    cxx = _compiler()
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(source + cxx.encode() + " ".join(_FLAGS).encode() + _cpu_identity().encode()).hexdigest()
+    target = folder / f"up_dw-{key[:20]}.so"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    last = ""
+    for arch in (("-march=native",), ("-mcpu=native",), ()):  # x86 / Arm spelling, then portable
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+        os.close(fd)
+        cmd = [cxx, *_FLAGS, *arch, str(SOURCE), "-o", tmp]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode == 0:
+            os.replace(tmp, target)  # atomic: a concurrent build of the same key is harmless
+            return target
+        os.unlink(tmp)
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+    raise RuntimeError(f"{Path(cxx).name} failed: {last}")
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    i, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+    lib.microast_up_dw.restype = i
+    lib.microast_up_dw.argtypes = [ptr, i, i64, i, i, i, i, i, i, ptr, ptr, ptr, i, i64, i, i, i, i]
+    return lib
+
+
+def _register() -> object:
+    """The custom op ``microast_video::up_dw`` (its shape rule for compiled graphs included)."""
+    op = torch.library.custom_op("microast_video::up_dw", _up_dw, mutates_args=())
+
+    @op.register_fake
+    def _(x: Tensor, weight: Tensor, bias: Tensor, a: int, h: int, o0: int, o1: int, blocked: bool, relu: bool,
+          bf16_out: bool) -> Tensor:
+        return _empty_out(x, weight, o0, o1, bf16_out)
+
+    return op
+
+
+def _empty_out(x: Tensor, weight: Tensor, o0: int, o1: int, bf16_out: bool) -> Tensor:
+    return torch.empty((x.shape[0], weight.shape[0], o1 - o0, 2 * x.shape[3]), device=x.device,
+                       dtype=torch.bfloat16 if bf16_out else torch.float32, memory_format=torch.channels_last)
+
+
+def _up_dw(x: Tensor, weight: Tensor, bias: Tensor, a: int, h: int, o0: int, o1: int, blocked: bool, relu: bool,
+           bf16_out: bool) -> Tensor:
+    """Rows [o0, o1) of ``relu(conv(pad(up2(x))))`` from ``x`` = rows [a, a + n) of a height-``h``
+    map: (N, C, n, W) float32 or bfloat16; returns (N, G, o1 - o0, 2W), NHWC memory."""
+    lib = _state["lib"]
+    groups, per = weight.shape[0], x.shape[1] // weight.shape[0]
+    if x.stride(1) != 1 or x.stride(3) != x.shape[1]:
+        x = x.contiguous(memory_format=torch.channels_last)
+    taps = weight.detach().float().reshape(groups, per, 3, 3).permute(2, 3, 1, 0).contiguous()
+    b = bias.detach().float().contiguous()
+    out = _empty_out(x, weight, o0, o1, bf16_out)
+    threads = torch.get_num_threads()
+    for n in range(x.shape[0]):
+        rc = lib.microast_up_dw(x.data_ptr() + n * x.stride(0) * x.element_size(), int(x.dtype == torch.bfloat16),
+                                x.stride(2), a, h, x.shape[3], groups, per, int(blocked), taps.data_ptr(),
+                                b.data_ptr(), out.data_ptr() + n * out.stride(0) * out.element_size(), int(bf16_out),
+                                out.stride(2), o0, o1, int(relu), threads)
+        if rc != 0:
+            raise ValueError(f"native up_dw cannot run this shape: {tuple(x.shape) = }, {tuple(weight.shape) = }")
+    return out
+
+
+def fused_up_dw(x: Tensor, conv: torch.nn.Conv2d, a: int, h: int, o0: int, o1: int, *, blocked: bool,
+                relu: bool) -> Tensor | None:
+    """The hook :mod:`.models.strips` calls for an upsampling + grouped conv (see
+    :class:`~.models.strips.UpConv`): the output rows, or None where the kernel does not
+    apply (not the CPU, another shape, dtype or autocast precision) and PyTorch's ops run."""
+    if x.device.type != "cpu" or conv.kernel_size != (3, 3) or conv.stride != (1, 1):
+        return None
+    groups, channels = conv.groups, x.shape[1]
+    if conv.out_channels != groups or channels % groups or (groups, channels // groups) not in SHAPES:
+        return None
+    if torch.is_autocast_enabled("cpu"):
+        if torch.get_autocast_dtype("cpu") != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
+            return None
+        bf16_out = True
+    elif x.dtype in (torch.float32, torch.bfloat16):
+        bf16_out = x.dtype == torch.bfloat16
+    else:
+        return None
+    bias = conv.bias if conv.bias is not None else torch.zeros(groups)
+    return torch.ops.microast_video.up_dw(x, conv.weight, bias, a, h, o0, o1, blocked, relu, bf16_out)

@@ -1,0 +1,111 @@
+"""The native kernel: upsampling + grouped 3x3 conv fused, equal to PyTorch's two ops."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from microast_video import EngineSettings, engine_settings, prepare_runtime
+from microast_video import _native
+from microast_video.models import strips
+from microast_video.models.strips import Conv, UpConv, blocked_order, run_strip
+
+
+@pytest.fixture
+def native(tmp_path_factory):
+    """The kernel built (in a temp cache) and switched on; switched off after."""
+    why = _native.enable(tmp_path_factory.getbasetemp() / "native-cache")
+    if why is not None and _native._compiler_missing():
+        pytest.skip(f"no C++ compiler on this machine: {why}")
+    assert why is None, why
+    yield
+    _native.disable()
+
+
+def reference(x: torch.Tensor, conv: torch.nn.Conv2d, blocked: bool) -> torch.Tensor:
+    """F.interpolate, F.pad and the grouped conv, in float32, on interleaved channels."""
+    if blocked:  # channel k * G + g holds input k of group g: back to the conv's own order
+        x = x[:, torch.argsort(blocked_order(x.shape[1], x.shape[1] // conv.groups))]
+    up = F.interpolate(x.float(), scale_factor=2.0, mode="bilinear", align_corners=False)
+    return F.relu(F.conv2d(F.pad(up, (1, 1, 1, 1), mode="reflect"), conv.weight, conv.bias, groups=conv.groups))
+
+
+@pytest.mark.parametrize("cin,groups,blocked", [(64, 32, False), (32, 16, True), (32, 16, False)])
+def test_fused_kernel_equals_upsampling_then_grouped_conv_in_every_strip(native, cin, groups, blocked):
+    torch.manual_seed(cin + blocked)
+    conv = torch.nn.Conv2d(cin, groups, 3, groups=groups)
+    x = torch.randn(2, cin, 13, 19).contiguous(memory_format=torch.channels_last)
+    want = reference(x, conv, blocked)
+    op = UpConv(Conv(conv, True, blocked_in=blocked))
+    for r0, r1 in ((0, 26), (0, 1), (0, 9), (9, 17), (17, 26), (25, 26)):  # both edges, the middle, one row
+        with torch.inference_mode():
+            got = run_strip([op], x, r0, r1)
+            strips.use_fused_up_dw(None)
+            torch_ops = run_strip([op], x, r0, r1)
+            strips.use_fused_up_dw(_native.fused_up_dw)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(got, want[:, :, r0:r1], rtol=1e-5, atol=2e-6)
+        torch.testing.assert_close(got, torch_ops, rtol=1e-5, atol=2e-6)
+
+
+def test_fused_kernel_in_bf16_rounds_only_its_output(native):
+    """bf16 in (and autocast on): float32 inside, one rounding at the end."""
+    torch.manual_seed(3)
+    conv = torch.nn.Conv2d(32, 16, 3, groups=16)
+    x = torch.randn(1, 32, 10, 17).bfloat16().contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = run_strip([UpConv(Conv(conv, True))], x, 3, 15)
+    assert got.dtype == torch.bfloat16
+    want = reference(x.float(), conv, False)[:, :, 3:15]
+    assert torch.allclose(got.float(), want, rtol=2**-8, atol=1e-6)  # bf16 keeps 8 significant bits
+    assert torch.equal(got, want.bfloat16())  # round to nearest even, as PyTorch rounds
+
+
+def test_the_network_in_strips_with_the_kernel_equals_the_whole_frame(native, model, monkeypatch):
+    calls = []
+    fused = strips._fused_up_dw
+    monkeypatch.setattr(strips, "_fused_up_dw", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    with torch.inference_mode():
+        signals = model.encode_style(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)))
+        x = torch.rand(1, 3, 70, 90, generator=torch.Generator().manual_seed(6))
+        whole = model(x, signals)
+        for rows in (1, 8, 33, 70):
+            got = model(x, signals, strip_rows=rows)
+            assert float((got - whole).norm() / whole.norm()) < 1e-5, rows
+    assert calls, "the strips never called the native kernel"
+
+
+def test_engine_turns_the_kernel_on_for_cpu_strips_and_off_otherwise(native, model):
+    settings = engine_settings(torch.device("cpu"), torch.float32, 1080, 1920)
+    assert settings.native and settings.describe()["native"] is True
+    try:
+        assert prepare_runtime(model, settings) is None and strips._fused_up_dw is not None
+        assert prepare_runtime(model, EngineSettings(strip_rows=64, channels_last=True)) is None
+        assert strips._fused_up_dw is None  # native=False: PyTorch's ops
+        assert prepare_runtime(model, EngineSettings(native=True)) is None  # whole frames: no strips, no kernel
+        assert strips._fused_up_dw is None
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
+def test_a_failed_build_is_one_note_and_pytorch_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(_native, "_state", {})
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(_native, "_compiler", lambda: str(tmp_path / "no-such-compiler"))
+    why = _native.enable(tmp_path / "cache")
+    assert why is not None and "\n" not in why and "no-such-compiler" in why
+    assert strips._fused_up_dw is None
+
+
+def test_the_build_is_cached_by_source_compiler_and_cpu(tmp_path, monkeypatch):
+    if _native._compiler_missing():
+        pytest.skip("no C++ compiler on this machine")
+    first = _native._build(tmp_path)
+    stamp = os.stat(first).st_mtime_ns
+    assert _native._build(tmp_path) == first and os.stat(first).st_mtime_ns == stamp  # not rebuilt
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left
+    monkeypatch.setattr(_native, "_cpu_identity", lambda: "another cpu")
+    assert _native._build(tmp_path) != first
