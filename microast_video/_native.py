@@ -8,8 +8,10 @@ upsampling kernels alone took ~150 ms of a 0.71 s 1080p frame (RESULTS.md).
 time in float32, vectorized by the compiler: exact algebra, float32 accumulation.
 
 The source ships with the package and is compiled on first use with the machine's C++
-compiler (the one ``torch.compile`` needs too; ~2 s, ``-O3 -march=native``) into the cache
-folder, keyed by the source, compiler and CPU, and loaded with :mod:`ctypes`. It runs as
+compiler (the one ``torch.compile`` needs too; ~2 s, ``-O3 -march=native -fopenmp``) into the
+cache folder, keyed by the source, compiler and CPU, and loaded with :mod:`ctypes`. Loaded
+after torch, its OpenMP runtime is torch's own (the same ``libgomp.so.1``), so its rows run on
+torch's idle worker threads (new threads ran 1.5-2x slower beside workers still spinning). It runs as
 the custom op ``microast_video::up_dw``, so compiled graphs call it as one opaque kernel.
 Without a compiler, or if the build fails, :func:`enable` says why and the PyTorch ops run
 (same results up to float rounding).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -101,10 +104,11 @@ def _build(folder: Path) -> Path:
         return target
     folder.mkdir(parents=True, exist_ok=True)
     last = ""
-    for arch in (("-march=native",), ("-mcpu=native",), ()):  # x86 / Arm spelling, then portable
+    # x86 / Arm spelling of "this CPU", then portable; OpenMP (torch's runtime), then threads.
+    for arch, omp in itertools.product((("-march=native",), ("-mcpu=native",), ()), (("-fopenmp",), ())):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
         os.close(fd)
-        cmd = [cxx, *_FLAGS, *arch, str(SOURCE), "-o", tmp]
+        cmd = [cxx, *_FLAGS, *arch, *omp, str(SOURCE), "-o", tmp]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         if done.returncode == 0:
             os.replace(tmp, target)  # atomic: a concurrent build of the same key is harmless

@@ -17,6 +17,9 @@
 #include <cstring>
 #include <thread>
 #include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace {
 
@@ -166,10 +169,17 @@ extern "C" int microast_up_dw(const void* x, int in_bf16, int64_t row_stride, in
   if (fn == nullptr || o1 <= o0 || w < 1 || h < 1) return 1;
   Job j{x, row_stride, a, h, w, wt, bias, out, out_row_stride, o0, relu};
   const int n = std::max(1, std::min(threads, o1 - o0));
+  auto chunk = [&](int t) { fn(j, int(o0 + int64_t(o1 - o0) * t / n), int(o0 + int64_t(o1 - o0) * (t + 1) / n)); };
+#ifdef _OPENMP
+  // Built with -fopenmp and loaded after torch, this is torch's own OpenMP runtime (the same
+  // libgomp.so.1): its idle workers run these rows, instead of spinning beside new threads.
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+  for (int t = 0; t < n; ++t) chunk(t);
+#else
   std::vector<std::thread> pool;
-  for (int t = 1; t < n; ++t)
-    pool.emplace_back(fn, std::cref(j), int(o0 + int64_t(o1 - o0) * t / n), int(o0 + int64_t(o1 - o0) * (t + 1) / n));
-  fn(j, o0, int(o0 + int64_t(o1 - o0) / n));
+  for (int t = 1; t < n; ++t) pool.emplace_back(chunk, t);
+  chunk(0);
   for (auto& th : pool) th.join();
+#endif
   return 0;
 }
