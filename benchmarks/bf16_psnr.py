@@ -12,6 +12,8 @@ whole-frame output:
 * ``strips, middle whole``: strips with the middle on the whole map (what the compiled
   engine runs), here eager.
 
+The strips use the native upsampling kernel, as the CPU engine does (``--no-native``: PyTorch's ops).
+
 Prints one line per case and the minimum and mean per path. Needs ``../shared`` and
 ``MICROAST_VIDEO_WEIGHTS`` (or the weights cache).
 """
@@ -26,8 +28,9 @@ import cv2
 import numpy as np
 import torch
 
-from microast_video import decode_frames, load_model, load_style_image, probe
+from microast_video import _native, decode_frames, load_model, load_style_image, probe
 from microast_video._image import read_image
+from microast_video._weights import cache_dir
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 PATHS = {"whole": {}, "strips": {"strip_rows": 64}, "strips, middle whole": {"strip_rows": 64, "strip_middle": False}}
@@ -59,7 +62,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=480)
     parser.add_argument("--frame", type=int, default=10)
+    parser.add_argument("--no-native", action="store_true", help="strips with PyTorch's upsampling and convs")
     args = parser.parse_args()
+    why = None if args.no_native else _native.enable(cache_dir())
+    print(f"native kernel: {'off' if args.no_native else why or 'on'}")
     model = load_model(None, device="cpu", progress=False).to(memory_format=torch.channels_last)  # the engine's layout
     styles = sorted((MEDIA / "styles").iterdir())
     results: dict[str, list[float]] = {name: [] for name in PATHS}
