@@ -112,6 +112,9 @@ def _build(folder: Path) -> Path:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         if done.returncode == 0:
             os.replace(tmp, target)  # atomic: a concurrent build of the same key is harmless
+            for stale in folder.glob("up_dw-*.so"):  # builds of older sources or another CPU
+                if stale != target:
+                    stale.unlink(missing_ok=True)  # a process that loaded it keeps its mapping
             return target
         os.unlink(tmp)
         last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]

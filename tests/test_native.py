@@ -108,4 +108,5 @@ def test_the_build_is_cached_by_source_compiler_and_cpu(tmp_path, monkeypatch):
     assert _native._build(tmp_path) == first and os.stat(first).st_mtime_ns == stamp  # not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left
     monkeypatch.setattr(_native, "_cpu_identity", lambda: "another cpu")
-    assert _native._build(tmp_path) != first
+    second = _native._build(tmp_path)
+    assert second != first and [p.name for p in tmp_path.iterdir()] == [second.name]  # the stale one removed
