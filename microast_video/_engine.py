@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -137,7 +136,7 @@ def compile_unavailable() -> str | None:
     """Why ``torch.compile`` cannot work on this machine (None when it can)."""
     if not hasattr(torch, "compile"):
         return f"torch {torch.__version__} has no torch.compile"
-    if not any(shutil.which(cc) for cc in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if cc):
+    if _native.cxx_compiler() is None:
         return "no C++ compiler found (inductor needs one on the CPU)"
     return None
 

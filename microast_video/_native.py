@@ -68,19 +68,14 @@ def disable() -> None:
     strips.use_fused_up_dw(None)
 
 
-def _compiler_missing() -> bool:
-    try:
-        _compiler()
-    except RuntimeError:
-        return True
-    return False
-
-
-def _compiler() -> str:
+def cxx_compiler() -> str | None:
+    """The machine's C++ compiler (``$CXX``, else g++, c++, clang++), or None: the one lookup
+    for this kernel and for ``torch.compile`` (:func:`~microast_video._engine.compile_unavailable`)."""
     for name in (os.environ.get("CXX", ""), "g++", "c++", "clang++"):
-        if name and shutil.which(name):
-            return str(shutil.which(name))
-    raise RuntimeError("no C++ compiler found")
+        found = shutil.which(name) if name else None
+        if found:
+            return found
+    return None
 
 
 def _cpu_identity() -> str:
@@ -96,7 +91,9 @@ def _cpu_identity() -> str:
 
 def _build(folder: Path) -> Path:
     """The compiled library for this source, compiler and CPU (built now if not cached)."""
-    cxx = _compiler()
+    cxx = cxx_compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found")
     source = SOURCE.read_bytes()
     key = hashlib.sha256(source + cxx.encode() + " ".join(_FLAGS).encode() + _cpu_identity().encode()).hexdigest()
     target = folder / f"up_dw-{key[:20]}.so"
@@ -179,7 +176,7 @@ def fused_up_dw(x: Tensor, conv: torch.nn.Conv2d, a: int, h: int, o0: int, o1: i
     if conv.out_channels != groups or channels % groups or (groups, channels // groups) not in SHAPES:
         return None
     if torch.is_autocast_enabled("cpu"):
-        if torch.get_autocast_dtype("cpu") != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
+        if strips._autocast_dtype("cpu") != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
             return None
         bf16_out = True
     elif x.dtype in (torch.float32, torch.bfloat16):

@@ -18,7 +18,7 @@ from microast_video.models.strips import Conv, UpConv, blocked_order, run_strip
 def native(tmp_path_factory):
     """The kernel built (in a temp cache) and switched on; switched off after."""
     why = _native.enable(tmp_path_factory.getbasetemp() / "native-cache")
-    if why is not None and _native._compiler_missing():
+    if why is not None and _native.cxx_compiler() is None:
         pytest.skip(f"no C++ compiler on this machine: {why}")
     assert why is None, why
     yield
@@ -94,14 +94,14 @@ def test_engine_turns_the_kernel_on_for_cpu_strips_and_off_otherwise(native, mod
 def test_a_failed_build_is_one_note_and_pytorch_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(_native, "_state", {})
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setattr(_native, "_compiler", lambda: str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(_native, "cxx_compiler", lambda: str(tmp_path / "no-such-compiler"))
     why = _native.enable(tmp_path / "cache")
     assert why is not None and "\n" not in why and "no-such-compiler" in why
     assert strips._fused_up_dw is None
 
 
 def test_the_build_is_cached_by_source_compiler_and_cpu(tmp_path, monkeypatch):
-    if _native._compiler_missing():
+    if _native.cxx_compiler() is None:
         pytest.skip("no C++ compiler on this machine")
     first = _native._build(tmp_path)
     stamp = os.stat(first).st_mtime_ns
