@@ -32,7 +32,7 @@ from ._manifest import BatchJob, Manifest, ManifestError, load_manifest
 from ._output import check_output
 from ._segments import Segment, WorkFolder, assemble, fingerprint, is_up_to_date, plan_segments, record_path
 from ._stages import terminate_on_signals
-from ._temporal import Stabilizer
+from ._temporal import new_stabilizer
 
 Log = Callable[[str], None]
 
@@ -194,7 +194,7 @@ def run_chained(run: JobRun, stylizer: Any, warmup_frames: int, overwrite: bool)
     pending = [s for s in run.segments if work.done(s.index) is None]
     if pending:
         first = pending[0]
-        stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
+        stabilizer = new_stabilizer(plan.temporal)
         warmup = 0.0
         if stabilizer is not None and first.index and not work.load_state(first.index - 1, stabilizer):
             warmup = float(Fraction(warmup_frames) / plan.info.frame_rate)  # no saved state: warm up instead

@@ -1,4 +1,5 @@
-"""The one native CPU kernel: the decoder's upsampling and grouped 3x3 conv, fused.
+"""The native CPU kernels: the decoder's fused upsampling + grouped 3x3 conv, and the temporal
+stage's two full-resolution passes.
 
 The decoder's tail upsamples twice (bilinear x2), each time followed by a grouped 3x3
 conv with two inputs per group. In PyTorch that is an upsampled map written out in full
@@ -6,15 +7,20 @@ conv with two inputs per group. In PyTorch that is an upsampled map written out 
 upsampling kernels alone took ~150 ms of a 0.71 s 1080p frame (RESULTS.md).
 ``native/up_dw.cpp`` computes the conv's output rows directly, three upsampled rows at a
 time in float32, vectorized by the compiler: exact algebra, float32 accumulation.
+``native/temporal.cpp`` warps the temporal stage's state and blends it with the current frame
+(:class:`TemporalKernels`), each one pass over the frame on the calling thread, with the small
+maps upsampled a row at a time (numpy, torch and OpenCV took 3-4x the CPU time, in passes
+over full-size temporaries, on threads taken from the network's).
 
-The source ships with the package and is compiled on first use with the machine's C++
-compiler (the one ``torch.compile`` needs too; ~2 s, ``-O3 -march=native -fopenmp``) into the
-cache folder, keyed by the source, compiler and CPU, and loaded with :mod:`ctypes`. Loaded
-after torch, its OpenMP runtime is torch's own (the same ``libgomp.so.1``), so its rows run on
-torch's idle worker threads (new threads ran 1.5-2x slower beside workers still spinning). It runs as
-the custom op ``microast_video::up_dw``, so compiled graphs call it as one opaque kernel.
-Without a compiler, or if the build fails, :func:`enable` says why and the PyTorch ops run
-(same results up to float rounding).
+The sources ship with the package and are compiled on first use into one library with the
+machine's C++ compiler (the one ``torch.compile`` needs too; ~3 s, ``-O3 -march=native
+-fopenmp``) into the cache folder, keyed by the sources, compiler and CPU, and loaded with
+:mod:`ctypes`. Loaded after torch, its OpenMP runtime is torch's own (the same ``libgomp.so.1``),
+so up_dw's rows run on torch's idle worker threads (new threads ran 1.5-2x slower beside
+workers still spinning). up_dw runs as the custom op ``microast_video::up_dw``, so compiled
+graphs call it as one opaque kernel. Without a compiler, or if the build fails, :func:`enable`
+and :func:`temporal_kernels` say why and the PyTorch / numpy code runs (same results up to
+float rounding).
 """
 
 from __future__ import annotations
@@ -29,13 +35,15 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .models import strips
 
-SOURCE = Path(__file__).parent / "native" / "up_dw.cpp"
-_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread")
+SOURCES = tuple(Path(__file__).parent / "native" / name for name in ("up_dw.cpp", "temporal.cpp"))
+#: -fno-trapping-math: float -> int conversions vectorize (nothing here reads FP exceptions)
+_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-trapping-math")
 _state: dict[str, object] = {}  # "lib": the loaded library, "op": the registered custom op
 #: (groups, inputs per group) that up_dw.cpp is built for: MicroAST's two upsampling convs.
 SHAPES = frozenset({(32, 2), (16, 2)})
@@ -48,19 +56,25 @@ def enable(cache: Path) -> str | None:
     if not hasattr(torch.library, "custom_op"):
         strips.use_fused_up_dw(None)
         return f"native kernel unavailable with torch {torch.__version__} (needs torch.library.custom_op)"
+    lib, why = library(cache)
+    if lib is None:
+        strips.use_fused_up_dw(None)
+        return why
+    if "op" not in _state:
+        _state["op"] = _register()
+    strips.use_fused_up_dw(fused_up_dw)
+    return None
+
+
+def library(cache: Path) -> tuple[ctypes.CDLL | None, str | None]:
+    """The native library, built and loaded once per process: (it, None) or (None, why not)."""
     if "lib" not in _state:
         try:
             _state["lib"] = _load(_build(cache / "native"))
         except (OSError, RuntimeError, subprocess.SubprocessError) as err:
             _state["lib"] = None
-            _state["why"] = f"native kernel unavailable, PyTorch ops instead ({' '.join(str(err).split())[:200]})"
-    if _state["lib"] is None:
-        strips.use_fused_up_dw(None)
-        return str(_state["why"])
-    if "op" not in _state:
-        _state["op"] = _register()
-    strips.use_fused_up_dw(fused_up_dw)
-    return None
+            _state["why"] = f"native kernels unavailable, PyTorch / numpy instead ({' '.join(str(err).split())[:200]})"
+    return _state["lib"], _state.get("why")  # type: ignore[return-value]
 
 
 def disable() -> None:
@@ -94,9 +108,9 @@ def _build(folder: Path) -> Path:
     cxx = cxx_compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found")
-    source = SOURCE.read_bytes()
+    source = b"".join(path.read_bytes() for path in SOURCES)
     key = hashlib.sha256(source + cxx.encode() + " ".join(_FLAGS).encode() + _cpu_identity().encode()).hexdigest()
-    target = folder / f"up_dw-{key[:20]}.so"
+    target = folder / f"native-{key[:20]}.so"
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,11 +119,11 @@ def _build(folder: Path) -> Path:
     for arch, omp in itertools.product((("-march=native",), ("-mcpu=native",), ()), (("-fopenmp",), ())):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
         os.close(fd)
-        cmd = [cxx, *_FLAGS, *arch, *omp, str(SOURCE), "-o", tmp]
+        cmd = [cxx, *_FLAGS, *arch, *omp, *map(str, SOURCES), "-o", tmp]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         if done.returncode == 0:
             os.replace(tmp, target)  # atomic: a concurrent build of the same key is harmless
-            for stale in folder.glob("up_dw-*.so"):  # builds of older sources or another CPU
+            for stale in [*folder.glob("native-*.so"), *folder.glob("up_dw-*.so")]:  # older sources, another CPU
                 if stale != target:
                     stale.unlink(missing_ok=True)  # a process that loaded it keeps its mapping
             return target
@@ -123,6 +137,11 @@ def _load(path: Path) -> ctypes.CDLL:
     i, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
     lib.microast_up_dw.restype = i
     lib.microast_up_dw.argtypes = [ptr, i, i64, i, i, i, i, i, i, ptr, ptr, ptr, i, i64, i, i, i, i]
+    f = ctypes.c_float
+    lib.microast_warp.restype = i
+    lib.microast_warp.argtypes = [ptr, i, i, i, ptr, i, ptr, i, i]
+    lib.microast_compose.restype = i
+    lib.microast_compose.argtypes = [ptr, i, ptr, i, i, i, ptr, ptr, ptr, i, f, f, ptr, ptr, i, f, i, i]
     return lib
 
 
@@ -185,3 +204,60 @@ def fused_up_dw(x: Tensor, conv: torch.nn.Conv2d, a: int, h: int, o0: int, o1: i
         return None
     bias = conv.bias if conv.bias is not None else torch.zeros(groups)
     return torch.ops.microast_video.up_dw(x, conv.weight, bias, a, h, o0, o1, blocked, relu, bf16_out)
+
+
+_U16, _F32 = (np.dtype(np.uint16),), (np.dtype(np.float32),)
+
+
+class TemporalKernels:
+    """The temporal stage's full-resolution passes (``native/temporal.cpp``), on numpy arrays.
+
+    Small maps come upsampled horizontally only, (fh, w[, ch]) float32, and are upsampled
+    vertically a row at a time as ``cv2.resize`` does; frames are (h, w[, ch]) C-contiguous."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+
+    def warp(self, prev: np.ndarray, coords: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out`` = uint16 ``prev`` sampled bilinearly at ``coords`` (fh, w, 2) (x, y), borders replicated."""
+        h, w = prev.shape[:2]
+        _check(prev=(prev, prev.shape, _U16), out=(out, prev.shape, _U16),
+               coords=(coords, (coords.shape[0], w, 2), _F32))
+        rc = self.lib.microast_warp(prev.ctypes.data, h, w, _channels(prev), coords.ctypes.data, coords.shape[0],
+                                    out.ctypes.data, 0, h)
+        if rc != 0:
+            raise ValueError(f"native warp cannot take this frame: {prev.shape = }")
+        return out
+
+    def compose(self, c: np.ndarray, warped: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray,
+                c_scale: float, w_scale: float, top: float, state: np.ndarray, samples: np.ndarray) -> None:
+        """``v = ac * c * c_scale + aw * warped * w_scale + k`` per sample (``ac, aw`` broadcast over
+        the channels); ``state`` = round(v * 65535) as uint16, ``samples`` = round(v * top) as
+        ``c``'s dtype (uint8 or uint16), both clamped."""
+        (h, w), fh, kinds = c.shape[:2], ac.shape[0], (np.dtype(np.uint8), np.dtype(np.uint16))
+        _check(c=(c, c.shape, kinds), samples=(samples, c.shape, (c.dtype,)), warped=(warped, c.shape, _U16),
+               state=(state, c.shape, _U16), ac=(ac, (fh, w), _F32), aw=(aw, (fh, w), _F32),
+               k=(k, (fh, *c.shape[1:]), _F32))
+        rc = self.lib.microast_compose(c.ctypes.data, int(c.dtype == np.uint16), warped.ctypes.data, h, w, _channels(c),
+                                       ac.ctypes.data, aw.ctypes.data, k.ctypes.data, fh, c_scale, w_scale,
+                                       state.ctypes.data, samples.ctypes.data, int(samples.dtype == np.uint16), top, 0, h)
+        if rc != 0:
+            raise ValueError(f"native compose cannot take these frames: {c.shape = }, {c.dtype = }")
+
+
+def _channels(x: np.ndarray) -> int:
+    return x.shape[2] if x.ndim == 3 else 1
+
+
+def _check(**arrays: tuple[np.ndarray, tuple[int, ...], tuple[np.dtype, ...]]) -> None:
+    """The kernels read raw memory: every array C-contiguous, of its shape and one of its dtypes."""
+    for name, (array, shape, dtypes) in arrays.items():
+        if not array.flags.c_contiguous or array.shape != tuple(shape) or array.dtype not in dtypes:
+            raise ValueError(f"native temporal kernel: bad {name}: {array.shape = }, {array.dtype = }, "
+                             f"want {tuple(shape)} of {[str(d) for d in dtypes]}, C-contiguous")
+
+
+def temporal_kernels(cache: Path) -> tuple[TemporalKernels | None, str | None]:
+    """The temporal stage's kernels (built and loaded once per process), or (None, why not)."""
+    lib, why = library(cache)
+    return (TemporalKernels(lib), None) if lib is not None else (None, why)

@@ -38,7 +38,7 @@ from ._report import video_report
 from ._stages import Stage, StageTimes, run_chain, terminate_on_signals
 from ._controls import Schedule, matted, original_outside
 from ._style import compute_signals, job_signals
-from ._temporal import Stabilizer, stabilized
+from ._temporal import Stabilizer, new_stabilizer, stabilized
 from ._tonemap import tonemapped
 from ._transport import YUV420Transport
 from fractions import Fraction
@@ -63,7 +63,7 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
         _sweep(plan, log)
         model = load_model(job.weights, device=plan.device, progress=job.progress)
         stylizer = build_stylizer(plan, model)                            # 2. style, 3. stylizer
-        stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
+        stabilizer = new_stabilizer(plan.temporal)
         with AtomicFile(plan.output, overwrite=job.overwrite) as video:
             done = encode_window(plan, stylizer, video.path, stabilizer=stabilizer)   # 4. stages
             frames, notes = _verify(plan, done.counts, done.stats)                   # 5. verify
@@ -228,7 +228,8 @@ def temporal_report(plan: JobPlan, stabilizer: Stabilizer | None) -> dict[str, A
         return {"on": False}
     s = plan.temporal
     return {"on": True, "strength": s.strength, "method": s.method, "flow": f"DIS {s.flow_preset} at {s.flow_height} rows",
-            "scene_cuts": stabilizer.cuts}
+            "scene_cuts": stabilizer.cuts,
+            "kernels": "native" if stabilizer.kernels is not None else f"OpenCV / numpy / torch: {stabilizer.kernel_note}"}
 
 
 def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[int, list[str]]:

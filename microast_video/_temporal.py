@@ -18,7 +18,9 @@ The network stylizes every frame on its own and turns small differences between 
    (the picture goes soft), so the texture's local energy is restored to the current
    frame's (gain between 1 and ``max_gain``);
 4. the smooth parts of the blend (weights, base, gain) are computed at the flow's size
-   and the full-resolution work is four passes: ``out = ac * current + aw * warped + k``.
+   and the full-resolution work is two passes, the warp and ``out = ac * current + aw * warped
+   + k``: native kernels (:class:`~microast_video._native.TemporalKernels`, one thread, no
+   full-size temporaries) where they could be built, else OpenCV, numpy and torch in strips.
    Where nothing is reliable, ``ac = 1, aw = k = 0``: the output is the per-frame frame.
 
 Frames are RGB, or 4:2:0 planes (the device transport), 8-bit or deep; the state is the
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -39,6 +42,9 @@ import torch
 from ._color import luma
 from ._frame import Frame, pack_planes, unpack_planes
 from ._transport import uint16_bits_to_float
+
+if TYPE_CHECKING:
+    from ._native import TemporalKernels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,18 +133,22 @@ class Stabilizer:
     """The temporal state of one clip: call it with each (stylized, source) frame, in order.
 
     ``layout`` and ``top`` say what the frames hold: "rgb" (H, W, 3) or "yuv420p" planes
-    (H * 3/2, W), with samples in [0, top].
+    (H * 3/2, W), with samples in [0, top]. ``kernels``: the native full-resolution passes
+    (:func:`new_stabilizer` brings them), else OpenCV, numpy and torch (the same to 1/65535).
     """
 
-    def __init__(self, settings: TemporalSettings = TemporalSettings()) -> None:
+    def __init__(self, settings: TemporalSettings = TemporalSettings(), kernels: TemporalKernels | None = None
+                 ) -> None:
         self.settings = settings
+        self.kernels = kernels
         self.flow = _Flow(settings)
         self._prev: list[np.ndarray] | None = None  # the last output's planes, uint16 samples (STATE_TOP)
-        self._spare: list[np.ndarray] | None = None  # the one before's buffers, reused for the next output
         self._prev_gray: np.ndarray | None = None
         self._grids: dict[tuple[int, int], np.ndarray] = {}
+        self._warped: list[np.ndarray] = []  # the native warp's output buffers, one per plane
         self.cuts: list[int] = []
         self.frames = 0
+        self.kernel_note: str | None = None  # why the native kernels are not used, when asked for
 
     def __call__(self, stylized: np.ndarray, source: np.ndarray, layout: str = "rgb", top: float | None = None
                  ) -> np.ndarray:
@@ -153,9 +163,9 @@ class Stabilizer:
                 self.cuts.append(index)
             else:
                 state, samples = zip(*self._blend(planes, top, stylized.dtype, flow, reliable))
-                self._spare, self._prev, self._prev_gray = self._prev, list(state), gray
+                self._prev, self._prev_gray = list(state), gray
                 return _join(list(samples), layout)
-        self._spare, self._prev, self._prev_gray = None, [_to_state(p, top) for p in planes], gray
+        self._prev, self._prev_gray = [_to_state(p, top) for p in planes], gray
         return stylized
 
     def snapshot(self) -> dict[str, object]:
@@ -166,8 +176,9 @@ class Stabilizer:
 
     def restore(self, state: dict[str, object]) -> None:
         prev = state["prev"]  # float32 planes in [0, 1] from work folders of older versions
-        prev = None if prev is None else [p if p.dtype == np.uint16 else _to_state(p, 1.0) for p in prev]
-        self._prev, self._prev_gray, self._spare = prev, state["gray"], None
+        # copies: the next frame's state is written into these buffers
+        prev = None if prev is None else [p.copy() if p.dtype == np.uint16 else _to_state(p, 1.0) for p in prev]
+        self._prev, self._prev_gray = prev, state["gray"]
         self.frames, self.cuts = int(state["frames"]), list(state["cuts"])
 
     def _small_gray(self, source: np.ndarray, layout: str, top: float) -> np.ndarray:
@@ -189,10 +200,11 @@ class Stabilizer:
         strips (:func:`_warp`, :func:`_compose_up`)."""
         s, (fh, fw) = self.settings, reliable.shape
         a = reliable * s.strength
-        warped = [_warp(prev, self._coords(prev.shape[:2], flow)) for prev in self._prev]
-        spare = self._spare or [None] * len(planes)
+        warped = self._warp_planes(flow)
+        spare = self._prev  # free once warped: the new state is written into it (no second state)
+        kernels = self.kernels if dtype in (np.uint8, np.uint16) else None
         if s.method == "plain":
-            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), top, dtype, into)
+            return [_compose_up(c, w, 1 - a, a, np.zeros(a.shape + c.shape[2:], np.float32), top, dtype, into, kernels)
                     for c, w, into in zip(planes, warped, spare)]
         sigma = max(0.5, s.texture_sigma * fh)
         mid = [(_halve(c, fh, top), _halve(w, fh, STATE_TOP)) for c, w in zip(planes, warped)]  # <= 2x the flow size
@@ -204,8 +216,17 @@ class Stabilizer:
         for c, w, (bc, bw), into in zip(planes, warped, bases, spare):
             ka = (1 - s.lowpass * a - ac)[..., None] if bc.ndim == 3 else 1 - s.lowpass * a - ac
             kw = (s.lowpass * a - aw)[..., None] if bw.ndim == 3 else s.lowpass * a - aw
-            out.append(_compose_up(c, w, ac, aw, bc * ka + bw * kw, top, dtype, into))
+            out.append(_compose_up(c, w, ac, aw, bc * ka + bw * kw, top, dtype, into, kernels))
         return out
+
+    def _warp_planes(self, flow: np.ndarray) -> list[np.ndarray]:
+        """The state's planes warped onto the current frame (uint16, like the state); the native
+        warp writes into buffers kept from frame to frame (no 4K-sized allocation per frame)."""
+        if self.kernels is None:
+            return [_warp(prev, self._coords(prev.shape[:2], flow)) for prev in self._prev]
+        if [b.shape for b in self._warped] != [p.shape for p in self._prev]:
+            self._warped = [np.empty_like(p) for p in self._prev]
+        return [self.kernels.warp(p, self._coords(p.shape[:2], flow), out) for p, out in zip(self._prev, self._warped)]
 
     def _gain(self, c: np.ndarray, w: np.ndarray, bases: tuple[np.ndarray, np.ndarray], a: np.ndarray,
               sigma: float) -> np.ndarray:
@@ -331,19 +352,25 @@ COMPOSE_ROWS = 128
 
 
 def _compose_up(c: np.ndarray, warped: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray, top: float,
-                dtype: np.dtype, into: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``out = up(ac) * c / top + up(aw) * warped + up(k)`` at ``c``'s size, in strips of rows:
+                dtype: np.dtype, into: np.ndarray | None = None, kernels: TemporalKernels | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``out = up(ac) * c / top + up(aw) * warped + up(k)`` at ``c``'s size:
     (``out`` as the next state's uint16 samples, ``out`` as output samples of ``dtype``), both
-    rounded from the same float strip.
+    rounded from the same float value.
 
     ``ac, aw`` (h, w) and ``k`` (h, w[, 3]) are small maps; ``up`` is bilinear upsampling as
-    ``cv2.resize`` does it (horizontally once, vertically per strip), so neither the full-size
-    weights nor a float32 output ever exist whole: at 8K that is over 1.5 GB of float32 less.
-    ``into``: a buffer for the state (the spare: no state-sized allocation per frame)."""
+    ``cv2.resize`` does it (horizontally once, vertically a row at a time natively, else per
+    strip of rows), so neither the full-size weights nor a float32 output ever exist whole: at
+    8K that is over 1.5 GB of float32 less.
+    ``into``: a buffer for the state (the previous state's, free once warped: no state-sized
+    allocation per frame, and one state in memory, not two)."""
     h, width = c.shape[:2]
     state = into if into is not None and into.shape == c.shape else np.empty(c.shape, np.uint16)
     samples = np.empty(c.shape, dtype)
     wide = [cv2.resize(x, (width, x.shape[0]), interpolation=cv2.INTER_LINEAR) for x in (ac, aw, k)]
+    if kernels is not None:
+        kernels.compose(np.ascontiguousarray(c), warped, *wide, 1.0 / top, 1.0 / STATE_TOP, top, state, samples)
+        return state, samples
     for r0 in range(0, h, COMPOSE_ROWS):
         r1 = min(h, r0 + COMPOSE_ROWS)
         sac, saw, sk = (_rows_up(x, h, r0, r1) for x in wide)
@@ -369,6 +396,20 @@ def _quantize(plane: np.ndarray, top: float, dtype: np.dtype) -> np.ndarray:
         return cv2.convertScaleAbs(cv2.max(plane, 0.0), alpha=255.0)  # saturating, rounded to nearest
     out = torch.from_numpy(plane).mul(top).add_(0.5).clamp_(0, top)
     return out.to(torch.int32).numpy().astype(dtype)
+
+
+def new_stabilizer(settings: TemporalSettings | None) -> Stabilizer | None:
+    """The temporal stage's state for one clip (None when the stage is off), with the native
+    kernels when they can be built (:attr:`Stabilizer.kernel_note` says why not)."""
+    if settings is None:
+        return None
+    from ._native import temporal_kernels
+    from ._weights import cache_dir
+
+    kernels, why = temporal_kernels(cache_dir())
+    stabilizer = Stabilizer(settings, kernels)
+    stabilizer.kernel_note = why
+    return stabilizer
 
 
 def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iterable[float] = ()) -> Iterator[Frame]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._job import VideoJob, plan_video
 from ._segments import Segment, WorkFolder, run_segment
-from ._temporal import Stabilizer
+from ._temporal import new_stabilizer
 
 _MODELS: dict[tuple[str, str], Any] = {}  # (weights, device) -> the network, per process
 
@@ -77,6 +77,6 @@ def run_task(task: SegmentTask) -> dict[str, Any]:
         return record
     signals = StyleSignals(*(torch.from_numpy(task.signals[n]) for n in StyleSignals.names())) if task.signals else None
     stylizer = stylizer_for(plan, signals, job.weights)
-    stabilizer = Stabilizer(plan.temporal) if plan.temporal else None
+    stabilizer = new_stabilizer(plan.temporal)
     warmup = float(Fraction(task.warmup_frames) / plan.info.frame_rate) if stabilizer else 0.0
     return run_segment(plan, stylizer, work, task.segment, anchor=task.anchor, stabilizer=stabilizer, warmup=warmup)

@@ -20,7 +20,8 @@ from helpers import FFMPEG, make_style
 from microast_video import EngineSettings, FrameEngine, Stylizer, decode_frames, engine_settings, prepare_runtime, probe
 from microast_video._flicker import measure_flicker as measure
 from microast_video._frame import Frame
-from microast_video._temporal import Stabilizer, TemporalSettings, _warp
+from microast_video import _native
+from microast_video._temporal import Stabilizer, TemporalSettings, _compose_up, _warp
 from microast_video.cli import app
 
 runner = CliRunner()
@@ -127,9 +128,10 @@ def boiling_scene(n: int = 12, h: int = 96, w: int = 128) -> tuple[list[np.ndarr
     return source, noisy(painted, 10.0, seed=7, grain=1.5)
 
 
-def test_the_stabilizer_steadies_boiling_texture_without_washing_it_out(tmp_path):
+@pytest.mark.parametrize("native", [False, True])
+def test_the_stabilizer_steadies_boiling_texture_without_washing_it_out(tmp_path, native, request):
     source, stylized = boiling_scene(12, 270, 360)  # at the height the figures are defined at
-    stab = Stabilizer()
+    stab = Stabilizer(kernels=request.getfixturevalue("kernels") if native else None)
     out = [stab(s, c) for s, c in zip(stylized, source)]
     src, per_frame, steady = (write_clip(tmp_path / f"{n}.mkv", f) for n, f in
                               (("src", source), ("per_frame", stylized), ("steady", out)))
@@ -183,6 +185,69 @@ def test_the_state_warped_with_coordinates_made_in_strips_equals_one_whole_warp(
     whole = cv2.remap(prev, full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     assert warped.shape == whole.shape and warped.dtype == np.uint16
     assert np.abs(warped.astype(int) - whole).max() / 65535 < 1e-3
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    """The native temporal kernels (built in a temp cache)."""
+    found, why = _native.temporal_kernels(tmp_path_factory.getbasetemp() / "native-cache")
+    if found is None and _native.cxx_compiler() is None:
+        pytest.skip(f"no C++ compiler on this machine: {why}")
+    assert found is not None, why
+    return found
+
+
+@pytest.mark.parametrize("shape", [(300, 200, 3), (150, 100)])
+def test_the_native_warp_equals_one_whole_opencv_remap(kernels, shape):
+    rng = np.random.default_rng(4)
+    prev = (cv2.GaussianBlur(rng.random(shape, np.float32), (0, 0), 2) * 65535).astype(np.uint16)
+    flow = cv2.GaussianBlur((rng.random((40, 27, 2), np.float32) - 0.5) * 60, (0, 0), 2)  # some outside
+    flow[3, 4] = np.nan  # a broken vector takes the border, it does not crash
+    h, w = shape[:2]
+    coords = Stabilizer(TemporalSettings(flow_height=40))._coords((h, w), flow)
+    native = kernels.warp(prev, coords, np.empty_like(prev))
+    whole = _warp(prev, coords)  # OpenCV, strip by strip (equal to one whole remap: test above)
+    finite = ~np.isnan(cv2.resize(coords, (w, h), interpolation=cv2.INTER_LINEAR)).any(axis=2)
+    assert 0 < finite.mean() < 1 and ((coords < -1) | (coords[..., :1] > w) | (coords[..., 1:] > h)).any()
+    diff = np.abs(native.astype(int) - whole)
+    assert native.dtype == np.uint16 and diff[finite].max() <= 2 and diff[finite].mean() < 0.05
+
+
+@pytest.mark.parametrize("dtype,top,shape", [(np.uint8, 255.0, (70, 90, 3)), (np.uint16, 65535.0, (70, 90, 3)),
+                                             (np.uint8, 255.0, (35, 45))])
+def test_the_native_blend_equals_the_numpy_one(kernels, dtype, top, shape):
+    rng = np.random.default_rng(5)
+    c = (rng.random(shape) * top).astype(dtype)
+    warped = (rng.random(shape) * 65535).astype(np.uint16)
+    ac = rng.random((9, 12), np.float32) * 1.5
+    aw = (1.2 - ac) * 0.9
+    k = (rng.random((9, 12, *shape[2:]), np.float32) - 0.5) * 0.4  # pushes some values past 0 and 1
+    want = _compose_up(c, warped, ac, aw, k, top, np.dtype(dtype))
+    got = _compose_up(c, warped, ac, aw, k, top, np.dtype(dtype), kernels=kernels)
+    for a, b in zip(want, got):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1
+    assert got[1].min() == 0 and got[1].max() == top  # clamped, both ways
+
+
+def test_the_stabilizer_with_native_kernels_matches_the_numpy_one(kernels):
+    source, stylized = boiling_scene(6)
+    numpy_way, native_way = Stabilizer(), Stabilizer(kernels=kernels)
+    for s, c in zip(stylized, source):
+        a, b = numpy_way(s, c), native_way(s, c)
+        assert np.abs(a.astype(int) - b).max() <= 1
+    assert np.array_equal(numpy_way._prev_gray, native_way._prev_gray)
+    assert np.abs(numpy_way._prev[0].astype(int) - native_way._prev[0]).max() <= 300  # 16-bit state: a few 1/257 steps
+
+
+def test_native_kernels_refuse_arrays_they_cannot_read(kernels):
+    prev = np.zeros((20, 30, 3), np.uint16)
+    with pytest.raises(ValueError, match="coords"):
+        kernels.warp(prev, np.zeros((5, 31, 2), np.float32), np.empty_like(prev))
+    with pytest.raises(ValueError, match="out"):
+        kernels.warp(prev, np.zeros((5, 30, 2), np.float32), np.empty((20, 30, 3), np.uint8))
+    with pytest.raises(ValueError, match="c:"):
+        kernels.compose(prev[:, ::2], prev, *(np.zeros((5, 30), np.float32),) * 2, np.zeros((5, 30, 3), np.float32),
+                        1.0, 1.0, 65535.0, prev.copy(), prev.copy())
 
 
 def test_the_state_is_16_bit_and_a_float_state_of_an_older_work_folder_is_taken():
@@ -266,6 +331,7 @@ def test_on_by_default_reset_at_the_cut_and_reported(env, cut_clip, tmp_path):
     on = run_job(clip, style, tmp_path / "on.mkv")
     run_job(clip, style, tmp_path / "off.mkv", "--temporal", "off")
     assert on["temporal"]["on"] and on["temporal"]["scene_cuts"] == [6]
+    assert on["temporal"]["kernels"] == "native" or _native.cxx_compiler() is None, on["temporal"]
     assert on["stages"]["temporal"] > 0
     steady, per_frame = frames_of(tmp_path / "on.mkv"), frames_of(tmp_path / "off.mkv")
     assert len(steady) == len(per_frame) == 12
