@@ -13,7 +13,9 @@ Phases of :func:`run_bench`:
    with glibc's allocator and with ours, then (``--peers``) the ONNX export and its runtimes;
    with ``--repeat N``, N rounds of all of them in turn (each arm's median run is its figure,
    and every ratio also comes as the range of its per-round ratios);
-4. **end-to-end arms**: our pipeline and the upstream way, decode to complete file;
+4. **end-to-end arms**: our pipeline (as a job runs it, with the temporal stage; again without
+   it, to show that stage's cost; with ``--compile auto``) and the upstream way, decode to
+   complete file;
 5. **ceiling**: the machine's own matmul rate (bf16, fp32) with the same threads;
 6. **figures**: rates, ratios, achieved GFLOP/s, memory, time to first frame.
 """
@@ -172,6 +174,8 @@ def _pipeline_arms(options: BenchOptions, common: dict[str, Any], tmp: Path, log
     arms = {}
     log("end-to-end: ours (decode -> network -> encode, to the complete file) ...")
     arms["ours"] = run_child("pipeline", {**common, "output": str(tmp / "ours.mp4")})
+    log("end-to-end: ours with --temporal off (what the temporal stage costs) ...")
+    arms["ours, temporal off"] = run_child("pipeline", {**common, "temporal": "off", "output": str(tmp / "off.mp4")})
     if options.compile != "auto":  # what a user's short job gets: --compile auto, from a cold start
         log("end-to-end: ours with --compile auto (a short job's time to first frame) ...")
         arms["ours, compile auto"] = run_child("pipeline", {**common, "compile": "auto", "output": str(tmp / "auto.mp4")})
@@ -213,6 +217,8 @@ def _figures(options: BenchOptions, size: tuple[int, int], model: dict[str, Any]
     if "naive" in pipeline:
         ratios["end-to-end ours / naive"] = pipeline["ours"]["fps"] / pipeline["naive"]["fps"]
     ratios["end-to-end / model-only (ours)"] = pipeline["ours"]["fps"] / ours["fps"]
+    if "ours, temporal off" in pipeline:
+        ratios["end-to-end, temporal off / model-only"] = pipeline["ours, temporal off"]["fps"] / ours["fps"]
     peak = ceiling["bf16_gflops"] if ours["precision"] == "bfloat16" else ceiling["fp32_gflops"]
     return {
         "resolution": [w, h], "frames": options.frames, "warmup": options.warmup, "batch_size": options.batch_size,

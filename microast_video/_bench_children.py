@@ -123,7 +123,7 @@ def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     """Our whole job on the clip; the last frame is done when the file is complete."""
     from ._encode_plan import EncodeSettings
     from ._job import VideoJob
-    from ._options import Codec, CompileMode, Precision
+    from ._options import Codec, CompileMode, Precision, Temporal
     from ._device import allocator_tuned
     from ._pipeline import run_video
 
@@ -131,7 +131,8 @@ def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
                    device=args["device"], precision=Precision(args["precision"]), batch_size=args["batch_size"],
                    encode=EncodeSettings(codec=Codec(args["codec"]), preset=args.get("preset")), overwrite=True,
                    weights=args.get("weights"), progress=False, compile=CompileMode(args["compile"]),
-                   freeze=args["compile"] == "on" or None)  # with compile on: the model-only arm's settings
+                   freeze=args["compile"] == "on" or None,  # with compile on: the model-only arm's settings
+                   temporal=Temporal(args.get("temporal", "on")))
     called, called_wall = time.perf_counter(), time.time()
     report = run_video(job, log=lambda m: None)
     returned = time.perf_counter()
@@ -142,7 +143,7 @@ def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     timing = Timing(tuple(done), args["warmup"])
     cold = (called_wall - args["spawned"]) + setup + report["time_to_first_frame_s"]  # from launching the process
     return {**timing.summary(), **process_settings(allocator_tuned()), "precision": report["precision"],
-            "cold_first_frame_s": cold, "compile_seconds": report["compile_seconds"], "stages": report["stages"],
+            "temporal": report["temporal"], "cold_first_frame_s": cold, "compile_seconds": report["compile_seconds"], "stages": report["stages"],
             "versions": report["versions"], "frames_written": report["frames"]}
 
 

@@ -79,7 +79,8 @@ def test_every_arm_is_measured_the_same_way(env, tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text())
     arms = {**{f"model {k}": v for k, v in data["model"].items()}, **{f"e2e {k}": v for k, v in data["pipeline"].items()}}
-    expected = {"model ours", "model ours-fp32", "model naive", "model naive+alloc", "e2e ours", "e2e naive"}
+    expected = {"model ours", "model ours-fp32", "model naive", "model naive+alloc", "e2e ours", "e2e naive",
+                "e2e ours, temporal off"}
     if peers:
         expected |= {"model onnxruntime-fp32", "model openvino-fp32", "model openvino-bf16"}
     assert expected <= set(arms)
@@ -90,7 +91,10 @@ def test_every_arm_is_measured_the_same_way(env, tmp_path):
         assert arm["warmup_frames"] == 1 and arm["measured_frames"] == 2, name
         assert arm["threads"] == data["ceiling"]["threads"], name  # the same threads everywhere
     assert arms["model naive"]["allocator"] == "glibc default" and arms["model naive+alloc"]["allocator"] == "tuned"
-    assert arms["e2e ours"]["frames_written"] == 3
+    assert arms["e2e ours"]["frames_written"] == arms["e2e ours, temporal off"]["frames_written"] == 3
+    assert arms["e2e ours"]["temporal"]["on"] and not arms["e2e ours, temporal off"]["temporal"]["on"]
+    assert data["ratios"]["end-to-end, temporal off / model-only"] == pytest.approx(
+        arms["e2e ours, temporal off"]["fps"] / arms["model ours"]["fps"])
     assert data["ratios"]["ours / naive"] == pytest.approx(arms["model ours"]["fps"] / arms["model naive"]["fps"])
     assert 0 < data["share_of_peak"] and data["gflop_per_frame"] == pytest.approx(2 * 27772 * 64 * 48 / 1e9, rel=0.02)
     assert "time to first frame" in r.stdout and "% of this machine's matmul peak" in r.stdout
