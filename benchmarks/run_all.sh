@@ -6,7 +6,7 @@ mkdir -p benchmarks/out
 
 # 1. bench: every arm under one timing rule, with the peers (ONNX Runtime, OpenVINO), one run
 #    per resolution, the model-only arms in rounds (pip install -e '.[onnx,openvino]').
-microast-video bench --resolution 1920x1080 --frames 4 --peers --repeat 3 --json benchmarks/out/bench_1080p.json
+microast-video bench --resolution 1920x1080 --frames 8 --peers --repeat 3 --json benchmarks/out/bench_1080p.json
 microast-video bench --resolution 3840x2160 --frames 4 --peers --repeat 2 --json benchmarks/out/bench_2160p.json
 
 # 1a. bf16 against fp32 on the shared photos and clip frames (whole frame, eager strips, compiled-style strips).
@@ -16,6 +16,10 @@ python benchmarks/bf16_psnr.py
 python benchmarks/memory_targets.py middle 3840x2160
 python benchmarks/memory_targets.py job 3840x2160 --frames 8
 python benchmarks/memory_targets.py job 7680x4320 --frames 3
+
+# 1b'. The temporal stage's CPU time per frame, native kernels vs OpenCV / numpy / torch, one thread.
+python benchmarks/temporal_kernels.py --size 1920x1080 --frames 8
+python benchmarks/temporal_kernels.py --size 3840x2160 --frames 4
 
 # 1c. Batch jobs: resume after SIGKILLs, the cost of segments, memory.
 python benchmarks/batch_targets.py
