@@ -229,7 +229,8 @@ def temporal_report(plan: JobPlan, stabilizer: Stabilizer | None) -> dict[str, A
     s = plan.temporal
     return {"on": True, "strength": s.strength, "method": s.method, "flow": f"DIS {s.flow_preset} at {s.flow_height} rows",
             "scene_cuts": stabilizer.cuts,
-            "kernels": "native" if stabilizer.kernels is not None else f"OpenCV / numpy / torch: {stabilizer.kernel_note}"}
+            "kernels": "native" if stabilizer.kernels is not None
+            else "OpenCV / numpy / torch" + (f": {stabilizer.kernel_note}" if stabilizer.kernel_note else "")}
 
 
 def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[int, list[str]]:

@@ -137,10 +137,11 @@ class Stabilizer:
     (:func:`new_stabilizer` brings them), else OpenCV, numpy and torch (the same to 1/65535).
     """
 
-    def __init__(self, settings: TemporalSettings = TemporalSettings(), kernels: TemporalKernels | None = None
-                 ) -> None:
+    def __init__(self, settings: TemporalSettings = TemporalSettings(), kernels: TemporalKernels | None = None,
+                 kernel_note: str | None = None) -> None:
         self.settings = settings
         self.kernels = kernels
+        self.kernel_note = kernel_note  # why the native kernels are not used, when they were asked for
         self.flow = _Flow(settings)
         self._prev: list[np.ndarray] | None = None  # the last output's planes, uint16 samples (STATE_TOP)
         self._prev_gray: np.ndarray | None = None
@@ -148,7 +149,6 @@ class Stabilizer:
         self._warped: list[np.ndarray] = []  # the native warp's output buffers, one per plane
         self.cuts: list[int] = []
         self.frames = 0
-        self.kernel_note: str | None = None  # why the native kernels are not used, when asked for
 
     def __call__(self, stylized: np.ndarray, source: np.ndarray, layout: str = "rgb", top: float | None = None
                  ) -> np.ndarray:
@@ -407,9 +407,7 @@ def new_stabilizer(settings: TemporalSettings | None) -> Stabilizer | None:
     from ._weights import cache_dir
 
     kernels, why = temporal_kernels(cache_dir())
-    stabilizer = Stabilizer(settings, kernels)
-    stabilizer.kernel_note = why
-    return stabilizer
+    return Stabilizer(settings, kernels, why)
 
 
 def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iterable[float] = ()) -> Iterator[Frame]:
