@@ -6,10 +6,13 @@
    memory the engine needs for strips, the floor of a whole job's.
 2. ``job``: ``microast-video CLIP -s samples/style.jpg --compile off`` on a synthesized clip,
    with and without the temporal stage: peak RSS of the job's process (ffmpeg, a process
-   of its own, apart).
+   of its own, apart). ``--compile on``: the same job compiled with weight freezing (how
+   long jobs and ``bench`` run; set through the job's options, as the bench does). Run it
+   at two lengths to see whether the peak is flat in the clip's length.
 
     python benchmarks/memory_targets.py middle 3840x2160
     python benchmarks/memory_targets.py job 3840x2160 --frames 8
+    python benchmarks/memory_targets.py job 3840x2160 --frames 24 --compile on --temporal on
 """
 
 from __future__ import annotations
@@ -63,21 +66,39 @@ sys.argv = ["microast-video", *sys.argv[1:]]
 main()
 """
 
+_COMPILED_JOB = """
+import resource, sys
+from pathlib import Path
+from microast_video._job import VideoJob
+from microast_video._options import CompileMode, Temporal
+from microast_video._pipeline import run_video
+clip, style, out, temporal = sys.argv[1:5]
+job = VideoJob(input=Path(clip), styles=(Path(style),), output=Path(out), overwrite=True, progress=False,
+               compile=CompileMode.on, freeze=True, temporal=Temporal(temporal))
+run_video(job, log=lambda m: None)
+print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
+"""
 
-def job(w: int, h: int, frames: int) -> None:
+
+def job(w: int, h: int, frames: int, compiled: bool, temporals: tuple[str, ...]) -> None:
     from microast_video._encode_plan import ffmpeg_exe
     from microast_video._procedural import synth_clip
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / f"clip_{w}x{h}.mp4"
         synth_clip(clip, width=w, height=h, frames=frames, exe=ffmpeg_exe())
-        for temporal in ("on", "off"):
-            args = [str(clip), "-s", str(ROOT / "samples" / "style.jpg"), "-o", str(Path(tmp) / "out.mp4"),
-                    "--overwrite", "-q", "--compile", "off", "--temporal", temporal]
+        style, out = str(ROOT / "samples" / "style.jpg"), str(Path(tmp) / "out.mp4")
+        for temporal in temporals:
+            if compiled:
+                script, args = _COMPILED_JOB, [str(clip), style, out, temporal]
+            else:
+                script, args = _JOB, [str(clip), "-s", style, "-o", out, "--overwrite", "-q", "--compile", "off",
+                                      "--temporal", temporal]
             t = time.time()
-            done = subprocess.run([sys.executable, "-c", _JOB, *args], check=True, stderr=subprocess.DEVNULL,
+            done = subprocess.run([sys.executable, "-c", script, *args], check=True, stderr=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, text=True)
-            print(f"job {w}x{h}, {frames} frames, temporal {temporal}: {time.time() - t:.1f} s, "
+            print(f"job {w}x{h}, {frames} frames, compile {'on (frozen)' if compiled else 'off'}, "
+                  f"temporal {temporal}: {time.time() - t:.1f} s, "
                   f"{done.stdout.strip()} (the job's process; ffmpeg apart)")
 
 
@@ -86,9 +107,12 @@ def main() -> None:
     parser.add_argument("what", choices=["middle", "job"])
     parser.add_argument("size", help="WxH")
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--compile", choices=["off", "on"], default="off", help="job only")
+    parser.add_argument("--temporal", choices=["both", "on", "off"], default="both", help="job only")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    middle(w, h) if args.what == "middle" else job(w, h, args.frames)
+    temporals = ("on", "off") if args.temporal == "both" else (args.temporal,)
+    middle(w, h) if args.what == "middle" else job(w, h, args.frames, args.compile == "on", temporals)
 
 
 if __name__ == "__main__":
