@@ -8,6 +8,8 @@ mkdir -p benchmarks/out
 #    per resolution, the model-only arms in rounds (pip install -e '.[onnx,openvino]').
 microast-video bench --resolution 1920x1080 --frames 8 --peers --repeat 3 --json benchmarks/out/bench_1080p.json
 microast-video bench --resolution 3840x2160 --frames 4 --peers --repeat 2 --json benchmarks/out/bench_2160p.json
+#    End to end with the fastest libx264 preset (how much of the gap is the encoder).
+microast-video bench --resolution 1920x1080 --frames 8 --preset ultrafast --json benchmarks/out/bench_1080p_ultrafast.json
 
 # 1a. bf16 against fp32 on the shared photos and clip frames (whole frame, eager strips, compiled-style strips).
 python benchmarks/bf16_psnr.py
@@ -16,6 +18,14 @@ python benchmarks/bf16_psnr.py
 python benchmarks/memory_targets.py middle 3840x2160
 python benchmarks/memory_targets.py job 3840x2160 --frames 8
 python benchmarks/memory_targets.py job 7680x4320 --frames 3
+python benchmarks/memory_targets.py job 3840x2160 --frames 24 --compile on --temporal on
+python benchmarks/memory_targets.py job 3840x2160 --frames 24 --temporal on
+# 1b''. The heap frame by frame over a UHD job (resident, held by glibc, in use), and two allocator knobs.
+python benchmarks/heap_timeline.py 3840x2160 --frames 24
+python benchmarks/heap_timeline.py 3840x2160 --frames 24 --compile on
+python benchmarks/heap_timeline.py 3840x2160 --frames 100 --compile on
+python benchmarks/heap_timeline.py 3840x2160 --frames 24 --mmap-threshold-mb 16
+python benchmarks/heap_timeline.py 3840x2160 --frames 24 --arena-max 2
 
 # 1b'. The temporal stage's CPU time per frame, native kernels vs OpenCV / numpy / torch, one thread.
 python benchmarks/temporal_kernels.py --size 1920x1080 --frames 8
