@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-M_ARENA_MAX, M_MMAP_MAX, M_MMAP_THRESHOLD = -8, -4, -3
 
 
 class _MallInfo2(ctypes.Structure):
@@ -55,7 +54,7 @@ class Sampler(threading.Thread):
 
 
 def knobs(libc: ctypes.CDLL, arena_max: int | None, mmap_threshold_mb: int | None) -> None:
-    from microast_video._device import tune_cpu_allocator
+    from microast_video._device import M_ARENA_MAX, M_MMAP_MAX, M_MMAP_THRESHOLD, tune_cpu_allocator
 
     if not tune_cpu_allocator():
         raise SystemExit("heap_timeline.py: needs Linux with glibc")
@@ -67,6 +66,7 @@ def knobs(libc: ctypes.CDLL, arena_max: int | None, mmap_threshold_mb: int | Non
 
 
 def run_job(clip: Path, out: Path, compiled: bool, temporal: str) -> dict:
+    """The job on ``clip`` with the sample style; ``compiled``: as long jobs run (weights frozen)."""
     from microast_video._job import VideoJob
     from microast_video._options import CompileMode, Temporal
     from microast_video._pipeline import run_video

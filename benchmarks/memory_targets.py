@@ -7,7 +7,7 @@
 2. ``job``: ``microast-video CLIP -s samples/style.jpg --compile off`` on a synthesized clip,
    with and without the temporal stage: peak RSS of the job's process (ffmpeg, a process
    of its own, apart). ``--compile on``: the same job compiled with weight freezing (how
-   long jobs and ``bench`` run; set through the job's options, as the bench does). Run it
+   long jobs and ``bench`` run; ``heap_timeline.run_job``). Run it
    at two lengths to see whether the peak is flat in the clip's length.
 
     python benchmarks/memory_targets.py middle 3840x2160
@@ -69,13 +69,9 @@ main()
 _COMPILED_JOB = """
 import resource, sys
 from pathlib import Path
-from microast_video._job import VideoJob
-from microast_video._options import CompileMode, Temporal
-from microast_video._pipeline import run_video
-clip, style, out, temporal = sys.argv[1:5]
-job = VideoJob(input=Path(clip), styles=(Path(style),), output=Path(out), overwrite=True, progress=False,
-               compile=CompileMode.on, freeze=True, temporal=Temporal(temporal))
-run_video(job, log=lambda m: None)
+sys.path.insert(0, sys.argv[1])
+from heap_timeline import run_job
+run_job(Path(sys.argv[2]), Path(sys.argv[3]), True, sys.argv[4])  # the sample style, as below
 print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
 """
 
@@ -90,7 +86,7 @@ def job(w: int, h: int, frames: int, compiled: bool, temporals: tuple[str, ...])
         style, out = str(ROOT / "samples" / "style.jpg"), str(Path(tmp) / "out.mp4")
         for temporal in temporals:
             if compiled:
-                script, args = _COMPILED_JOB, [str(clip), style, out, temporal]
+                script, args = _COMPILED_JOB, [str(ROOT / "benchmarks"), str(clip), out, temporal]
             else:
                 script, args = _JOB, [str(clip), "-s", style, "-o", out, "--overwrite", "-q", "--compile", "off",
                                       "--temporal", temporal]

@@ -80,6 +80,8 @@ def resolve_precision(spec: Precision | str, device: torch.device) -> torch.dtyp
 
 
 _ALLOCATOR_TUNED = False
+#: glibc's ``mallopt`` parameters (malloc.h), for :func:`tune_cpu_allocator` and the benchmarks
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -3, -4, -8
 
 
 def allocator_tuned() -> bool:
@@ -111,7 +113,6 @@ def tune_cpu_allocator() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8
-    ok = mallopt(m_mmap_max, 0) == 1 and mallopt(m_trim_threshold, 1 << 30) == 1 and mallopt(m_arena_max, 1) == 1
+    ok = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 and mallopt(M_ARENA_MAX, 1) == 1
     _ALLOCATOR_TUNED = ok
     return ok
