@@ -34,6 +34,7 @@ from ._stages import StageTimes
 from ._transport import RGBTransport, YUV420Transport
 from .models import MicroAST
 from .models.microast import to_samples, to_unit
+from .models.strips import KeptMap
 
 H = TypeVar("H")
 
@@ -57,6 +58,12 @@ class EngineSettings:
         native: on the CPU, run the decoder's upsampling + grouped convs in strips through
             the fused native kernel (:mod:`microast_video._native`; built on first use in
             ``kernel_cache``, PyTorch's ops when it cannot be built).
+        whole_middle: with ``compile`` and strips, compile the quarter-resolution middle on
+            the whole map (inductor fuses it: the fastest form) instead of running it in place
+            in strips, uncompiled (one quarter-resolution map, kept from frame to frame while
+            not compiling). Whole, the middle's maps and temporaries are new for every frame: at
+            UHD ~400 MB more at its peak and a heap broken into pieces (see
+            :data:`WHOLE_MIDDLE_MAX_PIXELS`).
     """
 
     dtype: torch.dtype = torch.float32
@@ -66,6 +73,7 @@ class EngineSettings:
     freeze: bool = False
     kernel_cache: Path | None = None
     native: bool = False
+    whole_middle: bool = True
 
     def __post_init__(self) -> None:
         if self.strip_rows is not None and self.strip_rows < 1:
@@ -74,7 +82,8 @@ class EngineSettings:
     def describe(self) -> dict[str, Any]:
         """The settings as JSON-friendly values (for reports)."""
         return {"dtype": str(self.dtype).removeprefix("torch."), "channels_last": self.channels_last,
-                "strip_rows": self.strip_rows, "compile": self.compile, "freeze": self.freeze, "native": self.native}
+                "strip_rows": self.strip_rows, "compile": self.compile, "freeze": self.freeze, "native": self.native,
+                "whole_middle": self.whole_middle}
 
 
 #: Work (pixels x frames) from which compiling pays for itself even with a cold cache:
@@ -84,6 +93,11 @@ COMPILE_MIN_WORK = 150 * 1920 * 1080
 #: Work from which weight freezing pays: it makes compiling uncacheable (~45 s at every
 #: UHD run) for ~4 % less time per frame, so only jobs of about ten minutes and more.
 FREEZE_MIN_WORK = 40 * COMPILE_MIN_WORK
+#: Frame size up to which a compiled CPU job runs the middle whole (EngineSettings.whole_middle).
+#: At 3840x2160 the whole compiled middle took the job's peak RSS to 1.85 GB against 1.39 GB in
+#: strips, for ~8 % of the end-to-end time (benchmarks/heap_timeline.py, RESULTS.md); at 1080p
+#: it is 15 % faster per frame and its maps are a quarter of the size.
+WHOLE_MIDDLE_MAX_PIXELS = 2560 * 1440
 
 
 def engine_settings(device: torch.device, dtype: torch.dtype, height: int, width: int,
@@ -91,8 +105,9 @@ def engine_settings(device: torch.device, dtype: torch.dtype, height: int, width
     """The settings that run fastest for this device, precision, frame size and length.
 
     CPU: NHWC layout and exact strips of about 256 rows at 1080p (fewer for wider
-    frames, so a strip's activations stay small), whatever the precision. CUDA: NHWC for
-    fp16/bf16 (tensor cores), whole frames up to UHD and strips above that (8K) to bound
+    frames, so a strip's activations stay small), whatever the precision; compiled, the
+    middle whole up to :data:`WHOLE_MIDDLE_MAX_PIXELS` (in strips above, to bound memory).
+    CUDA: NHWC for fp16/bf16 (tensor cores), whole frames up to UHD and strips above that (8K) to bound
     memory. ``torch.compile`` when the job is long enough to amortise compiling, and
     weight freezing on top for very long jobs.
     """
@@ -104,7 +119,7 @@ def engine_settings(device: torch.device, dtype: torch.dtype, height: int, width
                               compile=long_job, freeze=very_long, kernel_cache=kernel_cache)
     rows = max(32, int(256 * 1920 / max(width, 1)) // 4 * 4)
     return EngineSettings(dtype, channels_last=True, strip_rows=rows, compile=long_job, freeze=very_long,
-                          kernel_cache=kernel_cache, native=True)
+                          kernel_cache=kernel_cache, native=True, whole_middle=height * width <= WHOLE_MIDDLE_MAX_PIXELS)
 
 
 def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
@@ -169,6 +184,7 @@ class Stylizer:
     native_note: str | None = dataclasses.field(default=None, init=False)  # from prepare_runtime
     _compiled: Callable[[Tensor], Tensor] | None = dataclasses.field(default=None, init=False, repr=False)
     _failed: bool = dataclasses.field(default=False, init=False, repr=False)
+    _kept: KeptMap = dataclasses.field(default_factory=KeptMap, init=False, repr=False)  # the eager middle's map
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -217,11 +233,14 @@ class Stylizer:
             content = to_unit(content)  # the input is needed whole in float (or the network runs whole)
         # Whole frames go NHWC here; in strips, each strip goes NHWC as it is cut (no full copy).
         x = content.contiguous(memory_format=torch.channels_last) if s.channels_last and s.strip_rows is None else content
+        compiling = s.compile and not self._failed
+        whole = compiling and s.whole_middle
         with torch.autocast(self.device.type, dtype=s.dtype, enabled=s.dtype != torch.float32):
-            # Compiled, the whole middle is faster and compiles in a third of the time (measured:
-            # strips there unroll into many small graphs); eager, the strips save memory and time.
+            # Compiled, the whole middle is fastest (strips there unroll into many small graphs,
+            # so in strips it runs uncompiled); eager, the strips save memory and time.
             out = self.model(x, signals, alpha, strip_rows=s.strip_rows, matte=matte, background=self.background,
-                             strip_middle=not s.compile, quantize=eight_bit and plain)
+                             strip_middle=not whole, quantize=eight_bit and plain,
+                             kept=None if compiling else self._kept)
         if out.dtype == torch.uint8:
             return out
         out = out.float()

@@ -19,7 +19,9 @@ from microast_video._engine import compile_unavailable
 from microast_video._image import read_image
 from microast_video._transport import RGBTransport
 from microast_video.cli import app
-from microast_video.models.strips import Conv, Upsample2, UpConv, blocked_order, run_strip, strip_bounds
+from microast_video.models.strip_blocks import Residual
+from microast_video.models.strips import (Conv, KeptMap, Upsample2, UpConv, blocked_order, run_strip, run_strips,
+                                         strip_bounds)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +137,42 @@ def test_engine_settings_use_strips_on_cpu():
     long = engine_settings(cpu, torch.bfloat16, 1080, 1920, frames=1000)
     assert long.compile and not long.freeze
     assert engine_settings(cpu, torch.bfloat16, 2160, 3840, frames=20000).freeze
+    # Compiled, the middle is whole (fastest) at 1080p, in strips at UHD (memory).
+    assert long.whole_middle and not engine_settings(cpu, torch.bfloat16, 2160, 3840, frames=1000).whole_middle
+
+
+def test_the_middle_in_place_keeps_one_map_and_equals_fresh_maps(model, signals):
+    """In place, each strip waits until no later strip reads the rows it covers: a strip
+    written too early would change what the next strip reads, and the frame."""
+    enc = model.content_encoder
+    ops = [Residual(enc.res1.conv1, enc.res1.conv2), Residual(enc.res2.conv1, enc.res2.conv2)]
+    feat = torch.rand(1, 64, 37, 23, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        for rows in (1, 3, 8, 37):
+            bounds = strip_bounds(37, rows)
+            fresh = run_strips(ops, feat, bounds)
+            x = feat.clone()
+            assert run_strips(ops, x, bounds, in_place=True) is x
+            assert rel(x, fresh) < 1e-6, rows
+        with pytest.raises(ValueError, match="keep the map's height"):
+            run_strips(enc.head_ops(), torch.rand(1, 3, 16, 16), strip_bounds(4, 2), in_place=True)
+    kept = KeptMap()
+    a = kept((1, 64, 9, 8), dtype=torch.float32, device=torch.device("cpu"), memory_format=torch.channels_last)
+    assert kept((1, 64, 9, 8), dtype=torch.float32, device=torch.device("cpu"), memory_format=torch.channels_last) is a
+    assert kept((1, 64, 10, 8), dtype=torch.float32, device=torch.device("cpu")).shape == (1, 64, 10, 8)
+
+
+def test_a_stylizer_keeps_its_middle_map_from_frame_to_frame(model, signals):
+    x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(8))
+    exact = Stylizer(model, signals)(x)
+    settings = EngineSettings(strip_rows=16, channels_last=True)
+    with prepared(model, settings):
+        stylizer = Stylizer(model, signals, settings)
+        first = stylizer(x)
+        kept = stylizer._kept._map
+        second = stylizer(x)
+    assert kept is not None and stylizer._kept._map is kept and kept.shape == (1, 64, 16, 12)
+    assert rel(first, exact) < 1e-5 and torch.equal(first, second)
 
 
 def test_engine_settings_are_frozen_and_validated():
@@ -237,8 +275,8 @@ def _count_native_calls(monkeypatch) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("freeze", [False, True])
-def test_compiled_engine_is_exact_in_fp32(model, signals, freeze, tmp_path, monkeypatch):
+@pytest.mark.parametrize("freeze,whole_middle", [(False, True), (True, True), (False, False)])
+def test_compiled_engine_is_exact_in_fp32(model, signals, freeze, whole_middle, tmp_path, monkeypatch):
     """torch.compile (with or without weight freezing) keeps the fp32 path exact; its cost is recorded.
 
     Fails if compiling silently fell back to eager; skips (saying why) only where this
@@ -251,7 +289,8 @@ def test_compiled_engine_is_exact_in_fp32(model, signals, freeze, tmp_path, monk
     x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(21))
     exact = Stylizer(model, signals)(x)
     # With the native kernel, as CPU jobs run (a custom op inside the compiled graph).
-    settings = EngineSettings(strip_rows=16, channels_last=True, compile=True, freeze=freeze, native=True)
+    settings = EngineSettings(strip_rows=16, channels_last=True, compile=True, freeze=freeze, native=True,
+                              whole_middle=whole_middle)
     with prepared(model, settings):
         calls = _count_native_calls(monkeypatch)
         compiled = Stylizer(model, signals, settings)

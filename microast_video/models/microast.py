@@ -23,7 +23,7 @@ from .signals import StyleSignals
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
 from .regions import Regions, featmod_regions, mixed
 from .strip_blocks import Modulate, Residual, strip_mean_std
-from .strips import Conv, Op, UpConv, centred_conv, run_strips, strip_bounds
+from .strips import Conv, KeptMap, Op, UpConv, centred_conv, run_strips, strip_bounds
 
 #: Channels of the quarter-resolution feature maps.
 FEATURES = 64
@@ -311,7 +311,7 @@ class MicroAST(nn.Module):
     def forward(
         self, content: Tensor, signals: StyleSignals, alpha: float | Tensor = 1.0, *, strip_rows: int | None = None,
         matte: Tensor | None = None, background: StyleSignals | None = None, strip_middle: bool = True,
-        quantize: bool = False,
+        quantize: bool = False, kept: KeptMap | None = None,
     ) -> Tensor:
         """Stylize a batch of frames.
 
@@ -334,12 +334,14 @@ class MicroAST(nn.Module):
                 feature map exists in full.
             strip_middle: with ``strip_rows``, run the quarter-resolution middle in strips
                 too (its statistics in passes of their own; :mod:`.strip_blocks`), so only
-                two quarter-resolution maps exist whole. False keeps the middle whole (fewer,
+                one quarter-resolution map exists whole. False keeps the middle whole (fewer,
                 larger operations: what ``torch.compile`` handles best). With a matte the
                 middle is always whole.
 
             quantize: return uint8 samples (:func:`to_samples`: clamped, rounded), made
                 strip by strip in strips (NHWC memory), instead of the raw float output.
+            kept: with ``strip_middle``, the quarter-resolution map is this
+                :class:`~.strips.KeptMap`'s (allocated once for a stream of frames, not per call).
 
         Returns:
             (N, 3, H, W) raw output, not clamped (``alpha < 1`` can leave [0, 1] far); with
@@ -365,31 +367,33 @@ class MicroAST(nn.Module):
         else:
             if strip_rows < 1:
                 raise ValueError(f"strip_rows must be >= 1, got {strip_rows = }")
-            out = self._forward_strips(x, signals, alpha, strip_rows, regions, strip_middle, quantize)
+            out = self._forward_strips(x, signals, alpha, strip_rows, regions, strip_middle, quantize, kept)
         return out[..., :h, :w]
 
+    @torch.compiler.disable  # compiled, the strips would unroll into many small graphs (minutes to build)
     def _middle_strips(self, feat: Tensor, s: StyleSignals, alpha: float | Tensor,
                        bounds: list[tuple[int, int]]) -> Tensor:
-        """The quarter-resolution middle in strips (:mod:`.strip_blocks`): each FeatMod's
-        statistics in a pass of their own, so only two quarter-resolution maps exist whole."""
+        """The quarter-resolution middle in strips (:mod:`.strip_blocks`), each FeatMod's
+        statistics in a pass of their own, every step written over ``feat`` (in place): only
+        that one quarter-resolution map exists whole."""
         enc, dec = self.content_encoder, self.decoder
         c2 = run_strips([Residual(enc.res1.conv1, enc.res1.conv2), Residual(enc.res2.conv1, enc.res2.conv2)],
-                        feat, bounds)
-        del feat
+                        feat, bounds, in_place=True)
         b1, b2 = dec.block1, dec.block2
         x = run_strips([Modulate(*strip_mean_std(c2, bounds, EPS), s.mean2, s.std2, alpha),
-                        Residual(b1.conv1, b1.conv2, s.w2, s.b2)], c2, bounds)
-        del c2
+                        Residual(b1.conv1, b1.conv2, s.w2, s.b2)], c2, bounds, in_place=True)
         return run_strips([Modulate(*strip_mean_std(x, bounds, EPS), s.mean1, s.std1, alpha),
-                           Residual(b2.conv1, b2.conv2, s.w1, s.b1)], x, bounds)
+                           Residual(b2.conv1, b2.conv2, s.w1, s.b1)], x, bounds, in_place=True)
 
     def _forward_strips(self, x: Tensor, signals: StyleSignals, alpha: float | Tensor, rows: int,
-                        regions: Regions | None = None, strip_middle: bool = True, quantize: bool = False) -> Tensor:
+                        regions: Regions | None = None, strip_middle: bool = True, quantize: bool = False,
+                        kept: KeptMap | None = None) -> Tensor:
         enc, dec = self.content_encoder, self.decoder
         head, tail = enc.head_ops(), dec.tail_ops()
         quarter = x.shape[2] // 4
         with full_precision(x):
-            feat = run_strips(head, x, strip_bounds(quarter, max(1, rows // 4)), prepare=to_unit)
+            feat = run_strips(head, x, strip_bounds(quarter, max(1, rows // 4)), prepare=to_unit,
+                              empty=kept if kept is not None and strip_middle and regions is None else torch.empty)
         if regions is None and strip_middle:
             low = self._middle_strips(feat, signals, alpha, strip_bounds(quarter, max(1, rows // 4)))
         else:  # the middle on the whole map (per-region statistics, or for torch.compile)
