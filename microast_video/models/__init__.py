@@ -14,12 +14,14 @@ from .microast import (
 )
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
 from .signals import StyleSignals, mix_signals
+from .strips import KeptMap
 
 __all__ = [
     "CHECKPOINT_PARTS",
     "ContentEncoder",
     "Decoder",
     "Encoder",
+    "KeptMap",
     "MicroAST",
     "ModulatedResBlock",
     "Modulator",
