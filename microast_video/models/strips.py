@@ -413,7 +413,7 @@ class KeptMap:
         m = self._map
         if (m is None or tuple(m.shape) != tuple(shape) or m.dtype != dtype or m.device != torch.device(device)
                 or not m.is_contiguous(memory_format=memory_format)):
-            self._map = None  # the old map goes before the new one is made
+            self._map = m = None  # the old map goes before the new one is made
             m = self._map = torch.empty(tuple(shape), dtype=dtype, device=device, memory_format=memory_format)
         return m
 
