@@ -78,13 +78,54 @@ def test_the_network_in_strips_with_the_kernel_equals_the_whole_frame(native, mo
     assert calls, "the strips never called the native kernel"
 
 
+@pytest.mark.parametrize("pad", [(1, 1, 0, 0), (1, 1, 1, 0), (1, 1, 0, 1), (2, 3, 2, 1)])
+def test_native_centring_equals_pad_then_centre_then_round(native, pad):
+    """One pass: the same bf16 values PyTorch's pad, subtraction and cast give (with its mean)."""
+    x = (torch.randn(2, 64, 11, 23, generator=torch.Generator().manual_seed(sum(pad))) * 3 + 5)
+    rows = x.contiguous(memory_format=torch.channels_last)[:, :, 2:9]  # a strip's rows: NHWC, row-strided
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, mu = _native.centre_pad(rows, pad)
+    assert torch.allclose(mu, rows.double().mean(dim=(2, 3), keepdim=True).float(), rtol=1e-6, atol=1e-6)
+    weight = torch.empty(1, 1, 1, 1).contiguous(memory_format=torch.channels_last)
+    want = strips._padded(rows - mu, pad, weight).bfloat16()
+    assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got, want)
+    assert _native.centre_pad(rows.contiguous(), pad) is None  # NCHW rows: PyTorch's ops run
+
+
+def test_bf16_strips_with_native_centring_match_pytorch_centring(native, model, monkeypatch):
+    """The middle's convs centred natively (their mean: the unpadded rows') give the frame
+    PyTorch's centring gives, up to bf16 rounding of the centred values."""
+    calls = []
+    centre = strips._centre_pad
+    monkeypatch.setattr(strips, "_centre_pad", lambda *a: calls.append(1) or centre(*a))
+    settings = EngineSettings(torch.bfloat16, channels_last=True, strip_rows=16)
+    x = torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(12))
+    with torch.inference_mode():
+        signals = model.encode_style(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)))
+        exact = model(x, signals)
+        model.to(memory_format=torch.channels_last)
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                native_out = model(x, signals, strip_rows=settings.strip_rows)
+                monkeypatch.setattr(strips, "_centre_pad", None)
+                plain = model(x, signals, strip_rows=settings.strip_rows)
+        finally:
+            model.to(memory_format=torch.contiguous_format)
+    assert calls, "the middle never called the native centring"
+    error = lambda out: float((out.float() - exact).norm() / exact.norm())  # noqa: E731
+    assert error(native_out) < 0.01 and error(native_out) < 1.5 * error(plain) + 1e-3  # both ~0.5 %
+    assert float((native_out.float() - plain.float()).norm() / plain.float().norm()) < 0.01
+
+
 def test_engine_turns_the_kernel_on_for_cpu_strips_and_off_otherwise(native, model):
     settings = engine_settings(torch.device("cpu"), torch.float32, 1080, 1920)
     assert settings.native and settings.describe()["native"] is True
     try:
         assert prepare_runtime(model, settings) is None and strips._fused_up_dw is not None
+        assert strips._centre_pad is not None
         assert prepare_runtime(model, EngineSettings(strip_rows=64, channels_last=True)) is None
-        assert strips._fused_up_dw is None  # native=False: PyTorch's ops
+        assert strips._fused_up_dw is None and strips._centre_pad is None  # native=False: PyTorch's ops
         assert prepare_runtime(model, EngineSettings(native=True)) is None  # whole frames: no strips, no kernel
         assert strips._fused_up_dw is None
     finally:

@@ -47,13 +47,18 @@ def centred_conv(conv: nn.Conv2d, x: Tensor, *, valid: bool = False) -> Tensor:
     centred = (x - mu).to(_autocast_dtype(x.device.type))  # the cast autocast would make, done now
     y = run(centred, conv.weight, None)
     del centred
+    return y.float().add_(_centring_shift(conv, mu))
+
+
+def _centring_shift(conv: nn.Conv2d, mu: Tensor) -> Tensor:
+    """``bias + W·mu``, (N, out, 1, 1) float32: the conv of the constant map ``mu`` (N, in, 1, 1)."""
     taps = conv.weight.float().sum(dim=(2, 3))  # (out, in): W applied to a constant map
     # In float32 (autocast would round a matmul to bf16: per strip, the error is not a
     # constant the next FeatMod removes) and as a product and a sum, not a matmul, so the
     # result does not depend on the number of threads (a Ray worker's output is bit for bit
     # a local run's).
     shift = (mu.flatten(1)[:, None, :] * taps).sum(dim=2) + conv.bias.float()
-    return y.float().add_(shift[:, :, None, None])
+    return shift[:, :, None, None]
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype:
@@ -112,17 +117,25 @@ class Conv:
 
     def _window(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         """The padded input window of output rows [o0, o1) (see :meth:`apply`)."""
+        return _padded(*self._window_rows(x, a, h, o0, o1), self.conv.weight)
+
+    def _window_rows(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> tuple[Tensor, tuple[int, int, int, int]]:
+        """The rows of ``x`` the window holds, and its reflection padding (left, right, top, bottom)."""
         p = self.p
         lo = o0 * self.s - p
         n = (o1 - 1 - o0) * self.s + self.k
         top, bottom = max(0, -lo), max(0, lo + n - h)  # rows past the frame's edges
-        return _padded(x.narrow(2, max(lo, 0) - a, n - top - bottom), (p, p, top, bottom), self.conv.weight)
+        return x.narrow(2, max(lo, 0) - a, n - top - bottom), (p, p, top, bottom)
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         """Output rows [o0, o1) from ``x`` = input rows [a, a + len) of a height-``h`` map."""
         c = self.conv
         if _summed_groups(c):
             return self.summed(x, a, h, o0, o1)
+        if self.centred and _centre_pad is not None and torch.is_autocast_enabled(x.device.type):
+            y = self._natively_centred(x, a, h, o0, o1)
+            if y is not None:
+                return F.relu(y) if self.relu else y
         rows = self._window(x, a, h, o0, o1)
         if self.centred:
             y = centred_conv(c, rows, valid=True)
@@ -133,6 +146,17 @@ class Conv:
             weight, bias = self.prepared().built if self.blocks_out > 1 else (c.weight, c.bias)
             y = F.conv2d(rows, weight, bias, stride=c.stride, padding=0, groups=c.groups)
         return F.relu(y) if self.relu else y
+
+    def _natively_centred(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor | None:
+        """:func:`centred_conv` of the window, its input centred, rounded and padded in one
+        native pass (:data:`_centre_pad`; the mean is the unpadded rows', which centres as
+        exactly); None where that kernel does not apply."""
+        got = _centre_pad(*self._window_rows(x, a, h, o0, o1))
+        if got is None:
+            return None
+        rows, mu = got
+        y = F.conv2d(rows, self.conv.weight, None, stride=self.conv.stride, groups=self.conv.groups)
+        return y.float().add_(_centring_shift(self.conv, mu))
 
     def summed(self, x: Tensor, a: int, h: int, o0: int, o1: int,
                before: Callable[[Tensor], Tensor] | None = None) -> Tensor:
@@ -266,6 +290,19 @@ def use_fused_up_dw(fn: Callable[..., Tensor | None] | None) -> None:
     """Set (or with None, clear) the fused kernel :class:`UpConv` tries first."""
     global _fused_up_dw
     _fused_up_dw = fn
+
+
+#: The native centring for :class:`Conv` s with ``centred`` under autocast, or None: PyTorch's
+#: ops. Called as ``fn(rows, (left, right, top, bottom))`` on the window's unpadded rows; it
+#: returns (the padded, centred, rounded rows; the per-channel mean, (N, C, 1, 1) float32), or
+#: None where it does not apply.
+_centre_pad: Callable[[Tensor, tuple[int, int, int, int]], tuple[Tensor, Tensor] | None] | None = None
+
+
+def use_centre_pad(fn: Callable[[Tensor, tuple[int, int, int, int]], tuple[Tensor, Tensor] | None] | None) -> None:
+    """Set (or with None, clear) the native centring :class:`Conv` tries first."""
+    global _centre_pad
+    _centre_pad = fn
 
 
 @dataclasses.dataclass(frozen=True)
