@@ -10,7 +10,9 @@ upsampling kernels alone took ~150 ms of a 0.71 s 1080p frame (RESULTS.md).
 time in float32, vectorized by the compiler: exact algebra, float32 accumulation.
 ``native/centre.cpp`` makes a bf16 conv's input in the middle's strips (:func:`centre_pad`):
 the strip's mean, then the strip padded, centred and rounded in one pass (PyTorch's ops took
-four passes, ~7x the time; the middle ~18 % less time per UHD frame).
+four passes, ~7x the time), and the residual blocks' pointwise tail after each such conv
+(:func:`epilogue`: shift, modulation, residual, ReLU in one pass). Together the UHD middle
+takes ~25 % less time (one process, interleaved: 1.25 s against 1.64 s per frame).
 ``native/temporal.cpp`` warps the temporal stage's state and blends it with the current frame
 (:class:`TemporalKernels`), each one pass over the frame on the calling thread, with the small
 maps upsampled a row at a time (numpy, torch and OpenCV took 3-4x the CPU time, in passes
@@ -68,6 +70,7 @@ def enable(cache: Path) -> str | None:
         _state["op"] = _register()
     strips.use_fused_up_dw(fused_up_dw)
     strips.use_centre_pad(centre_pad)
+    strips.use_epilogue(epilogue)
     return None
 
 
@@ -86,6 +89,7 @@ def disable() -> None:
     """Run the PyTorch ops again (the fused kernels stay loaded)."""
     strips.use_fused_up_dw(None)
     strips.use_centre_pad(None)
+    strips.use_epilogue(None)
 
 
 def cxx_compiler() -> str | None:
@@ -150,6 +154,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.microast_compose.argtypes = [ptr, i, ptr, i, i, i, ptr, ptr, ptr, i, f, f, ptr, ptr, i, f, i, i]
     lib.microast_centre_pad.restype = i
     lib.microast_centre_pad.argtypes = [ptr, i64, i, i, i, i, i, i, i, ptr, ptr, i]
+    lib.microast_epilogue.restype = i
+    lib.microast_epilogue.argtypes = [ptr, i, i, i, ptr, ptr, ptr, ptr, i64, ptr, i64, i, ptr, i]
     return lib
 
 
@@ -234,6 +240,38 @@ def centre_pad(rows: Tensor, pad: tuple[int, int, int, int]) -> tuple[Tensor, Te
         if rc != 0:
             return None
     return out, mu.view(n, c, 1, 1)
+
+
+def epilogue(y: Tensor, shift: Tensor, w: Tensor | None, b: Tensor | None, z: Tensor | None, res: Tensor | None,
+             relu: bool) -> Tensor | None:
+    """The hook :class:`~.models.strip_blocks.Residual` calls after a centred bf16 conv
+    (``native/centre.cpp``): ``float(y) + shift``, then ``* w + b * z`` (modulation), ``+ res``
+    (the residual), ``relu``, in one pass and in PyTorch's order of operations. ``y`` (N, C, R, W)
+    bfloat16 in NHWC memory; ``shift, w, b`` (N or 1, C, 1, 1); ``z, res`` float32 rows in NHWC
+    memory. Returns (N, C, R, W) float32 in NHWC memory, or None where the kernel does not apply."""
+    n, c, r, width = y.shape
+    rows = [t for t in (z, res) if t is not None]
+    if (y.device.type != "cpu" or y.dtype != torch.bfloat16 or not y.is_contiguous(memory_format=torch.channels_last)
+            or any(t.dtype != torch.float32 or t.shape != y.shape or t.stride(1) != 1 or t.stride(3) != c for t in rows)
+            or (w is None) != (b is None) or (b is not None and z is None) or torch.compiler.is_compiling()):
+        return None
+    per_channel = [None if t is None else t.detach().float().reshape(-1, c).contiguous() for t in (shift, w, b)]
+    if any(t is not None and t.shape[0] not in (1, n) for t in per_channel):
+        return None
+    out = torch.empty(y.shape, dtype=torch.float32, memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+
+    def item(t: Tensor | None, i: int) -> int | None:
+        return None if t is None else t[min(i, t.shape[0] - 1)].data_ptr()
+
+    for i in range(n):
+        rc = _state["lib"].microast_epilogue(
+            y[i].data_ptr(), r, width, c, *(item(t, i) for t in per_channel),
+            item(z, i), 0 if z is None else z.stride(2), item(res, i), 0 if res is None else res.stride(2),
+            int(relu), out[i].data_ptr(), threads)
+        if rc != 0:
+            return None
+    return out
 
 
 _U16, _F32 = (np.dtype(np.uint16),), (np.dtype(np.float32),)

@@ -93,12 +93,35 @@ def test_native_centring_equals_pad_then_centre_then_round(native, pad):
     assert _native.centre_pad(rows.contiguous(), pad) is None  # NCHW rows: PyTorch's ops run
 
 
+@pytest.mark.parametrize("modulated,residual,relu", [(True, False, True), (True, True, False),
+                                                     (False, False, True), (False, True, False)])
+def test_native_tail_equals_pytorch_ops(native, modulated, residual, relu):
+    """float(y) + shift, then * w + b * z, + res, relu: PyTorch's operations in one pass."""
+    g = torch.Generator().manual_seed(2 * modulated + residual)
+    y = torch.randn(2, 64, 5, 9, generator=g).bfloat16().contiguous(memory_format=torch.channels_last)
+    shift, w, b = (torch.randn(n, 64, 1, 1, generator=g) for n in (2, 1, 1))  # signals: one for the batch
+    rows = torch.randn(2, 64, 8, 9, generator=g).contiguous(memory_format=torch.channels_last)
+    z, res = rows.narrow(2, 1, 5), rows.narrow(2, 3, 5)  # row-strided NHWC views
+    want = y.float() + shift
+    if modulated:
+        want = want * w + b * z
+    if residual:
+        want = want + res
+    want = F.relu(want) if relu else want
+    got = _native.epilogue(y, shift, w if modulated else None, b if modulated else None, z if modulated else None,
+                           res if residual else None, relu)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)  # a fused multiply-add may round once less
+    assert _native.epilogue(y.float(), shift, None, None, None, None, relu) is None  # not bf16: PyTorch's ops
+
+
 def test_bf16_strips_with_native_centring_match_pytorch_centring(native, model, monkeypatch):
-    """The middle's convs centred natively (their mean: the unpadded rows') give the frame
-    PyTorch's centring gives, up to bf16 rounding of the centred values."""
-    calls = []
-    centre = strips._centre_pad
+    """The middle's convs centred natively (their mean: the unpadded rows') and their tails
+    done natively give the frame PyTorch's ops give, up to bf16 rounding of the centred values."""
+    calls, tails = [], []
+    centre, tail = strips._centre_pad, strips._epilogue
     monkeypatch.setattr(strips, "_centre_pad", lambda *a: calls.append(1) or centre(*a))
+    monkeypatch.setattr(strips, "_epilogue", lambda *a: tails.append(1) or tail(*a))
     settings = EngineSettings(torch.bfloat16, channels_last=True, strip_rows=16)
     x = torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(12))
     with torch.inference_mode():
@@ -109,10 +132,12 @@ def test_bf16_strips_with_native_centring_match_pytorch_centring(native, model, 
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 native_out = model(x, signals, strip_rows=settings.strip_rows)
                 monkeypatch.setattr(strips, "_centre_pad", None)
+                monkeypatch.setattr(strips, "_epilogue", None)
                 plain = model(x, signals, strip_rows=settings.strip_rows)
         finally:
             model.to(memory_format=torch.contiguous_format)
     assert calls, "the middle never called the native centring"
+    assert len(tails) == len(calls), "the residual blocks' tails did not run natively"
     error = lambda out: float((out.float() - exact).norm() / exact.norm())  # noqa: E731
     assert error(native_out) < 0.01 and error(native_out) < 1.5 * error(plain) + 1e-3  # both ~0.5 %
     assert float((native_out.float() - plain.float()).norm() / plain.float().norm()) < 0.01

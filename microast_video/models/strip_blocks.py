@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import strips
 from .strips import Conv
 
 
@@ -57,6 +58,10 @@ class Residual:
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         m0, m1 = Conv(self.conv1, False).needs(o0, o1, h)
+        if strips._epilogue is not None and torch.is_autocast_enabled(x.device.type):
+            out = self._natively(x, a, h, o0, o1, m0, m1)
+            if out is not None:
+                return out
         mid = Conv(self.conv1, False, centred=True).apply(x, a, h, m0, m1)
         if self.w is not None:
             mid = mid.mul_(self.w).add_(self.b * x.narrow(2, m0 - a, m1 - m0))
@@ -65,6 +70,20 @@ class Residual:
         if self.w is not None:
             out = out.mul_(self.w).add_(self.b * mid.narrow(2, o0 - m0, o1 - o0))
         return out.add_(x.narrow(2, o0 - a, o1 - o0))
+
+    def _natively(self, x: Tensor, a: int, h: int, o0: int, o1: int, m0: int, m1: int) -> Tensor | None:
+        """:meth:`apply` with each conv's input made by :data:`~.strips._centre_pad` and its
+        pointwise tail by :data:`~.strips._epilogue` (one pass each, the same operations);
+        None where they do not apply."""
+        modulated = self.w is not None
+        got = Conv(self.conv1, False, centred=True).centred_raw(x, a, h, m0, m1)
+        z = x.narrow(2, m0 - a, m1 - m0) if modulated else None
+        mid = None if got is None else strips._epilogue(*got, self.w, self.b, z, None, True)
+        got = None if mid is None else Conv(self.conv2, False, centred=True).centred_raw(mid, m0, h, o0, o1)
+        if got is None:
+            return None
+        z = mid.narrow(2, o0 - m0, o1 - o0) if modulated else None
+        return strips._epilogue(*got, self.w, self.b, z, x.narrow(2, o0 - a, o1 - o0), False)
 
 
 @dataclasses.dataclass(frozen=True)

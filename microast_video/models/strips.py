@@ -151,12 +151,18 @@ class Conv:
         """:func:`centred_conv` of the window, its input centred, rounded and padded in one
         native pass (:data:`_centre_pad`; the mean is the unpadded rows', which centres as
         exactly); None where that kernel does not apply."""
-        got = _centre_pad(*self._window_rows(x, a, h, o0, o1))
+        got = self.centred_raw(x, a, h, o0, o1)
+        return None if got is None else got[0].float().add_(got[1])
+
+    def centred_raw(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> tuple[Tensor, Tensor] | None:
+        """The natively centred conv's raw output (reduced precision, no bias) and the float32
+        ``bias + W·mu`` (N, out, 1, 1) that completes it; None where :data:`_centre_pad` does not apply."""
+        got = None if _centre_pad is None else _centre_pad(*self._window_rows(x, a, h, o0, o1))
         if got is None:
             return None
         rows, mu = got
         y = F.conv2d(rows, self.conv.weight, None, stride=self.conv.stride, groups=self.conv.groups)
-        return y.float().add_(_centring_shift(self.conv, mu))
+        return y, _centring_shift(self.conv, mu)
 
     def summed(self, x: Tensor, a: int, h: int, o0: int, o1: int,
                before: Callable[[Tensor], Tensor] | None = None) -> Tensor:
@@ -303,6 +309,18 @@ def use_centre_pad(fn: Callable[[Tensor, tuple[int, int, int, int]], tuple[Tenso
     """Set (or with None, clear) the native centring :class:`Conv` tries first."""
     global _centre_pad
     _centre_pad = fn
+
+
+#: The native pointwise tail of a residual block's centred bf16 conv, or None: PyTorch's ops.
+#: Called as ``fn(y, shift, w, b, z, res, relu)`` (see ``microast_video._native.epilogue``);
+#: it returns the float32 rows, or None where it does not apply.
+_epilogue: Callable[..., Tensor | None] | None = None
+
+
+def use_epilogue(fn: Callable[..., Tensor | None] | None) -> None:
+    """Set (or with None, clear) the native tail :class:`~.strip_blocks.Residual` tries first."""
+    global _epilogue
+    _epilogue = fn
 
 
 @dataclasses.dataclass(frozen=True)

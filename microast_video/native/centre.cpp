@@ -1,5 +1,6 @@
-// The quarter-resolution convs' input under bf16, in one pass: centre, round, pad
-// (built and loaded by microast_video/_native.py, with up_dw.cpp and temporal.cpp).
+// The quarter-resolution convs under bf16: their input centred, rounded and padded in one
+// pass, and their output's pointwise tail in one pass (built and loaded by
+// microast_video/_native.py, with up_dw.cpp and temporal.cpp).
 //
 // centred_conv (models/strips.py) takes each conv's input x, subtracts its per-channel mean
 // mu, rounds to bf16 and convolves, adding bias + W·mu back in float32. In PyTorch ops, on a
@@ -83,6 +84,65 @@ extern "C" int microast_centre_pad(const float* x, int64_t row_stride, int rows,
         for (int k = 0; k < channels; ++k) d[k] = round_bf16(src[k] - mu_out[k]);
       }
     }
+  });
+  return 0;
+}
+
+namespace {
+
+inline float widen_bf16(uint16_t v) {
+  uint32_t u = uint32_t(v) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// One row of the tail, its cases fixed at compile time (so the channel loop vectorizes).
+template <bool Modulated, bool Residual, bool Relu>
+void tail_row(const uint16_t* __restrict y, int w, int channels, const float* __restrict shift,
+              const float* __restrict wt, const float* __restrict bt, const float* __restrict z,
+              const float* __restrict res, float* __restrict out) {
+  for (int c = 0; c < w; ++c) {
+    const int64_t at = int64_t(c) * channels;
+    for (int k = 0; k < channels; ++k) {
+      float v = widen_bf16(y[at + k]) + shift[k];
+      if (Modulated) v = v * wt[k] + bt[k] * z[at + k];
+      if (Residual) v = v + res[at + k];
+      if (Relu) v = v > 0.0f ? v : 0.0f;
+      out[at + k] = v;
+    }
+  }
+}
+
+using TailFn = void (*)(const uint16_t*, int, int, const float*, const float*, const float*, const float*,
+                        const float*, float*);
+
+template <bool Modulated, bool Residual>
+TailFn pick_relu(int relu) {
+  return relu ? tail_row<Modulated, Residual, true> : tail_row<Modulated, Residual, false>;
+}
+
+}  // namespace
+
+// A residual block's pointwise tail after a centred bf16 conv (strip_blocks.Residual), in one pass:
+//   t = float(y) + shift;  with wt: t = t * wt + bt * z;  with res: t = t + res;  relu: max(t, 0)
+// per channel k (PyTorch's operations; the compiler may fuse a multiply and an add, so the
+// last bit can differ). y is NHWC contiguous bfloat16 (raw bits), rows x w x channels; z and
+// res are NHWC float32 rows, row strides apart; out is NHWC contiguous float32. Returns 0, or
+// 1 for arguments it cannot take (nothing written).
+extern "C" int microast_epilogue(const uint16_t* y, int rows, int w, int channels, const float* shift,
+                                 const float* wt, const float* bt, const float* z, int64_t z_stride,
+                                 const float* res, int64_t res_stride, int relu, float* out, int threads) {
+  if (rows < 1 || w < 1 || channels < 1 || (wt == nullptr) != (bt == nullptr) || (bt != nullptr && z == nullptr))
+    return 1;
+  const bool modulated = wt != nullptr, residual = res != nullptr;
+  TailFn fn = modulated ? (residual ? pick_relu<true, true>(relu) : pick_relu<true, false>(relu))
+                        : (residual ? pick_relu<false, true>(relu) : pick_relu<false, false>(relu));
+  const int64_t row_len = int64_t(w) * channels;
+  in_parallel(rows, threads, [&](int t, int n) {
+    for (int r = int(int64_t(rows) * t / n); r < int(int64_t(rows) * (t + 1) / n); ++r)
+      fn(y + r * row_len, w, channels, shift, wt, bt, modulated ? z + r * z_stride : nullptr,
+         residual ? res + r * res_stride : nullptr, out + r * row_len);
   });
   return 0;
 }
