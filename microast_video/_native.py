@@ -10,9 +10,12 @@ upsampling kernels alone took ~150 ms of a 0.71 s 1080p frame (RESULTS.md).
 time in float32, vectorized by the compiler: exact algebra, float32 accumulation.
 ``native/centre.cpp`` makes a bf16 conv's input in the middle's strips (:func:`centre_pad`):
 the strip's mean, then the strip padded, centred and rounded in one pass (PyTorch's ops took
-four passes, ~7x the time), and the residual blocks' pointwise tail after each such conv
-(:func:`epilogue`: shift, modulation, residual, ReLU in one pass). Together the UHD middle
-takes ~25 % less time (one process, interleaved: 1.25 s against 1.64 s per frame).
+four passes, ~7x the time), the residual blocks' pointwise tail after each such conv
+(:func:`epilogue`: shift, modulation, residual, ReLU in one pass), FeatMod's statistics
+(:func:`channel_stats`, two reads, sums independent of the threads) and FeatMod itself
+(:func:`modulate`, one pass): :class:`~.models.strips.MiddleKernels`, under bf16 autocast only.
+Together the UHD middle takes a third less time (one process, interleaved: 0.95 s against
+1.41 s per frame with PyTorch's ops).
 ``native/temporal.cpp`` warps the temporal stage's state and blends it with the current frame
 (:class:`TemporalKernels`), each one pass over the frame on the calling thread, with the small
 maps upsampled a row at a time (numpy, torch and OpenCV took 3-4x the CPU time, in passes
@@ -69,8 +72,7 @@ def enable(cache: Path) -> str | None:
     if "op" not in _state:
         _state["op"] = _register()
     strips.use_fused_up_dw(fused_up_dw)
-    strips.use_centre_pad(centre_pad)
-    strips.use_epilogue(epilogue)
+    strips.use_middle_kernels(strips.MiddleKernels(centre_pad, epilogue, channel_stats, modulate))
     return None
 
 
@@ -88,8 +90,7 @@ def library(cache: Path) -> tuple[ctypes.CDLL | None, str | None]:
 def disable() -> None:
     """Run the PyTorch ops again (the fused kernels stay loaded)."""
     strips.use_fused_up_dw(None)
-    strips.use_centre_pad(None)
-    strips.use_epilogue(None)
+    strips.use_middle_kernels(None)
 
 
 def cxx_compiler() -> str | None:
@@ -156,6 +157,10 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.microast_centre_pad.argtypes = [ptr, i64, i, i, i, i, i, i, i, ptr, ptr, i]
     lib.microast_epilogue.restype = i
     lib.microast_epilogue.argtypes = [ptr, i, i, i, ptr, ptr, ptr, ptr, i64, ptr, i64, i, ptr, i]
+    lib.microast_channel_sums.restype = i
+    lib.microast_channel_sums.argtypes = [ptr, i64, i, i, i, ptr, ptr, i]
+    lib.microast_modulate.restype = i
+    lib.microast_modulate.argtypes = [ptr, i64, i, i, i, ptr, ptr, ptr, ptr, f, ptr, i]
     return lib
 
 
@@ -270,6 +275,54 @@ def epilogue(y: Tensor, shift: Tensor, w: Tensor | None, b: Tensor | None, z: Te
             item(z, i), 0 if z is None else z.stride(2), item(res, i), 0 if res is None else res.stride(2),
             int(relu), out[i].data_ptr(), threads)
         if rc != 0:
+            return None
+    return out
+
+
+def _nhwc_rows(x: Tensor) -> bool:
+    """A float32 CPU map whose rows the kernels can read (NHWC memory, rows any stride apart),
+    under bf16 autocast (the exact float32 path keeps PyTorch's ops)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and x.stride(1) == 1
+            and x.stride(3) == x.shape[1] and torch.is_autocast_enabled("cpu")
+            and strips._autocast_dtype("cpu") == torch.bfloat16 and not torch.compiler.is_compiling())
+
+
+def channel_stats(x: Tensor, eps: float) -> tuple[Tensor, Tensor] | None:
+    """FeatMod's per-channel mean and ``sqrt(unbiased var + eps)`` of (N, C, H, W) ``x`` (NHWC
+    memory), in two native reads (float64 sums of float32 row sums); (N, C, 1, 1) float32 each,
+    or None where the kernel does not apply."""
+    n, c, h, w = x.shape
+    if not _nhwc_rows(x) or h * w < 2:
+        return None
+    sums, squares = torch.empty((n, c), dtype=torch.float64), torch.empty((n, c), dtype=torch.float64)
+    mean = torch.empty((n, c), dtype=torch.float32)
+    lib, threads = _state["lib"], torch.get_num_threads()
+    for i in range(n):
+        if lib.microast_channel_sums(x[i].data_ptr(), x.stride(2), h, w, c, None, sums[i].data_ptr(), threads):
+            return None
+        mean[i] = (sums[i] / (h * w)).float()
+        if lib.microast_channel_sums(x[i].data_ptr(), x.stride(2), h, w, c, mean[i].data_ptr(), squares[i].data_ptr(),
+                                     threads):
+            return None
+    return mean.view(n, c, 1, 1), (squares / (h * w - 1) + eps).sqrt().float().view(n, c, 1, 1)
+
+
+def modulate(rows: Tensor, m: Tensor, s: Tensor, mean: Tensor, std: Tensor, alpha: float | Tensor) -> Tensor | None:
+    """FeatMod on ``rows`` (N, C, R, W) float32 NHWC with the statistics taken (each (N or 1, C, 1, 1)):
+    ``(rows - m) / s * std + mean``, blended with ``rows`` by a number ``alpha``, in one native
+    pass; (N, C, R, W) float32 NHWC, or None where the kernel does not apply (a per-frame alpha)."""
+    n, c, r, w = rows.shape
+    if not _nhwc_rows(rows) or not isinstance(alpha, float):
+        return None
+    per_channel = [t.detach().float().reshape(-1, c).contiguous() for t in (m, s, mean, std)]
+    if any(t.shape[0] not in (1, n) for t in per_channel):
+        return None
+    out = torch.empty(rows.shape, dtype=torch.float32, memory_format=torch.channels_last)
+    lib, threads = _state["lib"], torch.get_num_threads()
+    for i in range(n):
+        if lib.microast_modulate(rows[i].data_ptr(), rows.stride(2), r, w, c,
+                                 *(t[min(i, t.shape[0] - 1)].data_ptr() for t in per_channel), alpha,
+                                 out[i].data_ptr(), threads):
             return None
     return out
 

@@ -115,13 +115,36 @@ def test_native_tail_equals_pytorch_ops(native, modulated, residual, relu):
     assert _native.epilogue(y.float(), shift, None, None, None, None, relu) is None  # not bf16: PyTorch's ops
 
 
-def test_bf16_strips_with_native_centring_match_pytorch_centring(native, model, monkeypatch):
-    """The middle's convs centred natively (their mean: the unpadded rows') and their tails
-    done natively give the frame PyTorch's ops give, up to bf16 rounding of the centred values."""
-    calls, tails = [], []
-    centre, tail = strips._centre_pad, strips._epilogue
-    monkeypatch.setattr(strips, "_centre_pad", lambda *a: calls.append(1) or centre(*a))
-    monkeypatch.setattr(strips, "_epilogue", lambda *a: tails.append(1) or tail(*a))
+def test_native_statistics_and_modulation_equal_pytorch_ops(native):
+    from microast_video.models.strip_blocks import Modulate, strip_mean_std
+
+    g = torch.Generator().manual_seed(7)
+    x = (torch.randn(2, 64, 13, 21, generator=g) * 2 + 1).contiguous(memory_format=torch.channels_last)
+    plain_mean, plain_std = strip_mean_std(x, [(0, 5), (5, 13)], 1e-5)  # no autocast: PyTorch's ops
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mean, std = _native.channel_stats(x, 1e-5)
+        ops = [Modulate(mean, std, *(torch.rand(1, 64, 1, 1, generator=g) for _ in range(2)), alpha) for alpha in (1.0, 0.3)]
+        got = [_native.modulate(x[:, :, 2:9], op.m, op.s, op.mean, op.std, op.alpha) for op in ops]
+    torch.testing.assert_close(mean, plain_mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(std, plain_std, rtol=1e-6, atol=1e-6)
+    for op, out in zip(ops, got):
+        torch.testing.assert_close(out, op.apply(x, 0, 13, 2, 9), rtol=1e-6, atol=1e-6)  # PyTorch's ops, no autocast
+    assert _native.channel_stats(x, 1e-5) is None  # outside bf16 autocast the exact path keeps PyTorch's ops
+
+
+def test_bf16_strips_with_the_native_middle_match_pytorch_ops(native, model, monkeypatch):
+    """The middle natively (each conv's input centred, its mean the unpadded rows'; the residual
+    tails; FeatMod's statistics and modulation) gives the frame PyTorch's ops give, up to bf16
+    rounding of the centred values."""
+    calls: dict[str, int] = {}
+    kernels = strips._middle
+
+    def counted(name):
+        fn = getattr(kernels, name)
+        return lambda *a: calls.__setitem__(name, calls.get(name, 0) + 1) or fn(*a)
+
+    monkeypatch.setattr(strips, "_middle", strips.MiddleKernels(*(counted(n) for n in ("centre_pad", "tail", "stats",
+                                                                                        "modulate"))))
     settings = EngineSettings(torch.bfloat16, channels_last=True, strip_rows=16)
     x = torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(12))
     with torch.inference_mode():
@@ -131,13 +154,11 @@ def test_bf16_strips_with_native_centring_match_pytorch_centring(native, model, 
         try:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 native_out = model(x, signals, strip_rows=settings.strip_rows)
-                monkeypatch.setattr(strips, "_centre_pad", None)
-                monkeypatch.setattr(strips, "_epilogue", None)
+                monkeypatch.setattr(strips, "_middle", None)
                 plain = model(x, signals, strip_rows=settings.strip_rows)
         finally:
             model.to(memory_format=torch.contiguous_format)
-    assert calls, "the middle never called the native centring"
-    assert len(tails) == len(calls), "the residual blocks' tails did not run natively"
+    assert calls["centre_pad"] == calls["tail"] > 0 and calls["stats"] == 2 and calls["modulate"] > 0, calls
     error = lambda out: float((out.float() - exact).norm() / exact.norm())  # noqa: E731
     assert error(native_out) < 0.01 and error(native_out) < 1.5 * error(plain) + 1e-3  # both ~0.5 %
     assert float((native_out.float() - plain.float()).norm() / plain.float().norm()) < 0.01
@@ -148,9 +169,9 @@ def test_engine_turns_the_kernel_on_for_cpu_strips_and_off_otherwise(native, mod
     assert settings.native and settings.describe()["native"] is True
     try:
         assert prepare_runtime(model, settings) is None and strips._fused_up_dw is not None
-        assert strips._centre_pad is not None
+        assert strips._middle is not None
         assert prepare_runtime(model, EngineSettings(strip_rows=64, channels_last=True)) is None
-        assert strips._fused_up_dw is None and strips._centre_pad is None  # native=False: PyTorch's ops
+        assert strips._fused_up_dw is None and strips._middle is None  # native=False: PyTorch's ops
         assert prepare_runtime(model, EngineSettings(native=True)) is None  # whole frames: no strips, no kernel
         assert strips._fused_up_dw is None
     finally:

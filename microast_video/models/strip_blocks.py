@@ -26,6 +26,9 @@ from .strips import Conv
 def strip_mean_std(x: Tensor, bounds: Sequence[tuple[int, int]], eps: float) -> tuple[Tensor, Tensor]:
     """Per-channel mean and ``sqrt(unbiased var + eps)`` of (N, C, H, W) ``x``, strip by strip
     (float64 sums; no frame-sized temporary). Returns (N, C, 1, 1) float32 each."""
+    native = None if strips._middle is None else strips._middle.stats(x, eps)
+    if native is not None:
+        return native
     n, c, h, w = x.shape
     total = torch.zeros(n, c, dtype=torch.float64, device=x.device)
     for a, b in bounds:
@@ -58,7 +61,7 @@ class Residual:
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         m0, m1 = Conv(self.conv1, False).needs(o0, o1, h)
-        if strips._epilogue is not None and torch.is_autocast_enabled(x.device.type):
+        if strips._middle is not None and torch.is_autocast_enabled(x.device.type):
             out = self._natively(x, a, h, o0, o1, m0, m1)
             if out is not None:
                 return out
@@ -72,18 +75,18 @@ class Residual:
         return out.add_(x.narrow(2, o0 - a, o1 - o0))
 
     def _natively(self, x: Tensor, a: int, h: int, o0: int, o1: int, m0: int, m1: int) -> Tensor | None:
-        """:meth:`apply` with each conv's input made by :data:`~.strips._centre_pad` and its
-        pointwise tail by :data:`~.strips._epilogue` (one pass each, the same operations);
-        None where they do not apply."""
+        """:meth:`apply` with each conv's input and its pointwise tail made by the native
+        :class:`~.strips.MiddleKernels` (one pass each, the same operations); None where they
+        do not apply."""
         modulated = self.w is not None
         got = Conv(self.conv1, False, centred=True).centred_raw(x, a, h, m0, m1)
         z = x.narrow(2, m0 - a, m1 - m0) if modulated else None
-        mid = None if got is None else strips._epilogue(*got, self.w, self.b, z, None, True)
+        mid = None if got is None else strips._middle.tail(*got, self.w, self.b, z, None, True)
         got = None if mid is None else Conv(self.conv2, False, centred=True).centred_raw(mid, m0, h, o0, o1)
         if got is None:
             return None
         z = mid.narrow(2, o0 - m0, o1 - o0) if modulated else None
-        return strips._epilogue(*got, self.w, self.b, z, x.narrow(2, o0 - a, o1 - o0), False)
+        return strips._middle.tail(*got, self.w, self.b, z, x.narrow(2, o0 - a, o1 - o0), False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +108,10 @@ class Modulate:
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         rows = x.narrow(2, o0 - a, o1 - o0).float()
+        native = None if strips._middle is None else strips._middle.modulate(rows, self.m, self.s, self.mean,
+                                                                              self.std, self.alpha)
+        if native is not None:
+            return native
         out = (rows - self.m).div_(self.s).mul_(self.std).add_(self.mean)
         if isinstance(self.alpha, float) and self.alpha == 1.0:
             return out

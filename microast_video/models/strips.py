@@ -132,7 +132,7 @@ class Conv:
         c = self.conv
         if _summed_groups(c):
             return self.summed(x, a, h, o0, o1)
-        if self.centred and _centre_pad is not None and torch.is_autocast_enabled(x.device.type):
+        if self.centred and _middle is not None and torch.is_autocast_enabled(x.device.type):
             y = self._natively_centred(x, a, h, o0, o1)
             if y is not None:
                 return F.relu(y) if self.relu else y
@@ -149,15 +149,15 @@ class Conv:
 
     def _natively_centred(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor | None:
         """:func:`centred_conv` of the window, its input centred, rounded and padded in one
-        native pass (:data:`_centre_pad`; the mean is the unpadded rows', which centres as
+        native pass (:attr:`MiddleKernels.centre_pad`; the mean is the unpadded rows', which centres as
         exactly); None where that kernel does not apply."""
         got = self.centred_raw(x, a, h, o0, o1)
         return None if got is None else got[0].float().add_(got[1])
 
     def centred_raw(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> tuple[Tensor, Tensor] | None:
         """The natively centred conv's raw output (reduced precision, no bias) and the float32
-        ``bias + W·mu`` (N, out, 1, 1) that completes it; None where :data:`_centre_pad` does not apply."""
-        got = None if _centre_pad is None else _centre_pad(*self._window_rows(x, a, h, o0, o1))
+        ``bias + W·mu`` (N, out, 1, 1) that completes it; None where the native centring does not apply."""
+        got = None if _middle is None else _middle.centre_pad(*self._window_rows(x, a, h, o0, o1))
         if got is None:
             return None
         rows, mu = got
@@ -298,29 +298,36 @@ def use_fused_up_dw(fn: Callable[..., Tensor | None] | None) -> None:
     _fused_up_dw = fn
 
 
-#: The native centring for :class:`Conv` s with ``centred`` under autocast, or None: PyTorch's
-#: ops. Called as ``fn(rows, (left, right, top, bottom))`` on the window's unpadded rows; it
-#: returns (the padded, centred, rounded rows; the per-channel mean, (N, C, 1, 1) float32), or
-#: None where it does not apply.
-_centre_pad: Callable[[Tensor, tuple[int, int, int, int]], tuple[Tensor, Tensor] | None] | None = None
+@dataclasses.dataclass(frozen=True)
+class MiddleKernels:
+    """Native kernels for the quarter-resolution middle in strips under bf16 autocast (made by
+    ``microast_video._native``). Each returns None where it does not apply, and PyTorch's ops
+    run; the results are the same up to float rounding.
+
+    Attributes:
+        centre_pad: ``fn(rows, (left, right, top, bottom))`` on a centred conv's unpadded window
+            rows: (the rows padded, minus their per-channel mean, rounded, NHWC; the mean,
+            (N, C, 1, 1) float32). See :meth:`Conv.centred_raw`.
+        tail: ``fn(y, shift, w, b, z, res, relu)``: a residual block's pointwise tail after
+            such a conv (``microast_video._native.epilogue``).
+        stats: ``fn(x, eps)``: FeatMod's (mean, spread) of a whole map (:func:`.strip_blocks.strip_mean_std`).
+        modulate: ``fn(rows, m, s, mean, std, alpha)``: FeatMod on rows (:class:`.strip_blocks.Modulate`).
+    """
+
+    centre_pad: Callable[[Tensor, tuple[int, int, int, int]], tuple[Tensor, Tensor] | None]
+    tail: Callable[..., Tensor | None]
+    stats: Callable[[Tensor, float], tuple[Tensor, Tensor] | None]
+    modulate: Callable[..., Tensor | None]
 
 
-def use_centre_pad(fn: Callable[[Tensor, tuple[int, int, int, int]], tuple[Tensor, Tensor] | None] | None) -> None:
-    """Set (or with None, clear) the native centring :class:`Conv` tries first."""
-    global _centre_pad
-    _centre_pad = fn
+#: The middle's native kernels, or None: PyTorch's ops.
+_middle: MiddleKernels | None = None
 
 
-#: The native pointwise tail of a residual block's centred bf16 conv, or None: PyTorch's ops.
-#: Called as ``fn(y, shift, w, b, z, res, relu)`` (see ``microast_video._native.epilogue``);
-#: it returns the float32 rows, or None where it does not apply.
-_epilogue: Callable[..., Tensor | None] | None = None
-
-
-def use_epilogue(fn: Callable[..., Tensor | None] | None) -> None:
-    """Set (or with None, clear) the native tail :class:`~.strip_blocks.Residual` tries first."""
-    global _epilogue
-    _epilogue = fn
+def use_middle_kernels(kernels: MiddleKernels | None) -> None:
+    """Set (or with None, clear) the native kernels the middle's strip ops try first."""
+    global _middle
+    _middle = kernels
 
 
 @dataclasses.dataclass(frozen=True)

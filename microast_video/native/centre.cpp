@@ -55,22 +55,18 @@ extern "C" int microast_centre_pad(const float* x, int64_t row_stride, int rows,
   if (rows < 1 || w < 1 || channels < 1 || channels > 4096 || top < 0 || bottom < 0 || left < 0 || right < 0 ||
       top >= rows || bottom >= rows || left >= w || right >= w)
     return 1;
-  const int parts = std::max(1, std::min(threads, rows));
-  std::vector<double> sums(size_t(parts) * channels, 0.0);
+  std::vector<float> row_sums(size_t(rows) * channels, 0.0f);
   in_parallel(rows, threads, [&](int t, int n) {
-    std::vector<float> acc(channels, 0.0f);
-    double* total = sums.data() + size_t(t) * channels;
     for (int r = int(int64_t(rows) * t / n); r < int(int64_t(rows) * (t + 1) / n); ++r) {
-      const float* row = x + r * row_stride;
-      std::fill(acc.begin(), acc.end(), 0.0f);
+      const float* __restrict row = x + r * row_stride;
+      float* __restrict acc = row_sums.data() + size_t(r) * channels;
       for (int c = 0; c < w; ++c)
         for (int k = 0; k < channels; ++k) acc[k] += row[size_t(c) * channels + k];
-      for (int k = 0; k < channels; ++k) total[k] += acc[k];  // a row's sum in float32, rows in float64
     }
   });
-  for (int k = 0; k < channels; ++k) {
+  for (int k = 0; k < channels; ++k) {  // rows in order, in float64: the same mean whatever the threads
     double s = 0.0;
-    for (int t = 0; t < parts; ++t) s += sums[size_t(t) * channels + k];
+    for (int r = 0; r < rows; ++r) s += row_sums[size_t(r) * channels + k];
     mu_out[k] = float(s / (double(rows) * w));
   }
   const int out_rows = rows + top + bottom, out_w = w + left + right;
@@ -143,6 +139,67 @@ extern "C" int microast_epilogue(const uint16_t* y, int rows, int w, int channel
     for (int r = int(int64_t(rows) * t / n); r < int(int64_t(rows) * (t + 1) / n); ++r)
       fn(y + r * row_len, w, channels, shift, wt, bt, modulated ? z + r * z_stride : nullptr,
          residual ? res + r * res_stride : nullptr, out + r * row_len);
+  });
+  return 0;
+}
+
+// FeatMod's per-channel statistics of a whole map (strip_blocks.strip_mean_std), in two reads:
+// sums[k] = sum of x, then (with mean given) sums[k] = sum of (x - mean[k])^2; each row summed
+// in float32, the rows in order in float64 (so the sums do not depend on the threads). x is NHWC rows (float32), row_stride apart. Returns 0, or 1.
+extern "C" int microast_channel_sums(const float* x, int64_t row_stride, int rows, int w, int channels,
+                                     const float* mean, double* sums, int threads) {
+  if (rows < 1 || w < 1 || channels < 1 || channels > 4096) return 1;
+  std::vector<float> row_sums(size_t(rows) * channels, 0.0f);
+  in_parallel(rows, threads, [&](int t, int n) {
+    for (int r = int(int64_t(rows) * t / n); r < int(int64_t(rows) * (t + 1) / n); ++r) {
+      const float* __restrict row = x + r * row_stride;
+      float* __restrict acc = row_sums.data() + size_t(r) * channels;
+      if (mean == nullptr) {
+        for (int c = 0; c < w; ++c)
+          for (int k = 0; k < channels; ++k) acc[k] += row[size_t(c) * channels + k];
+      } else {
+        for (int c = 0; c < w; ++c)
+          for (int k = 0; k < channels; ++k) {
+            const float d = row[size_t(c) * channels + k] - mean[k];
+            acc[k] += d * d;
+          }
+      }
+    }
+  });
+  for (int k = 0; k < channels; ++k) {  // rows in order, in float64: the same sums whatever the threads
+    double s = 0.0;
+    for (int r = 0; r < rows; ++r) s += row_sums[size_t(r) * channels + k];
+    sums[k] = s;
+  }
+  return 0;
+}
+
+// FeatMod with the statistics taken (strip_blocks.Modulate), one pass:
+//   v = (x - m) / s * std + mean;  alpha < 1: v = v * alpha + (1 - alpha) * x
+// x is NHWC rows (float32), row_stride apart; out NHWC contiguous float32. Returns 0, or 1.
+extern "C" int microast_modulate(const float* x, int64_t row_stride, int rows, int w, int channels, const float* m,
+                                 const float* s, const float* mean, const float* std_, float alpha, float* out,
+                                 int threads) {
+  if (rows < 1 || w < 1 || channels < 1) return 1;
+  const int64_t row_len = int64_t(w) * channels;
+  const bool blend = alpha != 1.0f;
+  const float keep = 1.0f - alpha;
+  in_parallel(rows, threads, [&](int t, int n) {
+    for (int r = int(int64_t(rows) * t / n); r < int(int64_t(rows) * (t + 1) / n); ++r) {
+      const float* __restrict row = x + r * row_stride;
+      float* __restrict o = out + r * row_len;
+      for (int c = 0; c < w; ++c) {
+        const int64_t at = int64_t(c) * channels;
+        if (blend) {
+          for (int k = 0; k < channels; ++k) {
+            const float v = (row[at + k] - m[k]) / s[k] * std_[k] + mean[k];
+            o[at + k] = v * alpha + keep * row[at + k];
+          }
+        } else {
+          for (int k = 0; k < channels; ++k) o[at + k] = (row[at + k] - m[k]) / s[k] * std_[k] + mean[k];
+        }
+      }
+    }
   });
   return 0;
 }
