@@ -8,8 +8,10 @@ mkdir -p benchmarks/out
 #    per resolution, the model-only arms in rounds (pip install -e '.[onnx,openvino]').
 microast-video bench --resolution 1920x1080 --frames 8 --peers --repeat 3 --json benchmarks/out/bench_1080p.json
 microast-video bench --resolution 3840x2160 --frames 4 --peers --repeat 2 --json benchmarks/out/bench_2160p.json
-#    The same in one round (RESULTS.md's last section, after the UHD middle went in strips).
+#    The same in one round (RESULTS.md, after the UHD middle went in strips).
 microast-video bench --resolution 3840x2160 --frames 4 --peers --json benchmarks/out/bench_2160p_1round.json
+#    The middle's native kernels against PyTorch's ops, interleaved in one process.
+python benchmarks/middle_kernels.py 3840x2160
 #    End to end with the fastest libx264 preset (how much of the gap is the encoder).
 microast-video bench --resolution 1920x1080 --frames 8 --preset ultrafast --json benchmarks/out/bench_1080p_ultrafast.json
 
