@@ -51,6 +51,7 @@ from torch import Tensor
 from .models import strips
 
 SOURCES = tuple(Path(__file__).parent / "native" / name for name in ("up_dw.cpp", "temporal.cpp", "centre.cpp"))
+HEADERS = (Path(__file__).parent / "native" / "bf16.h",)  # included by the sources: part of the build's key
 #: -fno-trapping-math: float -> int conversions vectorize (nothing here reads FP exceptions)
 _FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-trapping-math")
 _state: dict[str, object] = {}  # "lib": the loaded library, "op": the registered custom op
@@ -119,7 +120,7 @@ def _build(folder: Path) -> Path:
     cxx = cxx_compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found")
-    source = b"".join(path.read_bytes() for path in SOURCES)
+    source = b"".join(path.read_bytes() for path in (*SOURCES, *HEADERS))
     key = hashlib.sha256(source + cxx.encode() + " ".join(_FLAGS).encode() + _cpu_identity().encode()).hexdigest()
     target = folder / f"native-{key[:20]}.so"
     if target.exists():

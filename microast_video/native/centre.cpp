@@ -22,14 +22,12 @@
 #include <omp.h>
 #endif
 
+#include "bf16.h"
+
 namespace {
 
-inline uint16_t round_bf16(float f) {  // round to nearest even; NaN stays NaN; branch-free, so it vectorizes
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  uint32_t r = (u & 0x7fffffffu) > 0x7f800000u ? (u | 0x400000u) : u + 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(r >> 16);
-}
+using microast::from_bf16;
+using microast::to_bf16;
 
 inline int reflect(int i, int n) { return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i); }
 
@@ -77,7 +75,7 @@ extern "C" int microast_centre_pad(const float* x, int64_t row_stride, int rows,
       for (int c = 0; c < out_w; ++c) {
         const float* src = row + size_t(reflect(c - left, w)) * channels;
         uint16_t* d = dst + size_t(c) * channels;
-        for (int k = 0; k < channels; ++k) d[k] = round_bf16(src[k] - mu_out[k]);
+        for (int k = 0; k < channels; ++k) d[k] = to_bf16(src[k] - mu_out[k]);
       }
     }
   });
@@ -85,13 +83,6 @@ extern "C" int microast_centre_pad(const float* x, int64_t row_stride, int rows,
 }
 
 namespace {
-
-inline float widen_bf16(uint16_t v) {
-  uint32_t u = uint32_t(v) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 // One row of the tail, its cases fixed at compile time (so the channel loop vectorizes).
 template <bool Modulated, bool Residual, bool Relu>
@@ -101,7 +92,7 @@ void tail_row(const uint16_t* __restrict y, int w, int channels, const float* __
   for (int c = 0; c < w; ++c) {
     const int64_t at = int64_t(c) * channels;
     for (int k = 0; k < channels; ++k) {
-      float v = widen_bf16(y[at + k]) + shift[k];
+      float v = from_bf16(y[at + k]) + shift[k];
       if (Modulated) v = v * wt[k] + bt[k] * z[at + k];
       if (Residual) v = v + res[at + k];
       if (Relu) v = v > 0.0f ? v : 0.0f;

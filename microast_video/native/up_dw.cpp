@@ -21,21 +21,12 @@
 #include <omp.h>
 #endif
 
+#include "bf16.h"
+
 namespace {
 
-inline float from_bf16(uint16_t v) {
-  uint32_t u = uint32_t(v) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-inline uint16_t to_bf16(float f) {  // round to nearest even; NaN stays NaN; branch-free, so it vectorizes
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  uint32_t r = (u & 0x7fffffffu) > 0x7f800000u ? (u | 0x400000u) : u + 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(r >> 16);
-}
+using microast::from_bf16;
+using microast::to_bf16;
 
 inline float widen(float v) { return v; }
 inline float widen(uint16_t v) { return from_bf16(v); }
