@@ -8,7 +8,7 @@ mkdir -p benchmarks/out
 #    per resolution, the model-only arms in rounds (pip install -e '.[onnx,openvino]').
 microast-video bench --resolution 1920x1080 --frames 8 --peers --repeat 3 --json benchmarks/out/bench_1080p.json
 microast-video bench --resolution 3840x2160 --frames 4 --peers --repeat 2 --json benchmarks/out/bench_2160p.json
-#    The same in one round (RESULTS.md, after the UHD middle went in strips).
+#    The UHD run in one round (RESULTS.md, after the UHD middle went in strips).
 microast-video bench --resolution 3840x2160 --frames 4 --peers --json benchmarks/out/bench_2160p_1round.json
 #    The middle's native kernels against PyTorch's ops, interleaved in one process.
 python benchmarks/middle_kernels.py 3840x2160
