@@ -232,8 +232,7 @@ def centre_pad(rows: Tensor, pad: tuple[int, int, int, int]) -> tuple[Tensor, Te
     (left, right, top, bottom), minus its per-channel mean, rounded to bfloat16 (NHWC); and
     that mean (N, C, 1, 1) float32. None where the kernel does not apply (PyTorch's ops run)."""
     n, c, r, w = rows.shape
-    if (rows.device.type != "cpu" or rows.dtype != torch.float32 or rows.stride(1) != 1 or rows.stride(3) != c
-            or strips._autocast_dtype("cpu") != torch.bfloat16 or torch.compiler.is_compiling()):
+    if not _nhwc_rows(rows):
         return None
     left, right, top, bottom = pad
     out = torch.empty((n, c, r + top + bottom, w + left + right), dtype=torch.bfloat16,
@@ -257,35 +256,45 @@ def epilogue(y: Tensor, shift: Tensor, w: Tensor | None, b: Tensor | None, z: Te
     memory. Returns (N, C, R, W) float32 in NHWC memory, or None where the kernel does not apply."""
     n, c, r, width = y.shape
     rows = [t for t in (z, res) if t is not None]
+    per_channel = _per_channel((shift, w, b), n, c)
     if (y.device.type != "cpu" or y.dtype != torch.bfloat16 or not y.is_contiguous(memory_format=torch.channels_last)
-            or any(t.dtype != torch.float32 or t.shape != y.shape or t.stride(1) != 1 or t.stride(3) != c for t in rows)
+            or any(not _nhwc_layout(t) or t.shape != y.shape for t in rows) or per_channel is None
             or (w is None) != (b is None) or (b is not None and z is None) or torch.compiler.is_compiling()):
-        return None
-    per_channel = [None if t is None else t.detach().float().reshape(-1, c).contiguous() for t in (shift, w, b)]
-    if any(t is not None and t.shape[0] not in (1, n) for t in per_channel):
         return None
     out = torch.empty(y.shape, dtype=torch.float32, memory_format=torch.channels_last)
     threads = torch.get_num_threads()
-
-    def item(t: Tensor | None, i: int) -> int | None:
-        return None if t is None else t[min(i, t.shape[0] - 1)].data_ptr()
-
     for i in range(n):
         rc = _state["lib"].microast_epilogue(
-            y[i].data_ptr(), r, width, c, *(item(t, i) for t in per_channel),
-            item(z, i), 0 if z is None else z.stride(2), item(res, i), 0 if res is None else res.stride(2),
+            y[i].data_ptr(), r, width, c, *(_item(t, i) for t in per_channel),
+            _item(z, i), 0 if z is None else z.stride(2), _item(res, i), 0 if res is None else res.stride(2),
             int(relu), out[i].data_ptr(), threads)
         if rc != 0:
             return None
     return out
 
 
+def _per_channel(vectors: tuple[Tensor | None, ...], n: int, c: int) -> list[Tensor | None] | None:
+    """(N or 1, C, 1, 1) vectors as contiguous (N or 1, C) float32 rows (None stays None), or None
+    when one holds another number of frames."""
+    rows = [None if t is None else t.detach().float().reshape(-1, c).contiguous() for t in vectors]
+    return None if any(t is not None and t.shape[0] not in (1, n) for t in rows) else rows
+
+
+def _item(t: Tensor | None, i: int) -> int | None:
+    """The address of frame ``i`` of ``t`` (its only frame when it holds one, for every frame)."""
+    return None if t is None else t[min(i, t.shape[0] - 1)].data_ptr()
+
+
+def _nhwc_layout(x: Tensor) -> bool:
+    """A float32 CPU map whose rows the kernels can read: NHWC memory, rows any stride apart."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and x.stride(1) == 1 \
+        and x.stride(3) == x.shape[1]
+
+
 def _nhwc_rows(x: Tensor) -> bool:
-    """A float32 CPU map whose rows the kernels can read (NHWC memory, rows any stride apart),
-    under bf16 autocast (the exact float32 path keeps PyTorch's ops)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and x.stride(1) == 1
-            and x.stride(3) == x.shape[1] and torch.is_autocast_enabled("cpu")
-            and strips._autocast_dtype("cpu") == torch.bfloat16 and not torch.compiler.is_compiling())
+    """:func:`_nhwc_layout`, under bf16 autocast (the exact float32 path keeps PyTorch's ops), not compiling."""
+    return (_nhwc_layout(x) and torch.is_autocast_enabled("cpu") and strips._autocast_dtype("cpu") == torch.bfloat16
+            and not torch.compiler.is_compiling())
 
 
 def channel_stats(x: Tensor, eps: float) -> tuple[Tensor, Tensor] | None:
@@ -313,17 +322,14 @@ def modulate(rows: Tensor, m: Tensor, s: Tensor, mean: Tensor, std: Tensor, alph
     ``(rows - m) / s * std + mean``, blended with ``rows`` by a number ``alpha``, in one native
     pass; (N, C, R, W) float32 NHWC, or None where the kernel does not apply (a per-frame alpha)."""
     n, c, r, w = rows.shape
-    if not _nhwc_rows(rows) or not isinstance(alpha, float):
-        return None
-    per_channel = [t.detach().float().reshape(-1, c).contiguous() for t in (m, s, mean, std)]
-    if any(t.shape[0] not in (1, n) for t in per_channel):
+    per_channel = _per_channel((m, s, mean, std), n, c)
+    if not _nhwc_rows(rows) or not isinstance(alpha, float) or per_channel is None:
         return None
     out = torch.empty(rows.shape, dtype=torch.float32, memory_format=torch.channels_last)
     lib, threads = _state["lib"], torch.get_num_threads()
     for i in range(n):
-        if lib.microast_modulate(rows[i].data_ptr(), rows.stride(2), r, w, c,
-                                 *(t[min(i, t.shape[0] - 1)].data_ptr() for t in per_channel), alpha,
-                                 out[i].data_ptr(), threads):
+        if lib.microast_modulate(rows[i].data_ptr(), rows.stride(2), r, w, c, *(_item(t, i) for t in per_channel),
+                                 alpha, out[i].data_ptr(), threads):
             return None
     return out
 

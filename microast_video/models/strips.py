@@ -132,10 +132,6 @@ class Conv:
         c = self.conv
         if _summed_groups(c):
             return self.summed(x, a, h, o0, o1)
-        if self.centred and _middle is not None and torch.is_autocast_enabled(x.device.type):
-            y = self._natively_centred(x, a, h, o0, o1)
-            if y is not None:
-                return F.relu(y) if self.relu else y
         rows = self._window(x, a, h, o0, o1)
         if self.centred:
             y = centred_conv(c, rows, valid=True)
@@ -147,15 +143,10 @@ class Conv:
             y = F.conv2d(rows, weight, bias, stride=c.stride, padding=0, groups=c.groups)
         return F.relu(y) if self.relu else y
 
-    def _natively_centred(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor | None:
-        """:func:`centred_conv` of the window, its input centred, rounded and padded in one
-        native pass (:attr:`MiddleKernels.centre_pad`; the mean is the unpadded rows', which centres as
-        exactly); None where that kernel does not apply."""
-        got = self.centred_raw(x, a, h, o0, o1)
-        return None if got is None else got[0].float().add_(got[1])
-
     def centred_raw(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> tuple[Tensor, Tensor] | None:
-        """The natively centred conv's raw output (reduced precision, no bias) and the float32
+        """:func:`centred_conv` of the window with its input centred, rounded and padded in one
+        native pass (:attr:`MiddleKernels.centre_pad`; the mean is the unpadded rows', which
+        centres as exactly): the raw output (reduced precision, no bias) and the float32
         ``bias + W·mu`` (N, out, 1, 1) that completes it; None where the native centring does not apply."""
         got = None if _middle is None else _middle.centre_pad(*self._window_rows(x, a, h, o0, o1))
         if got is None:
