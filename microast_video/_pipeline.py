@@ -27,6 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ._decode import DecodeStats, decode_frames
+from ._device import opencv_threads, side_threads
 from ._encode import FFmpegWriter
 from ._engine import FrameEngine, Stylizer, prepare_runtime
 from ._errors import InputError, shown
@@ -129,8 +130,9 @@ def encode_window(plan: JobPlan, stylizer: Stylizer, target: Path | None, *, win
         duration = job.duration if window.end is None else window.end - window.start
         writer = sink or FFmpegWriter(plan.info, plan.encode, target, exe=plan.exe, start=job.start + window.start,
                                       duration=duration, label=plan.output, carry=window.carry)
-        counts = run_chain(video_stages(plan, stylizer, times, writer, stats, stabilizer, window, boundaries),
-                           queue_frames=plan.queue_frames, times=times, on_output=done)
+        with opencv_threads(side_threads(plan.device)):
+            counts = run_chain(video_stages(plan, stylizer, times, writer, stats, stabilizer, window, boundaries),
+                               queue_frames=plan.queue_frames, times=times, on_output=done)
     finally:
         bar.close()
     return Encoded(times, (first_frame_at or [None])[0], counts, stats)
@@ -199,7 +201,7 @@ def _decoded(plan: JobPlan, stats: DecodeStats, window: Window) -> Iterator[Fram
     return decode_frames(plan.info, start=first, duration=duration, size=plan.encode.size,
                          deep=plan.encode.deep or plan.encode.tonemap is not None,
                          planes=isinstance(plan.transport, YUV420Transport), deinterlace=plan.deinterlace,
-                         stats=stats, origin=job.start, anchor=window.anchor)
+                         stats=stats, origin=job.start, anchor=window.anchor, threads=side_threads(plan.device))
 
 
 def _after(frames: Iterator[Frame], start: float) -> Iterator[Frame]:

@@ -190,7 +190,7 @@ def video_command(
         help="Video codec: h264, hevc (10-bit for deep sources), prores (422 HQ), ffv1 (lossless), *_nvenc.")] = Codec.h264,
     crf: Annotated[Optional[int], typer.Option(min=0, max=51, help="Quality (lower is better); default 18 for h264, "
                                                                    "20 for hevc.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Encoder preset (default medium; p5 for NVENC).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Encoder preset (default fast for h264, medium for hevc, p5 for NVENC).")] = None,
     pix_fmt: Annotated[Optional[str], typer.Option(
         help="Output pixel format (default yuv420p; yuv422p10le for prores; 10-bit for deep sources).")] = None,
     start: Annotated[float, typer.Option(min=0.0, help="Start this many seconds into the clip.")] = 0.0,

@@ -1,0 +1,76 @@
+"""A CPU job's network keeps every core busy: the work beside it is kept small. The default
+H.264 preset (libx264 "fast": medium's quality for 2/3 of its CPU time, see
+benchmarks/encoder_presets.py) and one thread each for FFmpeg's decoder and OpenCV."""
+
+from __future__ import annotations
+
+import cv2
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from helpers import FFMPEG, make_clip, make_style
+from microast_video import EncodeSettings, probe
+from microast_video import _pipeline
+from microast_video._device import opencv_threads, side_threads
+from microast_video._encode_plan import plan_encode
+from microast_video._options import Codec
+from microast_video.cli import app
+
+
+def test_h264_defaults_to_the_fast_preset_and_an_explicit_one_wins(tmp_path):
+    info = probe(make_clip(tmp_path / "c.mp4", seconds=0.2))
+    preset = {name: dict(plan_encode(info, tmp_path / "o.mp4", settings, exe=FFMPEG).codec_args).get("preset")
+              for name, settings in [("h264", EncodeSettings()), ("slow", EncodeSettings(preset="slow")),
+                                     ("hevc", EncodeSettings(codec=Codec.hevc))]}
+    assert preset == {"h264": "fast", "slow": "slow", "hevc": "medium"}
+
+
+def test_side_threads_are_one_on_the_cpu_and_the_librarys_choice_elsewhere():
+    assert side_threads(torch.device("cpu")) == 1
+    assert side_threads(torch.device("cuda", 0)) == 0
+
+
+@pytest.fixture
+def cv2_threads():
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    yield 3
+    cv2.setNumThreads(before)
+
+
+def test_opencv_threads_is_set_within_and_restored_after(cv2_threads):
+    with opencv_threads(1):
+        assert cv2.getNumThreads() == 1
+    assert cv2.getNumThreads() == cv2_threads
+    with opencv_threads(0):  # 0: left as it is
+        assert cv2.getNumThreads() == cv2_threads
+    with pytest.raises(RuntimeError), opencv_threads(1):
+        raise RuntimeError("a failed job")
+    assert cv2.getNumThreads() == cv2_threads
+
+
+def test_a_cpu_job_decodes_and_stabilizes_on_one_thread_each(tmp_path, weights_env, monkeypatch, cv2_threads):
+    for k, v in weights_env.items():
+        monkeypatch.setenv(k, v)
+    seen: dict[str, list[int]] = {"decode": [], "temporal": []}
+    decode, stabilized = _pipeline.decode_frames, _pipeline.stabilized
+
+    def decode_frames(*args, **kwargs):
+        seen["decode"].append(kwargs.get("threads", 0))
+        return decode(*args, **kwargs)
+
+    def recorded(*args, **kwargs):
+        for frame in stabilized(*args, **kwargs):
+            seen["temporal"].append(cv2.getNumThreads())
+            yield frame
+
+    monkeypatch.setattr(_pipeline, "decode_frames", decode_frames)
+    monkeypatch.setattr(_pipeline, "stabilized", recorded)
+    clip, style = make_clip(tmp_path / "c.mp4", seconds=0.2), make_style(tmp_path / "s.png")
+    r = CliRunner().invoke(app, ["video", str(clip), "-s", str(style), "-o", str(tmp_path / "o.mp4"),
+                                 "--device", "cpu", "--precision", "fp32", "-q"])
+    assert r.exit_code == 0, r.stderr
+    assert seen["decode"] == [1]
+    assert seen["temporal"] and set(seen["temporal"]) == {1}
+    assert cv2.getNumThreads() == cv2_threads  # restored when the job ends
