@@ -9,13 +9,14 @@ Phases of :func:`run_bench`:
 
 1. **check**: options, weights, input and style, before any child starts (one-line errors);
 2. **footage**: the clip (synthesized with exactly ``warmup + frames`` frames, or ``--input``);
-3. **model-only arms**: ours (bf16 where the CPU has it), ours exact fp32, the upstream way
-   with glibc's allocator and with ours, then (``--peers``) the ONNX export and its runtimes;
-   with ``--repeat N``, N rounds of all of them in turn (each arm's median run is its figure,
-   and every ratio also comes as the range of its per-round ratios);
-4. **end-to-end arms**: our pipeline (as a job runs it, with the temporal stage; again without
-   it, to show that stage's cost; with ``--compile auto``) and the upstream way, decode to
-   complete file;
+3. **the arms**: model-only: ours (bf16 where the CPU has it), ours exact fp32, the upstream
+   way with glibc's allocator and with ours, then (``--peers``) the ONNX export and its
+   runtimes; end to end: our pipeline (as a job runs it, with the temporal stage; again
+   without it, to show that stage's cost; with ``--compile auto``) and the upstream way,
+   decode to complete file;
+4. **rounds**: with ``--repeat N``, N rounds of all the arms in turn, model-only and end to
+   end alike (each arm's median run is its figure, and every ratio also comes as the range of
+   its per-round ratios);
 5. **ceiling**: the machine's own matmul rate (bf16, fp32) with the same threads;
 6. **figures**: rates, ratios, achieved GFLOP/s, memory, time to first frame.
 """
@@ -60,7 +61,7 @@ class BenchOptions:
     compile: str = "on"
     peers: bool = False
     naive: bool = True
-    repeat: int = 1  # rounds of the model-only arms
+    repeat: int = 1  # rounds of every arm (model-only and end to end)
 
 
 def parse_resolution(text: str, option: str = "--resolution") -> tuple[int, int]:
@@ -122,27 +123,41 @@ def _footage(options: BenchOptions, tmp: Path, log: Callable[[str], None]) -> tu
     return clip, style
 
 
-def _model_arms(options: BenchOptions, common: dict[str, Any], tmp: Path, log: Callable[[str], None]
-                ) -> dict[str, dict[str, Any]]:
-    """Every model-only arm, ``options.repeat`` rounds of all of them in turn (so that a drift of
-    the machine's speed falls on every arm alike): each arm's median run, with every run's rate."""
-    specs: list[tuple[str, str, dict[str, Any]]] = []
+#: One arm to run: (section, name, child kind, the child's arguments).
+Spec = tuple[str, str, str, dict[str, Any]]
+
+
+def _model_specs(options: BenchOptions, common: dict[str, Any], tmp: Path, log: Callable[[str], None]
+                 ) -> tuple[list[Spec], dict[str, dict[str, Any]]]:
+    """The model-only arms to run, and the peers skipped (a runtime not installed)."""
+    specs: list[Spec] = []
     precisions = [options.precision] + (["fp32"] if options.precision != "fp32" else [])
     for precision in precisions:
-        specs.append(("ours" if precision == options.precision else "ours-fp32", "ours", {**common, "precision": precision}))
+        name = "ours" if precision == options.precision else "ours-fp32"
+        specs.append(("model-only", name, "ours", {**common, "precision": precision}))
     if options.naive:
-        specs += [(name, "naive", {**common, "allocator": tuned}) for name, tuned in (("naive", False), ("naive+alloc", True))]
+        specs += [("model-only", name, "naive", {**common, "allocator": tuned})
+                  for name, tuned in (("naive", False), ("naive+alloc", True))]
     skipped: dict[str, dict[str, Any]] = {}
     if options.peers:
         peer_specs, skipped = _peer_specs(common, tmp, log)
-        specs += peer_specs
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in specs}
-    for round_ in range(options.repeat):
-        for name, kind, args in specs:
-            of = f", round {round_ + 1} of {options.repeat}" if options.repeat > 1 else ""
-            log(f"model-only: {name}{' (the upstream way)' if kind == 'naive' else ''}{of} ...")
-            runs[name].append(run_child(kind, args))
-    return {**{name: median_run(results) for name, results in runs.items()}, **skipped}
+        specs += [("model-only", name, kind, args) for name, kind, args in peer_specs]
+    return specs, skipped
+
+
+def _rounds(specs: list[Spec], repeat: int, log: Callable[[str], None]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``repeat`` rounds of every arm in turn (so that a drift of the machine's speed falls on
+    every arm alike): per section, each arm's median run, with every run's rate."""
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {(section, name): [] for section, name, _, _ in specs}
+    for round_ in range(repeat):
+        for section, name, kind, args in specs:
+            of = f", round {round_ + 1} of {repeat}" if repeat > 1 else ""
+            log(f"{section}: {name}{' (the upstream way)' if kind.startswith('naive') else ''}{of} ...")
+            runs[section, name].append(run_child(kind, args))
+    out: dict[str, dict[str, dict[str, Any]]] = {"model-only": {}, "end-to-end": {}}
+    for (section, name), results in runs.items():
+        out[section][name] = median_run(results)
+    return out
 
 
 def _peer_specs(common: dict[str, Any], tmp: Path, log: Callable[[str], None]
@@ -169,20 +184,19 @@ def _peer_specs(common: dict[str, Any], tmp: Path, log: Callable[[str], None]
     return specs, skipped
 
 
-def _pipeline_arms(options: BenchOptions, common: dict[str, Any], tmp: Path, log: Callable[[str], None]
-                   ) -> dict[str, dict[str, Any]]:
-    arms = {}
-    log("end-to-end: ours (decode -> network -> encode, to the complete file) ...")
-    arms["ours"] = run_child("pipeline", {**common, "output": str(tmp / "ours.mp4")})
-    log("end-to-end: ours with --temporal off (what the temporal stage costs) ...")
-    arms["ours, temporal off"] = run_child("pipeline", {**common, "temporal": "off", "output": str(tmp / "off.mp4")})
-    if options.compile != "auto":  # what a user's short job gets: --compile auto, from a cold start
-        log("end-to-end: ours with --compile auto (a short job's time to first frame) ...")
-        arms["ours, compile auto"] = run_child("pipeline", {**common, "compile": "auto", "output": str(tmp / "auto.mp4")})
+def _pipeline_specs(options: BenchOptions, common: dict[str, Any], tmp: Path) -> list[Spec]:
+    """The end-to-end arms (decode -> network -> encode, to the complete file): ours, ours with
+    --temporal off (what that stage costs), --compile auto (a short job's time to first frame,
+    from a cold start) and the upstream way."""
+    specs: list[Spec] = [("end-to-end", "ours", "pipeline", {**common, "output": str(tmp / "ours.mp4")}),
+                         ("end-to-end", "ours, temporal off", "pipeline",
+                          {**common, "temporal": "off", "output": str(tmp / "off.mp4")})]
+    if options.compile != "auto":
+        specs.append(("end-to-end", "ours, compile auto", "pipeline",
+                      {**common, "compile": "auto", "output": str(tmp / "auto.mp4")}))
     if options.naive:
-        log("end-to-end: the upstream way ...")
-        arms["naive"] = run_child("naive-pipeline", {**common, "output": str(tmp / "naive.mp4")})
-    return arms
+        specs.append(("end-to-end", "naive", "naive-pipeline", {**common, "output": str(tmp / "naive.mp4")}))
+    return specs
 
 
 def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -195,8 +209,10 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> dict
                   "batch_size": options.batch_size, "weights": str(weights) if weights else None,
                   "compile": options.compile, "frames": options.frames, "warmup": options.warmup,
                   "codec": options.codec, "preset": options.preset, "rate": str(info.frame_rate)}
-        model = _model_arms(options, common, tmp, log)                             # 3. model-only
-        pipeline = _pipeline_arms(options, common, tmp, log)                       # 4. end-to-end
+        specs, skipped = _model_specs(options, common, tmp, log)                   # 3. the arms
+        specs += _pipeline_specs(options, common, tmp)
+        measured = _rounds(specs, options.repeat, log)                             # 4. rounds of all
+        model, pipeline = {**measured["model-only"], **skipped}, measured["end-to-end"]
         log("the machine's matmul ceiling ...")
         ceiling = run_child("ceiling", {})                                         # 5. ceiling
     return _figures(options, info.upright_size, model, pipeline, ceiling)          # 6. figures
@@ -216,9 +232,12 @@ def _figures(options: BenchOptions, size: tuple[int, int], model: dict[str, Any]
     ranges = {f"{a} / {b}": ratio_range(measured[a], measured[b]) for a, b in pairs if options.repeat > 1}
     if "naive" in pipeline:
         ratios["end-to-end ours / naive"] = pipeline["ours"]["fps"] / pipeline["naive"]["fps"]
-    ratios["end-to-end / model-only (ours)"] = pipeline["ours"]["fps"] / ours["fps"]
-    if "ours, temporal off" in pipeline:
-        ratios["end-to-end, temporal off / model-only"] = pipeline["ours, temporal off"]["fps"] / ours["fps"]
+    for key, arm in (("end-to-end / model-only (ours)", "ours"), ("end-to-end, temporal off / model-only",
+                                                                   "ours, temporal off")):
+        if arm in pipeline:
+            ratios[key] = pipeline[arm]["fps"] / ours["fps"]
+            if options.repeat > 1:
+                ranges[key] = ratio_range(pipeline[arm], ours)
     peak = ceiling["bf16_gflops"] if ours["precision"] == "bfloat16" else ceiling["fp32_gflops"]
     return {
         "resolution": [w, h], "frames": options.frames, "warmup": options.warmup, "batch_size": options.batch_size,
@@ -247,7 +266,7 @@ def format_table(r: dict[str, Any]) -> str:
     rounds = r["repeat"]
     lines = [f"microast-video bench: {w}x{h}, {r['warmup']} warm-up + {r['frames']} measured frames per arm, "
              f"batch {r['batch_size']}, {r['cpu']}"
-             + (f"; model-only arms: the median of {rounds} rounds (fps range after it)" if rounds > 1 else ""),
+             + (f"; every arm: the median of {rounds} rounds (fps range after it)" if rounds > 1 else ""),
              f"  {'arm':<34} {'fps':>8} {'s/frame':>8} {'threads':>7} {'allocator':>13} {'peak RSS MB':>11}"]
     for title, arms in (("model-only", r["model"]), ("end-to-end", r["pipeline"])):
         for name, arm in arms.items():

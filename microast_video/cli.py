@@ -268,7 +268,7 @@ def bench_command(
         "--peers", help="Also export to ONNX and run ONNX Runtime and OpenVINO (the optional extras).")] = False,
     naive: Annotated[bool, typer.Option(help="Run the upstream-way arms (slow at 4K).")] = True,
     repeat: Annotated[int, typer.Option(
-        min=1, help="Rounds of the model-only arms, all arms in turn: each arm's median, every ratio's range.")] = 1,
+        min=1, help="Rounds of every arm, all arms in turn: each arm's median, every ratio's range.")] = 1,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 1,

@@ -47,7 +47,7 @@ def test_an_arm_of_several_rounds_is_its_median_run_and_ratios_pair_rounds():
         median_run([])
 
 
-def test_repeat_runs_every_model_arm_once_per_round(env, tmp_path):
+def test_repeat_runs_every_arm_once_per_round(env, tmp_path):
     out = tmp_path / "bench.json"
     r = runner.invoke(app, ["bench", "--resolution", "64x48", "--frames", "1", "--warmup", "1", "--device", "cpu",
                             "--preset", "ultrafast", "--compile", "off", "--no-naive", "--repeat", "2",
@@ -56,8 +56,12 @@ def test_repeat_runs_every_model_arm_once_per_round(env, tmp_path):
     data = json.loads(out.read_text())
     assert data["repeat"] == 2
     assert all(len(data["model"][arm]["runs_fps"]) == 2 for arm in ("ours", "ours-fp32"))
+    assert all(len(data["pipeline"][arm]["runs_fps"]) == 2 for arm in ("ours", "ours, temporal off"))
     lo, hi = data["ratio_ranges"]["ours / ours-fp32"]
     assert lo <= hi and "by round" in r.stdout and "the median of 2 rounds" in r.stdout
+    e2e, model = data["pipeline"]["ours"]["runs_fps"], data["model"]["ours"]["runs_fps"]
+    per_round = [a / b for a, b in zip(e2e, model)]  # the end-to-end ratio pairs runs of one round
+    assert data["ratio_ranges"]["end-to-end / model-only (ours)"] == pytest.approx([min(per_round), max(per_round)])
     bad = runner.invoke(app, ["bench", "--repeat", "0"])
     assert bad.exit_code != 0 and "--repeat" in bad.output
 
