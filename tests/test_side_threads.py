@@ -1,6 +1,6 @@
 """A CPU job's network keeps every core busy: the work beside it is kept small. The default
 H.264 preset (libx264 "fast": medium's quality for 2/3 of its CPU time, see
-benchmarks/encoder_presets.py) and one thread each for FFmpeg's decoder and OpenCV."""
+benchmarks/side_costs.py) and one thread each for FFmpeg's decoder and OpenCV."""
 
 from __future__ import annotations
 
