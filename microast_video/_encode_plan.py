@@ -37,7 +37,7 @@ class CodecSpec:
 CODECS: dict[Codec, CodecSpec] = {
     # libx264 "fast", not ffmpeg's "medium": on stylized footage (1080p, CRF 18) it gave the same
     # PSNR and SSIM (42.71 vs 42.72 dB, 0.9847 both) and bitrate (24.5 vs 24.4 Mb/s) for 2/3 of
-    # the CPU time (125 vs 191 ms a frame), time a CPU job's network would otherwise lose
+    # the CPU time (115 vs 185 ms a frame), time a CPU job's network would otherwise lose
     # (benchmarks/side_costs.py; RESULTS.md).
     Codec.h264: CodecSpec("libx264", "yuv420p", "yuv420p", ("mp4", "mov", "matroska"), ".mp4", 18, "fast"),
     Codec.hevc: CodecSpec("libx265", "yuv420p", "yuv420p10le", ("mp4", "mov", "matroska"), ".mp4", 20, "medium",
