@@ -318,7 +318,7 @@ def test_truncated_faststart_mp4(env, media, tmp_path):
     with deadline(60):
         result = video(cut, "-s", media["style"], "-o", out, "--height", "32")
     assert result.exit_code == 1
-    one_line_error(result, "cut.mp4", "truncated or corrupt")
+    one_line_error(result, "cut.mp4", "truncated")  # found by the decoder or by the frame count
     assert_nothing_left(out)
 
 
