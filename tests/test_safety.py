@@ -158,9 +158,10 @@ def start_long_run(long_clip: Path, style: Path, out_dir: Path, env: dict) -> tu
     proc = subprocess.Popen(cli(long_clip, "-s", style, "-o", out_dir / "o.mp4", "--height", "120", "--device", "cpu",
                                 "--preset", "ultrafast", "-q"), env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    assert wait_for(lambda: temp_files(out_dir) and children_of(proc.pid, "ffmpeg") or proc.poll() is not None, 90)
+    # the writer's ffmpeg (it reads the NUT pipe), not a short-lived check of the encoder
+    assert wait_for(lambda: temp_files(out_dir) and children_of(proc.pid, "pipe:") or proc.poll() is not None, 90)
     assert proc.poll() is None, proc.stderr.read().decode()
-    ffmpeg_pids = children_of(proc.pid, "ffmpeg")
+    ffmpeg_pids = children_of(proc.pid, "pipe:")
     assert ffmpeg_pids
     return proc, ffmpeg_pids[0]
 
