@@ -5,7 +5,7 @@ set -euo pipefail
 mkdir -p benchmarks/out
 
 # 1. bench: every arm under one timing rule, with the peers (ONNX Runtime, OpenVINO), one run
-#    per resolution, the model-only arms in rounds (pip install -e '.[onnx,openvino]').
+#    per resolution, every arm (model-only and end to end) in rounds (pip install -e '.[onnx,openvino]').
 microast-video bench --resolution 1920x1080 --frames 8 --peers --repeat 3 --json benchmarks/out/bench_1080p.json
 microast-video bench --resolution 3840x2160 --frames 4 --peers --repeat 2 --json benchmarks/out/bench_2160p.json
 #    The UHD run in one round (RESULTS.md, after the UHD middle went in strips).
@@ -14,6 +14,8 @@ microast-video bench --resolution 3840x2160 --frames 4 --peers --json benchmarks
 python benchmarks/middle_kernels.py 3840x2160
 #    End to end with the fastest libx264 preset (how much of the gap is the encoder).
 microast-video bench --resolution 1920x1080 --frames 8 --preset ultrafast --json benchmarks/out/bench_1080p_ultrafast.json
+#    The CPU time of the work beside the network (decode, temporal stage, libx264 per preset).
+python benchmarks/side_costs.py
 
 # 1a. bf16 against fp32 on the shared photos and clip frames (whole frame, eager strips, compiled-style strips).
 python benchmarks/bf16_psnr.py

@@ -65,10 +65,11 @@ def stabilize_all(pairs: Iterable[tuple]) -> int:
     return count
 
 
-def encode(exe: str, raw: Path, size: str, rate: str, preset: str, crf: int, out: Path) -> int:
+def encode(exe: str, raw: Path, size: str, rate: str, preset: str, crf: int, out: Path, frames: int) -> int:
+    """libx264 over the raw samples into ``out``; returns ``frames`` (for :func:`per_frame`)."""
     subprocess.run([exe, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size, "-r", rate,
                     "-i", str(raw), "-c:v", "libx264", "-crf", str(crf), "-preset", preset, str(out)], check=True)
-    return 0
+    return frames
 
 
 def quality(exe: str, encoded: Path, raw: Path, size: str, rate: str) -> tuple[float, float]:
@@ -114,7 +115,7 @@ def main() -> None:
         print(f"  libx264 on the {frames} stylized frames:")                                       # 4. encoder
         print(f"    {'preset':10s} crf  CPU ms  wall ms  Mb/s   PSNR dB  SSIM")
         for preset, crf in PRESETS:
-            cpu, wall = per_frame(lambda: encode(exe, raw, f"{w}x{h}", rate, preset, crf, out) or frames,
+            cpu, wall = per_frame(lambda: encode(exe, raw, f"{w}x{h}", rate, preset, crf, out, frames),
                                   resource.RUSAGE_CHILDREN)
             psnr, ssim = quality(exe, out, raw, f"{w}x{h}", rate)
             mbps = out.stat().st_size * 8 / (frames / float(info.frame_rate)) / 1e6
