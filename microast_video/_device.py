@@ -126,8 +126,8 @@ def side_threads(device: torch.device) -> int:
 
     A CPU job's network already keeps every core busy, so those pools' extra threads only
     take turns with it and add their own overhead: at 1080p on our 2 cores the temporal
-    stage took 74 instead of 107 CPU-ms a frame, in the same wall time, and decoding 27
-    instead of 29 (``python benchmarks/side_costs.py``).
+    stage took 74 instead of 107 CPU-ms a frame (71 instead of 85 in a second run), and
+    decoding 27 instead of 29 (``python benchmarks/side_costs.py``).
     """
     return 1 if device.type == "cpu" else 0
 
