@@ -47,9 +47,14 @@ def rgb_to_ycbcr(rgb: Tensor, matrix: str = "bt709") -> Tensor:
     return torch.einsum("ij,njhw->nihw", m, rgb.float())
 
 
+def ycbcr_to_rgb_matrix(matrix: str = "bt709") -> Tensor:
+    """(3, 3) float32: RGB = this @ (Y, Cb, Cr), the inverse of :func:`rgb_to_ycbcr`'s matrix."""
+    return torch.linalg.inv(_rgb_to_ycbcr_matrix(matrix)).to(torch.float32)
+
+
 def ycbcr_to_rgb(ycc: Tensor, matrix: str = "bt709") -> Tensor:
     """Inverse of :func:`rgb_to_ycbcr` (float32, not clamped)."""
-    m = torch.linalg.inv(_rgb_to_ycbcr_matrix(matrix)).to(device=ycc.device, dtype=torch.float32)
+    m = ycbcr_to_rgb_matrix(matrix).to(device=ycc.device)
     return torch.einsum("ij,njhw->nihw", m, ycc.float())
 
 

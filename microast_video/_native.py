@@ -42,6 +42,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +51,13 @@ from torch import Tensor
 
 from .models import strips
 
-SOURCES = tuple(Path(__file__).parent / "native" / name for name in ("up_dw.cpp", "temporal.cpp", "centre.cpp"))
+SOURCES = tuple(Path(__file__).parent / "native" / name
+                for name in ("up_dw.cpp", "temporal.cpp", "centre.cpp", "colour.cpp"))
 HEADERS = (Path(__file__).parent / "native" / "bf16.h",)  # included by the sources: part of the build's key
 #: -fno-trapping-math: float -> int conversions vectorize (nothing here reads FP exceptions)
 _FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-trapping-math")
 _state: dict[str, object] = {}  # "lib": the loaded library, "op": the registered custom op
+_build_lock = threading.Lock()
 #: (groups, inputs per group) that up_dw.cpp is built for: MicroAST's two upsampling convs.
 SHAPES = frozenset({(32, 2), (16, 2)})
 
@@ -78,13 +81,16 @@ def enable(cache: Path) -> str | None:
 
 
 def library(cache: Path) -> tuple[ctypes.CDLL | None, str | None]:
-    """The native library, built and loaded once per process: (it, None) or (None, why not)."""
-    if "lib" not in _state:
-        try:
-            _state["lib"] = _load(_build(cache / "native"))
-        except (OSError, RuntimeError, subprocess.SubprocessError) as err:
-            _state["lib"] = None
-            _state["why"] = f"native kernels unavailable, PyTorch / numpy instead ({' '.join(str(err).split())[:200]})"
+    """The native library, built and loaded once per process: (it, None) or (None, why not).
+
+    Thread-safe: the decoder's thread and the engine may ask at the same time."""
+    with _build_lock:
+        if "lib" not in _state:
+            try:
+                _state["lib"] = _load(_build(cache / "native"))
+            except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+                _state["lib"] = None
+                _state["why"] = f"native kernels unavailable, PyTorch / numpy instead ({' '.join(str(err).split())[:200]})"
     return _state["lib"], _state.get("why")  # type: ignore[return-value]
 
 
@@ -162,6 +168,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.microast_channel_sums.argtypes = [ptr, i64, i, i, i, ptr, ptr, i]
     lib.microast_modulate.restype = i
     lib.microast_modulate.argtypes = [ptr, i64, i, i, i, ptr, ptr, ptr, ptr, f, ptr, i]
+    lib.microast_yuv420_to_rgb8.restype = i
+    lib.microast_yuv420_to_rgb8.argtypes = [ptr, i64, ptr, ptr, i64, i, i, ptr, f, f, f, f, ptr, i, i]
     return lib
 
 
@@ -383,6 +391,38 @@ def _check(**arrays: tuple[np.ndarray, tuple[int, ...], tuple[np.dtype, ...]]) -
         if not array.flags.c_contiguous or array.shape != tuple(shape) or array.dtype not in dtypes:
             raise ValueError(f"native temporal kernel: bad {name}: {array.shape = }, {array.dtype = }, "
                              f"want {tuple(shape)} of {[str(d) for d in dtypes]}, C-contiguous")
+
+
+class ColourKernels:
+    """The decoder's 8-bit 4:2:0 -> RGB conversion (``native/colour.cpp``): the arithmetic of
+    :meth:`~microast_video._transport.YUV420Transport.to_float` in one pass, on the calling thread."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+
+    def yuv420_to_rgb8(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], matrix: np.ndarray,
+                       levels: tuple[float, float, float, float]) -> np.ndarray:
+        """(H, W, 3) uint8 RGB from uint8 planes Y (H, W), U and V (H/2, W/2), each with unit
+        column stride (rows may be padded); ``matrix`` (3, 3) float32 takes (Y, Cb, Cr) to RGB,
+        ``levels`` = (luma offset, luma range, chroma centre, chroma range) in code values."""
+        y, u, v = planes
+        h, w = y.shape
+        if (h % 2 or w % 2 or u.shape != (h // 2, w // 2) or v.shape != u.shape or u.strides != v.strides
+                or any(p.dtype != np.uint8 or p.strides[1] != 1 for p in planes)):
+            raise ValueError(f"native colour conversion needs even 8-bit 4:2:0 planes: {y.shape = }, {u.shape = }")
+        m = np.ascontiguousarray(matrix, np.float32)
+        out = np.empty((h, w, 3), np.uint8)
+        rc = self.lib.microast_yuv420_to_rgb8(y.ctypes.data, y.strides[0], u.ctypes.data, v.ctypes.data, u.strides[0],
+                                              h, w, m.ctypes.data, *levels, out.ctypes.data, 0, h)
+        if rc != 0:
+            raise ValueError(f"native colour conversion cannot take this frame: {y.shape = }")
+        return out
+
+
+def colour_kernels(cache: Path) -> ColourKernels | None:
+    """The decoder's colour conversion (built and loaded once per process), or None."""
+    lib, _ = library(cache)
+    return None if lib is None else ColourKernels(lib)
 
 
 def temporal_kernels(cache: Path) -> tuple[TemporalKernels | None, str | None]:

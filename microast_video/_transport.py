@@ -58,12 +58,7 @@ class YUV420Transport:
     name = "yuv420"
 
     def _levels(self, full: bool) -> tuple[float, float, float, float]:
-        """(luma offset, luma range, chroma centre, chroma range) in code values."""
-        k = float(1 << (self.bits - 8))
-        if full:
-            top = float((1 << self.bits) - 1)
-            return 0.0, top, 128.0 * k, top
-        return 16.0 * k, 219.0 * k, 128.0 * k, 224.0 * k
+        return levels(self.bits, full)
 
     def to_float(self, planes: Tensor) -> Tensor:
         """(N, H*3/2, W) samples -> (N, 3, H, W) float32 RGB (not clamped)."""
@@ -93,6 +88,16 @@ class YUV420Transport:
         if self.bits > 8:
             return packed.to(torch.int32).to(torch.int16)
         return packed.to(torch.uint8)
+
+
+def levels(bits: int, full: bool) -> tuple[float, float, float, float]:
+    """(luma offset, luma range, chroma centre, chroma range) in code values of ``bits``-bit
+    samples, full ("pc") or limited ("tv") range."""
+    k = float(1 << (bits - 8))
+    if full:
+        top = float((1 << bits) - 1)
+        return 0.0, top, 128.0 * k, top
+    return 16.0 * k, 219.0 * k, 128.0 * k, 224.0 * k
 
 
 def uint16_bits_to_float(x: Tensor) -> Tensor:

@@ -158,3 +158,67 @@ def test_cuda_planes_match_cpu_planes(model):
     gpu = list(FrameEngine(Stylizer(gpu_model, signals), 2, transport=t).run(frames))
     assert [f.index for f in gpu] == list(range(5))
     assert all(np.abs(a.data.astype(int) - b.data.astype(int)).mean() < 1.0 for a, b in zip(cpu, gpu))
+
+
+@pytest.mark.parametrize("matrix,full", [("bt709", False), ("bt601", False), ("bt709", True)])
+def test_native_decode_conversion_matches_ffmpegs(tmp_path, matrix, full):
+    """8-bit 4:2:0 frames at their stored size go to RGB through the native kernel: the
+    same RGB as swscale's accurate bilinear conversion (the decoder's other path), to a level,
+    and exactly the device transport's arithmetic."""
+    from microast_video import _native
+
+    tags = ("-colorspace", "bt709" if matrix == "bt709" else "smpte170m", "-color_range", "pc" if full else "tv")
+    clip = make_clip(tmp_path / "c.mp4", "testsrc2=size=128x96:rate=25:duration=0.2",
+                     out=("-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
+                          "-pix_fmt", "yuvj420p" if full else "yuv420p", *tags))
+    info = probe(clip)
+    calls = []
+    kernels = _native.colour_kernels(_native_cache())
+    assert kernels is not None, "the native library should build where the tests run"
+    real = _native.ColourKernels.yuv420_to_rgb8
+
+    def counted(self, *args):
+        calls.append(1)
+        return real(self, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_native.ColourKernels, "yuv420_to_rgb8", counted)
+        native = np.stack([f.data for f in decode_frames(info)])
+    swscale = np.stack([f.data for f in decode_frames(info, native=False)])
+    assert len(calls) == len(native) == len(swscale) == 5
+    diff = np.abs(native.astype(int) - swscale)
+    assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
+    with av.open(str(clip)) as c:
+        frame = next(c.decode(video=0))
+    device = YUV420Transport(matrix, matrix, in_full=full).to_float(torch.from_numpy(frame.to_ndarray())[None])
+    device = (device.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy()
+    assert np.abs(native[0].astype(int) - device).max() <= 1
+
+
+def test_native_decode_conversion_only_where_it_applies(tmp_path, monkeypatch):
+    """Resized, 4:4:4 or woven interlaced frames, and a machine without the kernel, take swscale."""
+    from microast_video import _native
+
+    calls = []
+    real = _native.ColourKernels.yuv420_to_rgb8
+    monkeypatch.setattr(_native.ColourKernels, "yuv420_to_rgb8", lambda self, *a: calls.append(1) or real(self, *a))
+    even = make_clip(tmp_path / "e.mp4", "testsrc2=size=96x64:rate=25:duration=0.12")
+    full444 = make_clip(tmp_path / "f.mp4", "testsrc2=size=96x64:rate=25:duration=0.12",
+                        out=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"))
+    woven = make_clip(tmp_path / "i.mp4", "testsrc2=size=96x64:rate=50:duration=0.12",
+                      out=("-vf", "tinterlace=mode=interleave_top,setfield=tff", "-c:v", "libx264", "-preset",
+                           "ultrafast", "-flags", "+ildct+ilme", "-pix_fmt", "yuv420p"))
+    frames = [f.data for f in decode_frames(probe(even), size=(48, 32))]
+    frames += [f.data for f in decode_frames(probe(full444))]
+    frames += [f.data for f in decode_frames(probe(woven))]  # fields left woven: chroma per field
+    assert calls == [] and len(frames) == 9 and frames[-1].shape == (64, 96, 3)
+    monkeypatch.setattr(_native, "colour_kernels", lambda cache: None)
+    without = [f.data for f in decode_frames(probe(even))]
+    assert calls == [] and len(without) == 3
+    assert np.array_equal(without[0], next(decode_frames(probe(even), native=False)).data)
+
+
+def _native_cache():
+    from microast_video._weights import cache_dir
+
+    return cache_dir()
