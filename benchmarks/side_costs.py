@@ -9,7 +9,8 @@ their threads):
 1. the clip (default: the shared GoPro clip, scaled to ``--height``) is stylized with the
    default settings into a lossless FFV1 file, so steps 3 and 4 see real stylized frames;
 2. **decode**: the clip decoded to RGB at that size, with FFmpeg's own thread count and with
-   one thread (what a CPU job uses, ``_device.side_threads``);
+   one thread (what a CPU job uses, ``_device.side_threads``); then at the clip's own size
+   with its colour converted by swscale and by the native kernel (``native/colour.cpp``);
 3. **temporal stage**: the stylized frames stabilized against the source frames, with
    OpenCV's thread pool as it is and with one thread (a CPU job's setting);
 4. **encoder**: the stylized frames as raw 4:2:0 samples, encoded by libx264 at each preset
@@ -100,6 +101,11 @@ def main() -> None:
             cpu, wall = per_frame(lambda: sum(1 for _ in decode_frames(source, size=(w, h), duration=args.seconds,
                                                                         threads=threads)))
             print(f"  decode, {'FFmpeg auto' if threads == 0 else '1 thread'}: {cpu:.0f} CPU ms, {wall:.0f} ms")
+        for native in (False, True):  # at the clip's stored size only colour is converted
+            cpu, wall = per_frame(lambda: sum(1 for _ in decode_frames(source, duration=args.seconds, threads=1,
+                                                                        native=native)))
+            print(f"  decode at the clip's own {source.width}x{source.height}, 1 thread, colour by "
+                  f"{'the native kernel' if native else 'swscale'}: {cpu:.0f} CPU ms, {wall:.0f} ms")
         pairs = list(zip((f.data for f in decode_frames(info)),
                          (f.data for f in decode_frames(source, size=(w, h), duration=args.seconds))))
         default = cv2.getNumThreads()
