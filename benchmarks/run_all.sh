@@ -16,6 +16,7 @@ python benchmarks/middle_kernels.py 3840x2160
 microast-video bench --resolution 1920x1080 --frames 8 --preset ultrafast --json benchmarks/out/bench_1080p_ultrafast.json
 #    The CPU time of the work beside the network (decode, temporal stage, libx264 per preset).
 python benchmarks/side_costs.py
+python benchmarks/side_costs.py --clip ../shared/media/videos/mediabunny__hevc.ts  # 1080p at its own size: the decoder's colour conversion
 
 # 1a. bf16 against fp32 on the shared photos and clip frames (whole frame, eager strips, compiled-style strips).
 python benchmarks/bf16_psnr.py
