@@ -232,6 +232,8 @@ def _figures(options: BenchOptions, size: tuple[int, int], model: dict[str, Any]
     ranges = {f"{a} / {b}": ratio_range(measured[a], measured[b]) for a, b in pairs if options.repeat > 1}
     if "naive" in pipeline:
         ratios["end-to-end ours / naive"] = pipeline["ours"]["fps"] / pipeline["naive"]["fps"]
+        if options.repeat > 1:
+            ranges["end-to-end ours / naive"] = ratio_range(pipeline["ours"], pipeline["naive"])
     for key, arm in (("end-to-end / model-only (ours)", "ours"), ("end-to-end, temporal off / model-only",
                                                                    "ours, temporal off")):
         if arm in pipeline:

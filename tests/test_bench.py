@@ -66,6 +66,24 @@ def test_repeat_runs_every_arm_once_per_round(env, tmp_path):
     assert bad.exit_code != 0 and "--repeat" in bad.output
 
 
+def test_every_ratio_comes_with_its_range_by_round():
+    """With --repeat, each ratio, the end-to-end one against the upstream way included, is
+    paired round by round (figures made up: only the bookkeeping is under test)."""
+    from microast_video._bench import BenchOptions, _figures
+
+    def arm(*fps: float, **extra: object) -> dict:
+        return {"fps": sorted(fps)[len(fps) // 2], "runs_fps": list(fps), **extra}
+
+    model = {"ours": arm(2.0, 1.0, 3.0, macs_per_pixel=1.0, precision="bfloat16"), "naive": arm(1.0, 1.0, 1.0)}
+    pipeline = {"ours": arm(1.0, 0.5, 3.0), "naive": arm(0.5, 0.25, 1.0), "ours, temporal off": arm(1.5, 1.0, 1.5)}
+    got = _figures(BenchOptions(resolution=(64, 48), repeat=3), (64, 48), model, pipeline,
+                   {"bf16_gflops": 1.0, "fp32_gflops": 1.0})
+    assert got["ratios"]["end-to-end ours / naive"] == pytest.approx(2.0)
+    assert got["ratio_ranges"]["end-to-end ours / naive"] == pytest.approx((2.0, 3.0))  # 2/1, 0.5/0.25, 3/1
+    assert got["ratio_ranges"]["end-to-end / model-only (ours)"] == pytest.approx((0.5, 1.0))
+    assert set(got["ratio_ranges"]) == set(got["ratios"])
+
+
 def test_the_upstream_way_gives_the_projects_pixels(model):
     x, style = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
