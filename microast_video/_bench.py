@@ -228,18 +228,15 @@ def _figures(options: BenchOptions, size: tuple[int, int], model: dict[str, Any]
     if "ours-fp32" in measured:
         pairs += [("ours-fp32", peer) for peer in ("onnxruntime-fp32", "openvino-fp32", "naive", "naive+alloc")
                   if peer in measured]
-    ratios = {f"{a} / {b}": measured[a]["fps"] / measured[b]["fps"] for a, b in pairs}
-    ranges = {f"{a} / {b}": ratio_range(measured[a], measured[b]) for a, b in pairs if options.repeat > 1}
+    compared = [(f"{a} / {b}", measured[a], measured[b]) for a, b in pairs]
     if "naive" in pipeline:
-        ratios["end-to-end ours / naive"] = pipeline["ours"]["fps"] / pipeline["naive"]["fps"]
-        if options.repeat > 1:
-            ranges["end-to-end ours / naive"] = ratio_range(pipeline["ours"], pipeline["naive"])
+        compared.append(("end-to-end ours / naive", pipeline["ours"], pipeline["naive"]))
     for key, arm in (("end-to-end / model-only (ours)", "ours"), ("end-to-end, temporal off / model-only",
                                                                    "ours, temporal off")):
         if arm in pipeline:
-            ratios[key] = pipeline[arm]["fps"] / ours["fps"]
-            if options.repeat > 1:
-                ranges[key] = ratio_range(pipeline[arm], ours)
+            compared.append((key, pipeline[arm], ours))
+    ratios = {key: a["fps"] / b["fps"] for key, a, b in compared}
+    ranges = {key: ratio_range(a, b) for key, a, b in compared} if options.repeat > 1 else {}
     peak = ceiling["bf16_gflops"] if ours["precision"] == "bfloat16" else ceiling["fp32_gflops"]
     return {
         "resolution": [w, h], "frames": options.frames, "warmup": options.warmup, "batch_size": options.batch_size,
