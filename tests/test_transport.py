@@ -16,6 +16,7 @@ from microast_video import decode_frames, probe
 from microast_video._frame import pack_planes, unpack_planes
 from microast_video._engine import FrameEngine
 from microast_video._transport import RGBTransport, YUV420Transport
+from microast_video._weights import cache_dir
 from microast_video.cli import app
 from test_video import make_clip, video_frames  # noqa: F401  (fixtures below reuse its helpers)
 
@@ -160,8 +161,19 @@ def test_cuda_planes_match_cpu_planes(model):
     assert all(np.abs(a.data.astype(int) - b.data.astype(int)).mean() < 1.0 for a, b in zip(cpu, gpu))
 
 
+@pytest.fixture()
+def kernel_calls(monkeypatch):
+    """A list that grows by one each time the native colour conversion runs."""
+    from microast_video import _native
+
+    calls = []
+    real = _native.ColourKernels.yuv420_to_rgb8
+    monkeypatch.setattr(_native.ColourKernels, "yuv420_to_rgb8", lambda self, *a: calls.append(1) or real(self, *a))
+    return calls
+
+
 @pytest.mark.parametrize("matrix,full", [("bt709", False), ("bt601", False), ("bt709", True)])
-def test_native_decode_conversion_matches_ffmpegs(tmp_path, matrix, full):
+def test_native_decode_conversion_matches_ffmpegs(tmp_path, kernel_calls, matrix, full):
     """8-bit 4:2:0 frames at their stored size go to RGB through the native kernel: the
     same RGB as swscale's accurate bilinear conversion (the decoder's other path), to a level,
     and exactly the device transport's arithmetic."""
@@ -172,20 +184,10 @@ def test_native_decode_conversion_matches_ffmpegs(tmp_path, matrix, full):
                      out=("-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
                           "-pix_fmt", "yuvj420p" if full else "yuv420p", *tags))
     info = probe(clip)
-    calls = []
-    kernels = _native.colour_kernels(_native_cache())
-    assert kernels is not None, "the native library should build where the tests run"
-    real = _native.ColourKernels.yuv420_to_rgb8
-
-    def counted(self, *args):
-        calls.append(1)
-        return real(self, *args)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_native.ColourKernels, "yuv420_to_rgb8", counted)
-        native = np.stack([f.data for f in decode_frames(info)])
+    assert _native.colour_kernels(cache_dir()) is not None, "the native library should build where the tests run"
+    native = np.stack([f.data for f in decode_frames(info)])
     swscale = np.stack([f.data for f in decode_frames(info, native=False)])
-    assert len(calls) == len(native) == len(swscale) == 5
+    assert len(kernel_calls) == len(native) == len(swscale) == 5
     diff = np.abs(native.astype(int) - swscale)
     assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
     with av.open(str(clip)) as c:
@@ -195,13 +197,11 @@ def test_native_decode_conversion_matches_ffmpegs(tmp_path, matrix, full):
     assert np.abs(native[0].astype(int) - device).max() <= 1
 
 
-def test_native_decode_conversion_only_where_it_applies(tmp_path, monkeypatch):
+def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, monkeypatch):
     """Resized, 4:4:4 or woven interlaced frames, and a machine without the kernel, take swscale."""
     from microast_video import _native
 
-    calls = []
-    real = _native.ColourKernels.yuv420_to_rgb8
-    monkeypatch.setattr(_native.ColourKernels, "yuv420_to_rgb8", lambda self, *a: calls.append(1) or real(self, *a))
+    calls = kernel_calls
     even = make_clip(tmp_path / "e.mp4", "testsrc2=size=96x64:rate=25:duration=0.12")
     full444 = make_clip(tmp_path / "f.mp4", "testsrc2=size=96x64:rate=25:duration=0.12",
                         out=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"))
@@ -216,9 +216,3 @@ def test_native_decode_conversion_only_where_it_applies(tmp_path, monkeypatch):
     without = [f.data for f in decode_frames(probe(even))]
     assert calls == [] and len(without) == 3
     assert np.array_equal(without[0], next(decode_frames(probe(even), native=False)).data)
-
-
-def _native_cache():
-    from microast_video._weights import cache_dir
-
-    return cache_dir()
