@@ -41,9 +41,14 @@ def _rgb_to_ycbcr_matrix(matrix: str) -> Tensor:
     )
 
 
+def rgb_to_ycbcr_matrix(matrix: str = "bt709") -> Tensor:
+    """(3, 3) float32: (Y, Cb, Cr) = this @ RGB, RGB in [0, 1]."""
+    return _rgb_to_ycbcr_matrix(matrix).to(torch.float32)
+
+
 def rgb_to_ycbcr(rgb: Tensor, matrix: str = "bt709") -> Tensor:
     """(N, 3, H, W) RGB in [0, 1] -> (N, 3, H, W) Y in [0, 1], Cb and Cr in [-0.5, 0.5]."""
-    m = _rgb_to_ycbcr_matrix(matrix).to(device=rgb.device, dtype=torch.float32)
+    m = rgb_to_ycbcr_matrix(matrix).to(device=rgb.device)
     return torch.einsum("ij,njhw->nihw", m, rgb.float())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -161,15 +162,28 @@ def test_cuda_planes_match_cpu_planes(model):
     assert all(np.abs(a.data.astype(int) - b.data.astype(int)).mean() < 1.0 for a, b in zip(cpu, gpu))
 
 
-@pytest.fixture()
-def kernel_calls(monkeypatch):
-    """A list that grows by one each time the native colour conversion runs."""
+def _recorded(monkeypatch, method: str) -> list:
+    """A list that gets the first argument (a copy of an array) each time ``ColourKernels.<method>`` runs."""
     from microast_video import _native
 
     calls = []
-    real = _native.ColourKernels.yuv420_to_rgb8
-    monkeypatch.setattr(_native.ColourKernels, "yuv420_to_rgb8", lambda self, *a: calls.append(1) or real(self, *a))
+    real = getattr(_native.ColourKernels, method)
+    monkeypatch.setattr(_native.ColourKernels, method,
+                        lambda self, first, *a: calls.append(first.copy() if isinstance(first, np.ndarray) else first)
+                        or real(self, first, *a))
     return calls
+
+
+@pytest.fixture()
+def kernel_calls(monkeypatch):
+    """One entry each time the decoder's native colour conversion runs."""
+    return _recorded(monkeypatch, "yuv420_to_rgb8")
+
+
+@pytest.fixture()
+def encode_calls(monkeypatch):
+    """The RGB frames the encoder's native colour conversion was given, in order."""
+    return _recorded(monkeypatch, "rgb8_to_yuv420")
 
 
 @pytest.mark.parametrize("matrix,full", [("bt709", False), ("bt601", False), ("bt709", True)])
@@ -216,3 +230,86 @@ def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, 
     without = [f.data for f in decode_frames(probe(even))]
     assert calls == [] and len(without) == 3
     assert np.array_equal(without[0], next(decode_frames(probe(even), native=False)).data)
+
+
+@pytest.mark.parametrize("matrix,full", [("bt709", False), ("bt601", False), ("bt709", True)])
+def test_native_encode_conversion_is_the_transports_arithmetic(matrix, full):
+    """RGB -> 4:2:0 planes natively: the same samples as the CUDA path's YUV420Transport.from_float."""
+    from microast_video import _native
+    from microast_video._color import rgb_to_ycbcr_matrix
+    from microast_video._transport import levels
+
+    kernels = _native.colour_kernels(cache_dir())
+    assert kernels is not None, "the native library should build where the tests run"
+    rng = np.random.default_rng(len(matrix) + full)
+    yy, xx = np.mgrid[0:34, 0:58]
+    smooth = np.stack([xx * 4, yy * 7, 128 + 100 * np.sin(xx / 5)], -1).clip(0, 255).astype(np.uint8)
+    for rgb in (rng.integers(0, 256, (34, 58, 3), dtype=np.uint8), smooth, np.zeros((2, 2, 3), np.uint8)):
+        got = kernels.rgb8_to_yuv420(rgb, rgb_to_ycbcr_matrix(matrix).numpy(), levels(8, full))
+        want = YUV420Transport(matrix, matrix, out_full=full).from_float(
+            torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, False)[0].numpy()
+        assert got.shape == want.shape == (rgb.shape[0] * 3 // 2, rgb.shape[1])
+        diff = np.abs(got.astype(int) - want)
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
+    with pytest.raises(ValueError, match="even packed 8-bit RGB"):
+        kernels.rgb8_to_yuv420(np.zeros((3, 4, 3), np.uint8), rgb_to_ycbcr_matrix(matrix).numpy(), levels(8, full))
+
+
+def _yuv_frames(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray() for f in c.decode(video=0)]
+
+
+def test_writer_sends_native_planes_to_a_yuv420p_output(tmp_path, encode_calls, monkeypatch):
+    """8-bit RGB bound for yuv420p goes down the pipe as 4:2:0 planes made in this process: a
+    lossless file then holds exactly the transport's planes of the frames written. ffmpeg's own
+    conversion (the path left for other outputs) gives the same luma to a level and chroma sited
+    the same way (MPEG-2 / H.264), filtered differently."""
+    from microast_video._encode import FFmpegWriter
+
+    clip = make_clip(tmp_path / "c.mp4", "testsrc2=size=96x64:rate=25:duration=0.2")
+    style = tmp_path / "s.png"
+    import cv2
+
+    cv2.imwrite(str(style), (np.random.default_rng(2).random((40, 40, 3)) * 255).astype(np.uint8))
+
+    def run(name: str, *extra: str) -> Path:
+        out = tmp_path / name
+        r = runner.invoke(app, ["video", str(clip), "-s", str(style), "-o", str(out), "--device", "cpu", "--quiet",
+                                "--codec", "ffv1", *extra])
+        assert r.exit_code == 0, r.output
+        return out
+
+    native = run("native.mkv", "--pix-fmt", "yuv420p")
+    info, planes = probe(native), _yuv_frames(native)
+    assert len(encode_calls) == len(planes) == 5
+    transport = YUV420Transport(info.matrix, info.matrix, out_full=info.full_range)
+    for rgb, got in zip(encode_calls, planes):
+        want = transport.from_float(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, False)[0].numpy()
+        assert np.abs(got.astype(int) - want).max() <= 1
+    monkeypatch.setattr(FFmpegWriter, "planes_converter", lambda self, first: None)
+    by_ffmpeg = _yuv_frames(run("ffmpeg.mkv", "--pix-fmt", "yuv420p"))
+    luma = np.abs(np.stack(planes)[:, :64].astype(int) - np.stack(by_ffmpeg)[:, :64])
+    chroma = np.abs(np.stack(planes)[:, 64:].astype(int) - np.stack(by_ffmpeg)[:, 64:])
+    # chroma: bicubic against [1, 2, 1] filters on textured frames (0.84 levels on average);
+    # ffmpeg sited chroma between columns before it was told to site it left, 1.57
+    assert luma.max() <= 1 and chroma.mean() < 1.2 and chroma.max() <= 8, (luma.max(), chroma.mean(), chroma.max())
+    assert len(encode_calls) == 5  # the second run never called the kernel
+
+
+def test_writer_leaves_other_outputs_to_ffmpeg(tmp_path, encode_calls):
+    """4:4:4 output and odd frame sizes (padded for 4:2:0) keep ffmpeg's conversion."""
+    style = tmp_path / "s.png"
+    import cv2
+
+    cv2.imwrite(str(style), np.full((32, 32, 3), 90, np.uint8))
+    even = make_clip(tmp_path / "e.mp4", "testsrc2=size=64x48:rate=25:duration=0.12")
+    odd = make_clip(tmp_path / "o.mkv", "testsrc2=size=96x64:rate=25:duration=0.12,scale=67:45",
+                    out=("-c:v", "ffv1", "-pix_fmt", "yuv444p"))
+    for clip, extra in ((even, ("--codec", "ffv1", "--pix-fmt", "yuv444p")), (odd, ())):
+        out = tmp_path / f"{clip.stem}_out.mkv"
+        r = runner.invoke(app, ["video", str(clip), "-s", str(style), "-o", str(out), "--device", "cpu", "--quiet",
+                                *extra])
+        assert r.exit_code == 0, r.output
+        assert len(_yuv_frames(out)) == 3
+    assert encode_calls == []
