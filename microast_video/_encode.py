@@ -203,8 +203,8 @@ class FFmpegWriter:
     def planes_converter(self, first: Frame) -> Callable[[np.ndarray], np.ndarray] | None:
         """(H, W, 3) uint8 RGB -> the output's 8-bit 4:2:0 planes (its matrix and range), with the
         native kernel (``native/colour.cpp``: the arithmetic of the CUDA path's
-        :meth:`~microast_video._transport.YUV420Transport.from_float`, ~4 ms a 1080p frame on
-        this thread, where ffmpeg's scale filter took ~12 ms in its process). None where it does
+        :meth:`~microast_video._transport.YUV420Transport.from_float`, ~4-5 ms a 1080p frame on
+        this thread, where ffmpeg's scale filter took ~12 ms alone in its process). None where it does
         not apply: not 8-bit RGB, an output other than ``yuv420p``, a padded or odd frame size,
         or no kernel on this machine; ffmpeg converts those."""
         h, w = first.data.shape[:2]
