@@ -149,10 +149,9 @@ class FFmpegWriter:
 
     def __init__(self, info: VideoInfo, plan: EncodePlan, target: Path, *, exe: str,
                  start: float = 0.0, duration: float | None = None, label: Path | None = None,
-                 carry: bool = True, native: bool = True) -> None:
+                 carry: bool = True) -> None:
         self.info, self.plan, self.target, self.exe = info, plan, target, exe
         self.carry = carry  # False: video only (a batch segment)
-        self.native = native  # convert 8-bit RGB to 4:2:0 here where the native kernel applies
         self._to_planes: Callable[[np.ndarray], np.ndarray] | None = None
         self.label = label or target  # what messages call the output (the final path, not the temp file)
         self.start, self.duration = start, duration
@@ -208,7 +207,7 @@ class FFmpegWriter:
         not apply: not 8-bit RGB, an output other than ``yuv420p``, a padded or odd frame size,
         or no kernel on this machine; ffmpeg converts those."""
         h, w = first.data.shape[:2]
-        if (not self.native or first.layout != "rgb" or first.data.dtype != np.uint8 or self.plan.pix_fmt != "yuv420p"
+        if (first.layout != "rgb" or first.data.dtype != np.uint8 or self.plan.pix_fmt != "yuv420p"
                 or self.plan.pad != (0, 0) or h % 2 or w % 2):
             return None
         from ._color import rgb_to_ycbcr_matrix  # torch: only where a job converts

@@ -103,9 +103,15 @@ def _psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return 10 * np.log10(255**2 / mse)
 
 
-def _rgb_frames(path) -> list[np.ndarray]:
+def _frames(path, fmt: str | None = "rgb24") -> list[np.ndarray]:
+    """Every decoded frame of ``path``: RGB, or with ``fmt=None`` the stored planes."""
     with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        return [f.to_ndarray(format=fmt) if fmt else f.to_ndarray() for f in c.decode(video=0)]
+
+
+def _transport_planes(transport: YUV420Transport, rgb: np.ndarray) -> np.ndarray:
+    """(H * 3/2, W) 8-bit planes of (H, W, 3) uint8 ``rgb`` by the device transport's arithmetic."""
+    return transport.from_float(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, False)[0].numpy()
 
 
 def test_yuv420_transport_end_to_end_matches_rgb_transport(tmp_path):
@@ -122,7 +128,7 @@ def test_yuv420_transport_end_to_end_matches_rgb_transport(tmp_path):
                                 "--precision", "fp32", "--transport", transport, "--report", str(report)])
         assert r.exit_code == 0, r.output
         assert json.loads(report.read_text())["engine"]["transport"] == transport
-        outs[transport] = _rgb_frames(out)
+        outs[transport] = _frames(out)
     assert len(outs["rgb"]) == len(outs["yuv420"]) == 8
     assert _psnr(outs["rgb"], outs["yuv420"]) > 25  # same pictures; only chroma resampling differs
 
@@ -246,18 +252,12 @@ def test_native_encode_conversion_is_the_transports_arithmetic(matrix, full):
     smooth = np.stack([xx * 4, yy * 7, 128 + 100 * np.sin(xx / 5)], -1).clip(0, 255).astype(np.uint8)
     for rgb in (rng.integers(0, 256, (34, 58, 3), dtype=np.uint8), smooth, np.zeros((2, 2, 3), np.uint8)):
         got = kernels.rgb8_to_yuv420(rgb, rgb_to_ycbcr_matrix(matrix).numpy(), levels(8, full))
-        want = YUV420Transport(matrix, matrix, out_full=full).from_float(
-            torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, False)[0].numpy()
+        want = _transport_planes(YUV420Transport(matrix, matrix, out_full=full), rgb)
         assert got.shape == want.shape == (rgb.shape[0] * 3 // 2, rgb.shape[1])
         diff = np.abs(got.astype(int) - want)
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
     with pytest.raises(ValueError, match="even packed 8-bit RGB"):
         kernels.rgb8_to_yuv420(np.zeros((3, 4, 3), np.uint8), rgb_to_ycbcr_matrix(matrix).numpy(), levels(8, full))
-
-
-def _yuv_frames(path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray() for f in c.decode(video=0)]
 
 
 def test_writer_sends_native_planes_to_a_yuv420p_output(tmp_path, encode_calls, monkeypatch):
@@ -281,14 +281,14 @@ def test_writer_sends_native_planes_to_a_yuv420p_output(tmp_path, encode_calls, 
         return out
 
     native = run("native.mkv", "--pix-fmt", "yuv420p")
-    info, planes = probe(native), _yuv_frames(native)
+    info, planes = probe(native), _frames(native, None)
     assert len(encode_calls) == len(planes) == 5
     transport = YUV420Transport(info.matrix, info.matrix, out_full=info.full_range)
     for rgb, got in zip(encode_calls, planes):
-        want = transport.from_float(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, False)[0].numpy()
+        want = _transport_planes(transport, rgb)
         assert np.abs(got.astype(int) - want).max() <= 1
     monkeypatch.setattr(FFmpegWriter, "planes_converter", lambda self, first: None)
-    by_ffmpeg = _yuv_frames(run("ffmpeg.mkv", "--pix-fmt", "yuv420p"))
+    by_ffmpeg = _frames(run("ffmpeg.mkv", "--pix-fmt", "yuv420p"), None)
     luma = np.abs(np.stack(planes)[:, :64].astype(int) - np.stack(by_ffmpeg)[:, :64])
     chroma = np.abs(np.stack(planes)[:, 64:].astype(int) - np.stack(by_ffmpeg)[:, 64:])
     # chroma: bicubic against [1, 2, 1] filters on textured frames (0.84 levels on average);
@@ -311,5 +311,5 @@ def test_writer_leaves_other_outputs_to_ffmpeg(tmp_path, encode_calls):
         r = runner.invoke(app, ["video", str(clip), "-s", str(style), "-o", str(out), "--device", "cpu", "--quiet",
                                 *extra])
         assert r.exit_code == 0, r.output
-        assert len(_yuv_frames(out)) == 3
+        assert len(_frames(out, None)) == 3
     assert encode_calls == []
