@@ -37,7 +37,7 @@ from ._errors import MicroastError, OptionError
 from ._image import read_image
 from ._output import work_folder
 from ._probe import probe
-from ._process import popen
+from ._process import openmp_waits, popen
 from ._weights import resolve_weights
 
 _CHILD = "from microast_video._bench_children import child_main; child_main()"
@@ -77,7 +77,7 @@ def parse_resolution(text: str, option: str = "--resolution") -> tuple[int, int]
 def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     """One arm in a fresh process that dies with this one (a killed bench leaves no child)."""
     proc = popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE, text=True)
+                 stderr=subprocess.PIPE, text=True, env=openmp_waits(os.environ))  # the command line's setting
     out, err = proc.communicate(json.dumps({"kind": kind, "spawned": time.time(), **args}))
     for line in out.splitlines():
         if line.startswith("BENCH-RESULT "):
@@ -266,7 +266,8 @@ def format_table(r: dict[str, Any]) -> str:
     lines = [f"microast-video bench: {w}x{h}, {r['warmup']} warm-up + {r['frames']} measured frames per arm, "
              f"batch {r['batch_size']}, {r['cpu']}"
              + (f"; every arm: the median of {rounds} rounds (fps range after it)" if rounds > 1 else ""),
-             f"  {'arm':<34} {'fps':>8} {'s/frame':>8} {'threads':>7} {'allocator':>13} {'peak RSS MB':>11}"]
+             f"  {'arm':<34} {'fps':>8} {'s/frame':>8} {'threads':>7} {'allocator':>13} {'peak RSS MB':>11}",
+             f"  every arm's OpenMP waits: {r['ceiling']['openmp_wait']}"]
     for title, arms in (("model-only", r["model"]), ("end-to-end", r["pipeline"])):
         for name, arm in arms.items():
             label = f"{title}: {name}" + (f" ({arm['precision']})" if "precision" in arm else "")

@@ -5,7 +5,8 @@ records the moment each one is done; its rate is ``measured`` frames over the ti
 the end of the last warm-up frame to the end of the last measured frame. For the
 end-to-end arms, "done" for the last frame is the output file complete (the encoder
 flushed and exited), not the last write. Each arm reports its threads and whether the
-allocator setting (:func:`~microast_video._device.tune_cpu_allocator`) was on.
+allocator setting (:func:`~microast_video._device.tune_cpu_allocator`) was on, and how its
+OpenMP threads wait (every child gets the command line's setting, :func:`~microast_video._process.openmp_waits`).
 
 Model-only arms take frames decoded beforehand (the same frames for every arm) and give
 back 8-bit RGB frames, conversions included:
@@ -21,6 +22,7 @@ back 8-bit RGB frames, conversions included:
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import subprocess
 import time
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._process import openmp_wait_setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +93,7 @@ def process_settings(allocator: bool) -> dict[str, Any]:
     import torch
 
     return {"threads": torch.get_num_threads(), "allocator": "tuned" if allocator else "glibc default",
+            "openmp_wait": openmp_wait_setting(os.environ),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from ._bench_arms import Timing, clock, decoded, decoded_rgb, naive_encoder, naive_frames, peer_frames, process_settings
 from ._errors import MicroastError
+from ._process import openmp_wait_setting
 
 
 def _model(args: dict[str, Any]) -> Any:
@@ -186,7 +188,7 @@ def arm_ceiling(args: dict[str, Any]) -> dict[str, Any]:
             torch.mm(a, b)
             n += 1
         rates[f"{name}_gflops"] = 2 * 2048**3 * n / (time.perf_counter() - t0) / 1e9
-    return {**rates, "threads": torch.get_num_threads()}
+    return {**rates, "threads": torch.get_num_threads(), "openmp_wait": openmp_wait_setting(os.environ)}
 
 
 _ARMS = {"ours": arm_ours, "naive": arm_naive, "export": arm_export, "peer": arm_peer, "pipeline": arm_pipeline,

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 import sys
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ import torch
 from ._color import luma
 from ._errors import InputError, OptionError, shown
 from ._frame import Frame
+from ._options import Ease
 from ._probe import VideoInfo, file_url, probe
 from .models.signals import StyleSignals
 
@@ -34,17 +34,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
-
-
-class Ease(str, enum.Enum):
-    """How values move between keyframes (``--ease``)."""
-
-    linear = "linear"
-    smooth = "smooth"  # smoothstep: starts and stops gently
-
-    def apply(self, w: float) -> float:
-        """The eased share of the way for a share ``w`` of the time."""
-        return w if self is Ease.linear else w * w * (3 - 2 * w)
 
 
 def parse_time(text: str, what: str) -> str:

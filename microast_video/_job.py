@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 
 from . import _colorspace as cs
-from ._controls import Ease, MatteSource, check_keyframes, load_keyframe_file, parse_keyframe, seconds
+from ._controls import MatteSource, check_keyframes, load_keyframe_file, parse_keyframe, seconds
 from ._device import resolve_device, resolve_precision
 from ._encode_plan import (EncodePlan, EncodeSettings, check_encoder, chroma_alignment, default_output, ffmpeg_exe,
                            plan_encode)
 from ._engine import EngineSettings, engine_settings
 from ._errors import InputError, OptionError, shown
-from ._options import (DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, CompileMode, Deinterlace, HdrMode, Precision, Temporal,
+from ._options import (DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal,
                        Transport, megapixels)
 from ._temporal import TemporalSettings
 from ._output import check_output

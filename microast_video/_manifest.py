@@ -32,8 +32,7 @@ from typing import Any
 from ._encode_plan import EncodeSettings, default_output
 from ._errors import MicroastError, shown
 from ._job import VideoJob
-from ._controls import Ease
-from ._options import (MAX_STYLE_SIZE, Codec, CompileMode, Deinterlace, HdrMode, Precision, Temporal, Transport)
+from ._options import (MAX_STYLE_SIZE, Codec, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal, Transport)
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -5,6 +5,17 @@ from __future__ import annotations
 import enum
 
 
+class Ease(str, enum.Enum):
+    """How values move between keyframes (``--ease``)."""
+
+    linear = "linear"
+    smooth = "smooth"  # smoothstep: starts and stops gently
+
+    def apply(self, w: float) -> float:
+        """The eased share of the way for a share ``w`` of the time."""
+        return w if self is Ease.linear else w * w * (3 - 2 * w)
+
+
 class Precision(str, enum.Enum):
     """Numeric precision of the content path (the style signals are always float32)."""
 

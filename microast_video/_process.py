@@ -1,13 +1,15 @@
-"""Child processes (ffmpeg, bench workers) that never outlive the run that started them."""
+"""Child processes (ffmpeg, bench workers) that never outlive the run that started them, and
+the one process setting that must be made before torch loads (how OpenMP threads wait)."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -49,3 +51,37 @@ def popen(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         kwargs.setdefault("preexec_fn", _DIE_WITH_PARENT)
     kwargs.setdefault("start_new_session", True)
     return subprocess.Popen(list(cmd), **kwargs)
+
+
+#: Spins of libgomp's busy-wait before a waiting OpenMP thread sleeps (torch's CPU ops and
+#: its compiled kernels run on libgomp). The default, 300,000, keeps a network thread that
+#: waits at a barrier burning a core the decoder, the temporal stage and the encoder need.
+#: On our 2-core machine a 1080p job ran 0.671 s a frame with the default and 0.632-0.648 s
+#: with 1,000-100,000 spins; the network alone stayed at 0.50-0.51 s (RESULTS.md).
+OPENMP_SPINCOUNT = "10000"
+
+
+def openmp_waits(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with ``GOMP_SPINCOUNT`` set to :data:`OPENMP_SPINCOUNT`, unless it already says
+    how OpenMP threads wait (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``: the user's choice stays)."""
+    if "GOMP_SPINCOUNT" in env or "OMP_WAIT_POLICY" in env:
+        return dict(env)
+    return {**env, "GOMP_SPINCOUNT": OPENMP_SPINCOUNT}
+
+
+def openmp_wait_setting(env: Mapping[str, str]) -> str:
+    """How OpenMP threads wait under ``env``, as a bench reports it."""
+    named = [f"{key}={env[key]}" for key in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY") if key in env]
+    return ", ".join(named) or "libgomp default"
+
+
+def quiet_openmp_waits() -> bool:
+    """Set :func:`openmp_waits` in this process's environment (its children inherit it).
+
+    libgomp reads the setting once, when torch loads it: so this runs first thing in the
+    command line's ``main``, before torch is imported. Returns False (nothing done) if torch
+    is already imported."""
+    if "torch" in sys.modules:
+        return False
+    os.environ.update(openmp_waits(os.environ))
+    return True

@@ -20,9 +20,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._controls import Ease
 from ._errors import MicroastError, Terminated
-from ._options import (DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, HdrMode, Precision, Temporal,
+from ._options import (DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal,
                        Transport)
 
 app = typer.Typer(
@@ -463,8 +462,10 @@ def route(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point; bad command lines are one line too (exit 2)."""
+    from ._process import quiet_openmp_waits
     from ._stages import install_signal_handlers
 
+    quiet_openmp_waits()  # before anything imports torch
     install_signal_handlers()  # SIGTERM/SIGHUP/SIGQUIT clean up like Ctrl-C from the very start
     args = route(sys.argv[1:] if argv is None else argv)
     if args == ["--version"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from microast_video._bench_arms import clock, median_run, ratio_range
+from microast_video._process import openmp_wait_setting, openmp_waits
 from microast_video.cli import app
 from microast_video.models.export import ContentPath, FullNetwork
 from microast_video.models.upstream_way import UpstreamWay
@@ -112,6 +114,7 @@ def test_every_arm_is_measured_the_same_way(env, tmp_path):
             continue
         assert arm["warmup_frames"] == 1 and arm["measured_frames"] == 2, name
         assert arm["threads"] == data["ceiling"]["threads"], name  # the same threads everywhere
+        assert arm["openmp_wait"] == data["ceiling"]["openmp_wait"] == openmp_wait_setting(openmp_waits(os.environ))
     assert arms["model naive"]["allocator"] == "glibc default" and arms["model naive+alloc"]["allocator"] == "tuned"
     assert arms["e2e ours"]["frames_written"] == arms["e2e ours, temporal off"]["frames_written"] == 3
     assert arms["e2e ours"]["temporal"]["on"] and not arms["e2e ours, temporal off"]["temporal"]["on"]

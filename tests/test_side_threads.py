@@ -1,8 +1,13 @@
 """A CPU job's network keeps every core busy: the work beside it is kept small. The default
 H.264 preset (libx264 "fast": medium's quality for 2/3 of its CPU time, see
-benchmarks/side_costs.py) and one thread each for FFmpeg's decoder and OpenCV."""
+benchmarks/side_costs.py), one thread each for FFmpeg's decoder and OpenCV, and OpenMP
+threads that stop spinning soon when they wait (the cores go to that work)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import cv2
 import pytest
@@ -15,6 +20,7 @@ from microast_video import _pipeline
 from microast_video._device import opencv_threads, side_threads
 from microast_video._encode_plan import plan_encode
 from microast_video._options import Codec
+from microast_video._process import OPENMP_SPINCOUNT, openmp_wait_setting, openmp_waits
 from microast_video.cli import app
 
 
@@ -29,6 +35,24 @@ def test_h264_defaults_to_the_fast_preset_and_an_explicit_one_wins(tmp_path):
 def test_side_threads_are_one_on_the_cpu_and_the_librarys_choice_elsewhere():
     assert side_threads(torch.device("cpu")) == 1
     assert side_threads(torch.device("cuda", 0)) == 0
+
+
+def test_openmp_waits_shortly_unless_the_user_said_how():
+    assert openmp_waits({"PATH": "/bin"}) == {"PATH": "/bin", "GOMP_SPINCOUNT": OPENMP_SPINCOUNT}
+    assert openmp_waits({"GOMP_SPINCOUNT": "infinite"}) == {"GOMP_SPINCOUNT": "infinite"}
+    assert openmp_waits({"OMP_WAIT_POLICY": "active"}) == {"OMP_WAIT_POLICY": "active"}
+    assert openmp_wait_setting({}) == "libgomp default"
+    assert openmp_wait_setting(openmp_waits({})) == f"GOMP_SPINCOUNT={OPENMP_SPINCOUNT}"
+
+
+def test_the_command_line_sets_openmp_waits_before_torch_loads():
+    """libgomp reads the setting once, when torch loads it: ``main`` must come first."""
+    code = ("import os, sys\nfrom microast_video.cli import main\nloaded = 'torch' in sys.modules\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(loaded, 'torch' in sys.modules, os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == f"False False {OPENMP_SPINCOUNT}"
 
 
 @pytest.fixture
