@@ -17,6 +17,8 @@ microast-video bench --resolution 1920x1080 --frames 8 --preset ultrafast --json
 #    The CPU time of the work beside the network (decode, temporal stage, libx264 per preset).
 python benchmarks/side_costs.py
 python benchmarks/side_costs.py --clip ../shared/media/videos/mediabunny__hevc.ts  # 1080p at its own size: the decoder's colour conversion
+#    How long OpenMP threads spin before sleeping (libgomp's default against the command line's), a long 1080p clip.
+python benchmarks/openmp_waits.py --size 1920x1080 --frames 72 --rounds 2
 
 # 1a. bf16 against fp32 on the shared photos and clip frames (whole frame, eager strips, compiled-style strips).
 python benchmarks/bf16_psnr.py
