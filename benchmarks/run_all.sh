@@ -13,7 +13,9 @@ microast-video bench --resolution 3840x2160 --frames 4 --peers --json benchmarks
 #    The middle's native kernels against PyTorch's ops, interleaved in one process.
 python benchmarks/middle_kernels.py 3840x2160
 #    End to end with the fastest libx264 preset (how much of the gap is the encoder).
-microast-video bench --resolution 1920x1080 --frames 8 --preset ultrafast --no-naive --repeat 2 --json benchmarks/out/bench_1080p_ultrafast.json
+microast-video bench --resolution 1920x1080 --frames 8 --preset ultrafast --json benchmarks/out/bench_1080p_ultrafast.json
+#    The same in rounds, without the naive arms (RESULTS.md, "OpenMP threads that stop spinning soon").
+microast-video bench --resolution 1920x1080 --frames 8 --preset ultrafast --no-naive --repeat 2 --json benchmarks/out/bench_1080p_ultrafast_rounds.json
 #    The CPU time of the work beside the network (decode, temporal stage, libx264 per preset).
 python benchmarks/side_costs.py
 python benchmarks/side_costs.py --clip ../shared/media/videos/mediabunny__hevc.ts  # 1080p at its own size: the decoder's colour conversion
