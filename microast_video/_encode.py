@@ -218,7 +218,7 @@ class FFmpegWriter:
         kernels = colour_kernels(cache_dir())
         if kernels is None:
             return None
-        matrix, lv = rgb_to_ycbcr_matrix(self.plan.matrix).numpy(), levels(8, self.plan.color_range == "pc")
+        matrix, lv = rgb_to_ycbcr_matrix(self.plan.matrix).numpy(), levels(8, self.plan.full_range)
         return lambda rgb: kernels.rgb8_to_yuv420(rgb, matrix, lv)
 
     def write(self, frame: Frame) -> None:
@@ -235,7 +235,7 @@ class FFmpegWriter:
         vf = av.VideoFrame.from_ndarray(data, format=pipe_format(frame))
         if frame.layout == "yuv420p":  # tag the samples so ffmpeg reads them as they are
             vf.colorspace = cs.matrix(self.plan.matrix).code
-            vf.color_range = 2 if self.plan.color_range == "pc" else 1
+            vf.color_range = 2 if self.plan.full_range else 1
         vf.pts = frame.pts
         vf.time_base = frame.time_base
         if frame.duration:

@@ -91,6 +91,11 @@ class EncodePlan:
     codec_args: tuple[tuple[str, str], ...]
     tonemap: str | None = None  # "PQ" or "HLG": the frames are tone-mapped to SDR BT.709 first
 
+    @property
+    def full_range(self) -> bool:
+        """Full-range ("pc") samples, not limited ("tv")."""
+        return self.color_range == "pc"
+
 
 def ffmpeg_exe() -> str:
     """The ffmpeg program: ``$MICROAST_VIDEO_FFMPEG`` if set, else the one in imageio-ffmpeg."""

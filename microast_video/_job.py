@@ -228,7 +228,7 @@ def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: t
         note = f"4:2:0 transport not used: {why}; frames travel as RGB" if transport is Transport.yuv420 else None
         return RGBTransport(), note
     return YUV420Transport(in_matrix=info.matrix, out_matrix=plan.matrix, in_full=info.full_range,
-                           out_full=plan.color_range == "pc", bits=10 if plan.deep else 8), None
+                           out_full=plan.full_range, bits=10 if plan.deep else 8), None
 
 
 def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) -> JobPlan:

@@ -55,9 +55,7 @@ void chroma_down(const float* a, const float* b, int w, float c0, float cr, uint
 }
 
 inline uint8_t to_u8(float v) {  // clamp to [0, 1] (NaN -> 0), x255, round half to even
-  v = v > 0.0f ? v : 0.0f;
-  v = v < 1.0f ? v : 1.0f;
-  return static_cast<uint8_t>(std::nearbyint(v * 255.0f));
+  return to_code(v * 255.0f);       // the same: 0 and 255 are integers, so clamping commutes with rounding
 }
 
 // One chroma row at full width: vertical lerp of rows i0, i1 (weight t of i1), then the
