@@ -28,9 +28,10 @@ import cv2
 import numpy as np
 import torch
 
-from microast_video import _native, decode_frames, load_model, load_style_image, probe
-from microast_video._image import read_image
-from microast_video._weights import cache_dir
+from microast_video import decode_frames, load_model, load_style_image, probe
+from microast_video.native import kernels as _native
+from microast_video.media.image import read_image
+from microast_video.style.weights import cache_dir
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 PATHS = {"whole": {}, "strips": {"strip_rows": 64}, "strips, middle whole": {"strip_rows": 64, "strip_middle": False}}

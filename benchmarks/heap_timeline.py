@@ -1,7 +1,7 @@
 """Where a UHD job's memory goes over time: resident memory against what malloc holds and
 what is in use, frame by frame, with the allocator knobs that decide the gap.
 
-One job (``microast_video._pipeline.run_video`` on a synthesized clip, the repository's
+One job (``microast_video.jobs.video.run_video`` on a synthesized clip, the repository's
 sample style), in this process, with a thread sampling every 20 ms: RSS (``/proc/self/statm``),
 the heap malloc holds (``mallinfo2().arena``) and the part of it in use (``uordblks``).
 Printed: the peak RSS, the peak so far when each frame was complete (is it level?), the
@@ -54,7 +54,7 @@ class Sampler(threading.Thread):
 
 
 def knobs(libc: ctypes.CDLL, arena_max: int | None, mmap_threshold_mb: int | None) -> None:
-    from microast_video._device import M_ARENA_MAX, M_MMAP_MAX, M_MMAP_THRESHOLD, tune_cpu_allocator
+    from microast_video.engine.device import M_ARENA_MAX, M_MMAP_MAX, M_MMAP_THRESHOLD, tune_cpu_allocator
 
     if not tune_cpu_allocator():
         raise SystemExit("heap_timeline.py: needs Linux with glibc")
@@ -67,9 +67,9 @@ def knobs(libc: ctypes.CDLL, arena_max: int | None, mmap_threshold_mb: int | Non
 
 def run_job(clip: Path, out: Path, compiled: bool, temporal: str) -> dict:
     """The job on ``clip`` with the sample style; ``compiled``: as long jobs run (weights frozen)."""
-    from microast_video._job import VideoJob
-    from microast_video._options import CompileMode, Temporal
-    from microast_video._pipeline import run_video
+    from microast_video.jobs.plan import VideoJob
+    from microast_video.core.options import CompileMode, Temporal
+    from microast_video.jobs.video import run_video
 
     job = VideoJob(input=clip, styles=(ROOT / "samples" / "style.jpg",), output=out, overwrite=True, progress=False,
                    compile=CompileMode.on if compiled else CompileMode.off, freeze=compiled or None,
@@ -87,8 +87,8 @@ def main() -> None:
     parser.add_argument("--mmap-threshold-mb", type=int)
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    from microast_video._encode_plan import ffmpeg_exe
-    from microast_video._procedural import synth_clip
+    from microast_video.media.encode_plan import ffmpeg_exe
+    from microast_video.media.procedural import synth_clip
 
     libc = ctypes.CDLL("libc.so.6")
     knobs(libc, args.arena_max, args.mmap_threshold_mb)

@@ -30,7 +30,7 @@ _MIDDLE = """
 import resource, sys, time, torch
 from microast_video import load_model
 from microast_video.models.microast import MicroAST
-from microast_video._engine import Stylizer, engine_settings, prepare_runtime
+from microast_video.engine.stylizer import Stylizer, engine_settings, prepare_runtime
 mode, w, h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 if mode == "old":
     def whole(self, feat, s, alpha, bounds):
@@ -77,8 +77,8 @@ print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB
 
 
 def job(w: int, h: int, frames: int, compiled: bool, temporals: tuple[str, ...]) -> None:
-    from microast_video._encode_plan import ffmpeg_exe
-    from microast_video._procedural import synth_clip
+    from microast_video.media.encode_plan import ffmpeg_exe
+    from microast_video.media.procedural import synth_clip
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / f"clip_{w}x{h}.mp4"

@@ -4,7 +4,7 @@ One process, one uncompiled bf16 stylizer (as short jobs run; compiled UHD jobs 
 this way too), a random frame of the given size. After one warm-up frame, three rounds; in each
 round every arm stylizes the frame once, in turn, so the arms share the machine's drift:
 
-* ``native``: every kernel of ``microast_video._native``'s ``MiddleKernels`` (the convs' input
+* ``native``: every kernel of ``microast_video.native.kernels``'s ``MiddleKernels`` (the convs' input
   centred, rounded and padded; the residual tails; FeatMod's statistics and FeatMod);
 * ``centring and tails``: the first two only (statistics and FeatMod in PyTorch);
 * ``PyTorch``: none of them.
@@ -31,9 +31,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    from microast_video._engine import Stylizer, engine_settings, prepare_runtime
-    from microast_video._pretrained import load_model
-    from microast_video._style import compute_signals
+    from microast_video.engine.stylizer import Stylizer, engine_settings, prepare_runtime
+    from microast_video.style.pretrained import load_model
+    from microast_video.style.signals import compute_signals
     from microast_video.models import microast, strips
 
     model = load_model(None)

@@ -3,7 +3,7 @@
 torch's CPU ops and compiled kernels run on libgomp. When one of the network's threads
 waits at a barrier, libgomp keeps it spinning for 300,000 turns before it sleeps; on a CPU
 job that core is wanted by the decoder, the temporal stage and the encoder. The command
-line sets ``GOMP_SPINCOUNT`` to ``microast_video._process.OPENMP_SPINCOUNT`` instead (a
+line sets ``GOMP_SPINCOUNT`` to ``microast_video.core.process.OPENMP_SPINCOUNT`` instead (a
 user's own setting wins). This script runs the bench's own arms (``microast-video bench``'s
 child processes and timing rule) with each setting, alternating, over ``--rounds`` rounds:
 
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import cv2
 
-from microast_video._bench import run_child
-from microast_video._encode_plan import ffmpeg_exe
-from microast_video._procedural import painting, synth_clip
-from microast_video._process import OPENMP_SPINCOUNT
+from microast_video.bench.bench import run_child
+from microast_video.media.encode_plan import ffmpeg_exe
+from microast_video.media.procedural import painting, synth_clip
+from microast_video.core.process import OPENMP_SPINCOUNT
 
 #: label -> GOMP_SPINCOUNT (300,000 is what libgomp uses when nothing is set)
 SETTINGS = {"libgomp default": "300000", "the command line's": OPENMP_SPINCOUNT}

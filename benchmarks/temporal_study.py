@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from microast_video import FrameEngine, Stylizer, engine_settings, load_model, prepare_runtime
-from microast_video._flicker import ClipScore, FlowPair, frames_at_height, gray_u8, texture, warp
-from microast_video._frame import Frame
-from microast_video._image import load_style_image
-from microast_video._temporal import TemporalSettings, Stabilizer
+from microast_video.temporal.flicker import ClipScore, FlowPair, frames_at_height, gray_u8, texture, warp
+from microast_video.core.frame import Frame
+from microast_video.media.image import load_style_image
+from microast_video.temporal.stabilizer import TemporalSettings, Stabilizer
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"

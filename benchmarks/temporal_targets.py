@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from microast_video import decode_frames, probe
-from microast_video._flicker import measure_flicker as measure
+from microast_video.temporal.flicker import measure_flicker as measure
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"

@@ -21,87 +21,87 @@ _EXPORTS = {
     "MicroAST": ".models",
     "StyleSignals": ".models",
     "mix_signals": ".models",
-    "load_model": "._pretrained",
-    "resolve_weights": "._weights",
-    "compute_signals": "._style",
-    "save_signals": "._signals",
-    "load_signals": "._signals",
+    "load_model": ".style.pretrained",
+    "resolve_weights": ".style.weights",
+    "compute_signals": ".style.signals",
+    "save_signals": ".style.signals_file",
+    "load_signals": ".style.signals_file",
     # images and colour
-    "read_image": "._image",
-    "load_style_image": "._image",
-    "load_content_image": "._image",
-    "write_image": "._image_write",
-    "preserve_color": "._color",
-    "rgb_to_ycbcr": "._color",
-    "ycbcr_to_rgb": "._color",
+    "read_image": ".media.image",
+    "load_style_image": ".media.image",
+    "load_content_image": ".media.image",
+    "write_image": ".media.image_write",
+    "preserve_color": ".colour.convert",
+    "rgb_to_ycbcr": ".colour.convert",
+    "ycbcr_to_rgb": ".colour.convert",
     # the engine
-    "Stylizer": "._engine",
-    "EngineSettings": "._engine",
-    "engine_settings": "._engine",
-    "prepare_runtime": "._engine",
-    "FrameEngine": "._engine",
-    "resolve_device": "._device",
-    "resolve_precision": "._device",
+    "Stylizer": ".engine.stylizer",
+    "EngineSettings": ".engine.stylizer",
+    "engine_settings": ".engine.stylizer",
+    "prepare_runtime": ".engine.stylizer",
+    "FrameEngine": ".engine.stylizer",
+    "resolve_device": ".engine.device",
+    "resolve_precision": ".engine.device",
     # video: frames, decoding, the jobs
-    "Frame": "._frame",
-    "VideoInfo": "._probe",
-    "probe": "._probe",
-    "decode_frames": "._decode",
-    "EncodeSettings": "._encode_plan",
-    "VideoJob": "._job",
-    "run_video": "._pipeline",
-    "measure_flicker": "._flicker",
+    "Frame": ".core.frame",
+    "VideoInfo": ".media.probe",
+    "probe": ".media.probe",
+    "decode_frames": ".media.decode",
+    "EncodeSettings": ".media.encode_plan",
+    "VideoJob": ".jobs.plan",
+    "run_video": ".jobs.video",
+    "measure_flicker": ".temporal.flicker",
     # batch jobs
-    "Manifest": "._manifest",
-    "load_manifest": "._manifest",
-    "manifest_from_dict": "._manifest",
-    "BatchOptions": "._batch",
-    "run_batch": "._batch",
-    "contact_sheet": "._contact",
-    "frames_at": "._contact",
-    "sheet_grid": "._contact",
-    "labelled": "._contact",
-    "png_bytes": "._contact",
-    "ImageJob": "._image_job",
-    "run_image": "._image_job",
+    "Manifest": ".batch.manifest",
+    "load_manifest": ".batch.manifest",
+    "manifest_from_dict": ".batch.manifest",
+    "BatchOptions": ".batch.run",
+    "run_batch": ".batch.run",
+    "contact_sheet": ".jobs.contact",
+    "frames_at": ".jobs.contact",
+    "sheet_grid": ".jobs.contact",
+    "labelled": ".jobs.contact",
+    "png_bytes": ".jobs.contact",
+    "ImageJob": ".jobs.image",
+    "run_image": ".jobs.image",
     # option choices and errors
-    "Precision": "._options",
-    "Codec": "._options",
-    "CompileMode": "._options",
-    "Transport": "._options",
-    "MicroastError": "._errors",
-    "InputError": "._errors",
-    "OutputError": "._errors",
-    "OptionError": "._errors",
-    "WeightsError": "._errors",
-    "DeviceError": "._errors",
+    "Precision": ".core.options",
+    "Codec": ".core.options",
+    "CompileMode": ".core.options",
+    "Transport": ".core.options",
+    "MicroastError": ".core.errors",
+    "InputError": ".core.errors",
+    "OutputError": ".core.errors",
+    "OptionError": ".core.errors",
+    "WeightsError": ".core.errors",
+    "DeviceError": ".core.errors",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from ._color import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
-    from ._decode import decode_frames
-    from ._device import resolve_device, resolve_precision
-    from ._encode_plan import EncodeSettings
-    from ._engine import EngineSettings, FrameEngine, Stylizer, engine_settings, prepare_runtime
-    from ._errors import DeviceError, InputError, MicroastError, OptionError, OutputError, WeightsError
-    from ._frame import Frame
-    from ._image import load_content_image, load_style_image, read_image
-    from ._image_job import ImageJob, run_image
-    from ._image_write import write_image
-    from ._batch import BatchOptions, run_batch
-    from ._contact import contact_sheet, frames_at, labelled, png_bytes, sheet_grid
-    from ._flicker import measure_flicker
-    from ._job import VideoJob
-    from ._manifest import Manifest, load_manifest, manifest_from_dict
-    from ._options import Codec, CompileMode, Precision, Transport
-    from ._pipeline import run_video
-    from ._pretrained import load_model
-    from ._probe import VideoInfo, probe
-    from ._signals import load_signals, save_signals
-    from ._style import compute_signals
-    from ._weights import resolve_weights
+    from .colour.convert import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
+    from .media.decode import decode_frames
+    from .engine.device import resolve_device, resolve_precision
+    from .media.encode_plan import EncodeSettings
+    from .engine.stylizer import EngineSettings, FrameEngine, Stylizer, engine_settings, prepare_runtime
+    from .core.errors import DeviceError, InputError, MicroastError, OptionError, OutputError, WeightsError
+    from .core.frame import Frame
+    from .media.image import load_content_image, load_style_image, read_image
+    from .jobs.image import ImageJob, run_image
+    from .media.image_write import write_image
+    from .batch.run import BatchOptions, run_batch
+    from .jobs.contact import contact_sheet, frames_at, labelled, png_bytes, sheet_grid
+    from .temporal.flicker import measure_flicker
+    from .jobs.plan import VideoJob
+    from .batch.manifest import Manifest, load_manifest, manifest_from_dict
+    from .core.options import Codec, CompileMode, Precision, Transport
+    from .jobs.video import run_video
+    from .style.pretrained import load_model
+    from .media.probe import VideoInfo, probe
+    from .style.signals_file import load_signals, save_signals
+    from .style.signals import compute_signals
+    from .style.weights import resolve_weights
     from .models import MicroAST, StyleSignals, mix_signals
 
 

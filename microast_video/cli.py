@@ -20,8 +20,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._errors import MicroastError, Terminated
-from ._options import (DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal,
+from .core.errors import MicroastError, Terminated
+from .core.options import (DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal,
                        Transport)
 
 app = typer.Typer(
@@ -132,8 +132,8 @@ def image_command(
 ) -> None:
     """Stylize one image."""
     with _user_errors(debug):
-        from ._image_job import ImageJob, run_image
-        from ._style import parse_weights
+        from .jobs.image import ImageJob, run_image
+        from .style.signals import parse_weights
 
         done = run_image(ImageJob(
             content=content, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
@@ -158,11 +158,11 @@ def signals_command(
 ) -> None:
     """Compute a style's modulation signals once and save them for batch jobs (--signals)."""
     with _user_errors(debug):
-        from ._output import check_output
-        from ._pretrained import load_model
-        from ._signals import save_signals
-        from ._stages import terminate_on_signals
-        from ._style import check_style_source, job_signals, parse_weights
+        from .core.output import check_output
+        from .style.pretrained import load_model
+        from .style.signals_file import save_signals
+        from .core.stages import terminate_on_signals
+        from .style.signals import check_style_source, job_signals, parse_weights
 
         mix = parse_weights(style_weights)
         with terminate_on_signals():
@@ -232,13 +232,13 @@ def video_command(
 ) -> None:
     """Stylize a video: `microast-video INPUT --style STYLE` (the default command)."""
     with _user_errors(debug):
-        from ._chart import check_chart_available, write_chart
-        from ._encode_plan import EncodeSettings
-        from ._job import VideoJob
-        from ._output import check_output
-        from ._pipeline import run_video
-        from ._report import summary_line
-        from ._style import parse_weights
+        from .jobs.chart import check_chart_available, write_chart
+        from .media.encode_plan import EncodeSettings
+        from .jobs.plan import VideoJob
+        from .core.output import check_output
+        from .jobs.video import run_video
+        from .jobs.report import summary_line
+        from .style.signals import parse_weights
 
         if chart is not None:
             check_chart_available()
@@ -285,9 +285,9 @@ def bench_command(
 ) -> None:
     """Measure every arm the same way: ours, the upstream way, and (--peers) ONNX Runtime and OpenVINO."""
     with _user_errors(debug):
-        from ._bench import BenchOptions, format_table, parse_resolution, run_bench
-        from ._output import check_output, json_bytes, write_bytes
-        from ._stages import terminate_on_signals
+        from .bench.bench import BenchOptions, format_table, parse_resolution, run_bench
+        from .core.output import check_output, json_bytes, write_bytes
+        from .core.stages import terminate_on_signals
 
         if json_path is not None:
             check_output(json_path, (input, style), overwrite=overwrite, what="--json")
@@ -319,11 +319,11 @@ def export_command(
 ) -> None:
     """Export the network to ONNX (for ONNX Runtime, OpenVINO, TensorRT, vs-mlrt, FFmpeg's dnn filters)."""
     with _user_errors(debug):
-        from ._onnx import ExportSpec, check_export, export_onnx
-        from ._output import check_output
-        from ._pretrained import load_model
-        from ._stages import terminate_on_signals
-        from ._style import job_signals
+        from .engine.onnx import ExportSpec, check_export, export_onnx
+        from .core.output import check_output
+        from .style.pretrained import load_model
+        from .core.stages import terminate_on_signals
+        from .style.signals import job_signals
 
         fixed = check_export(style, signals, size, dynamic)
         check_output(onnx, [p for p in (style, signals) if p], overwrite=overwrite, what="ONNX model")
@@ -350,10 +350,10 @@ def flicker_command(
 ) -> None:
     """Measure flicker: warping error (Lai et al. 2018), texture ratio and low-pass fidelity."""
     with _user_errors(debug):
-        from ._flicker import format_flicker, measure_flicker
-        from ._output import check_output, json_bytes, write_bytes
-        from ._probe import probe
-        from ._stages import terminate_on_signals
+        from .temporal.flicker import format_flicker, measure_flicker
+        from .core.output import check_output, json_bytes, write_bytes
+        from .media.probe import probe
+        from .core.stages import terminate_on_signals
 
         clips = [source, *stylized, *([reference] if reference else [])]
         for clip in clips:
@@ -386,8 +386,8 @@ def batch_command(
 ) -> None:
     """Run many clips x looks from a manifest: resumable by segments, failures isolated, a report to review."""
     with _user_errors(debug):
-        from ._batch import BatchOptions, run_batch
-        from ._manifest import ManifestError
+        from .batch.run import BatchOptions, run_batch
+        from .batch.manifest import ManifestError
 
         options = BatchOptions(dry_run=dry_run, overwrite=overwrite, retry_failed=retry_failed, workers=workers,
                                ray=ray, weights=weights, report_dir=report_dir, progress=not quiet, flicker=flicker)
@@ -435,9 +435,9 @@ def preview_command(
 ) -> None:
     """Stylize a few frames of a clip with every look, in seconds: one contact sheet (rows = frames, columns = looks)."""
     with _user_errors(debug):
-        from ._job import VideoJob
-        from ._preview import PreviewJob, run_preview
-        from ._style import parse_weights
+        from .jobs.plan import VideoJob
+        from .jobs.preview import PreviewJob, run_preview
+        from .style.signals import parse_weights
 
         video = VideoJob(input=input, styles=tuple(style or ()), style_weights=parse_weights(style_weights),
                          signals=signals, style_size=style_size, preserve_color=preserve_color, device=device,
@@ -462,8 +462,8 @@ def route(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point; bad command lines are one line too (exit 2)."""
-    from ._process import quiet_openmp_waits
-    from ._stages import install_signal_handlers
+    from .core.process import quiet_openmp_waits
+    from .core.stages import install_signal_handlers
 
     quiet_openmp_waits()  # before anything imports torch
     install_signal_handlers()  # SIGTERM/SIGHUP/SIGQUIT clean up like Ctrl-C from the very start

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import imageio_ffmpeg
 
-from microast_video._procedural import painting
+from microast_video.media.procedural import painting
 
 HERE = Path(__file__).resolve().parent
 

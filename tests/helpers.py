@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from microast_video._encode_plan import ffmpeg_exe
-from microast_video._output import TEMP_SUFFIX
+from microast_video.media.encode_plan import ffmpeg_exe
+from microast_video.core.output import TEMP_SUFFIX
 
 FFMPEG = ffmpeg_exe()
 

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from helpers import make_clip
 from microast_video import load_manifest
-from microast_video._manifest import ManifestError
-from microast_video._procedural import painting
+from microast_video.batch.manifest import ManifestError
+from microast_video.media.procedural import painting
 from microast_video.cli import app
 
 runner = CliRunner()

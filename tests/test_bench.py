@@ -12,11 +12,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from microast_video._bench_arms import clock, median_run, ratio_range
-from microast_video._process import openmp_wait_setting, openmp_waits
+from microast_video.bench.arms import clock, median_run, ratio_range
+from microast_video.core.process import openmp_wait_setting, openmp_waits
 from microast_video.cli import app
 from microast_video.models.export import ContentPath, FullNetwork
-from microast_video.models.upstream_way import UpstreamWay
+from microast_video.bench.upstream_way import UpstreamWay
 
 runner = CliRunner()
 
@@ -71,7 +71,7 @@ def test_repeat_runs_every_arm_once_per_round(env, tmp_path):
 def test_every_ratio_comes_with_its_range_by_round():
     """With --repeat, each ratio, the end-to-end one against the upstream way included, is
     paired round by round (figures made up: only the bookkeeping is under test)."""
-    from microast_video._bench import BenchOptions, _figures
+    from microast_video.bench.bench import BenchOptions, _figures
 
     def arm(*fps: float, **extra: object) -> dict:
         return {"fps": sorted(fps)[len(fps) // 2], "runs_fps": list(fps), **extra}
@@ -137,7 +137,7 @@ def test_bench_without_weights_offline_is_one_line(tmp_path, monkeypatch):
 def style_path(tmp_path):
     import cv2
 
-    from microast_video._procedural import painting
+    from microast_video.media.procedural import painting
 
     path = tmp_path / "style.png"
     cv2.imwrite(str(path), painting(96, seed=3))

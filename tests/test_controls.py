@@ -195,7 +195,7 @@ def test_device_resolution_on_this_machine(capsys):
 
 def test_precision_resolution():
     cpu = torch.device("cpu")
-    from microast_video._device import cpu_supports_bf16
+    from microast_video.engine.device import cpu_supports_bf16
 
     assert resolve_precision("auto", cpu) == (torch.bfloat16 if cpu_supports_bf16() else torch.float32)
     assert resolve_precision(Precision.bf16, cpu) == torch.bfloat16

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from helpers import ffmpeg, make_clip
 from microast_video import Stylizer, decode_frames, mix_signals, probe
-from microast_video._controls import Schedule
-from microast_video._options import Ease
-from microast_video._procedural import painting
+from microast_video.style.controls import Schedule
+from microast_video.core.options import Ease
+from microast_video.media.procedural import painting
 from microast_video.cli import app
 
 runner = CliRunner()

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from conftest import shared_path
 from microast_video import EngineSettings, Stylizer, decode_frames, engine_settings, load_style_image, probe, prepare_runtime
-from microast_video import _native
-from microast_video._device import cpu_supports_bf16
-from microast_video._engine import compile_unavailable
-from microast_video._image import read_image
-from microast_video._transport import RGBTransport
+from microast_video.native import kernels as _native
+from microast_video.engine.device import cpu_supports_bf16
+from microast_video.engine.stylizer import compile_unavailable
+from microast_video.media.image import read_image
+from microast_video.engine.transport import RGBTransport
 from microast_video.cli import app
 from microast_video.models.strip_blocks import Residual
 from microast_video.models.strips import (Conv, KeptMap, Upsample2, UpConv, blocked_order, run_strip, run_strips,

@@ -1,4 +1,4 @@
-"""Tests for microast_video._image (all test images are generated here)."""
+"""Tests for microast_video.media.image (all test images are generated here)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from microast_video._errors import InputError, OutputError
+from microast_video.core.errors import InputError, OutputError
 from microast_video import load_content_image, load_style_image, read_image, write_image
 
 # ----------------------------------------------------------------------------- helpers

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from microast_video import EngineSettings, engine_settings, prepare_runtime
-from microast_video import _native
+from microast_video.native import kernels as _native
 from microast_video.models import strips
 from microast_video.models.strips import Conv, UpConv, blocked_order, run_strip
 

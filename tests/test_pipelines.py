@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT
 from helpers import make_clip
-from microast_video._procedural import painting
+from microast_video.media.procedural import painting
 
 PIPELINES = sorted((ROOT / "pipelines").glob("*.py"))
 

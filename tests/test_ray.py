@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from helpers import make_clip
 from microast_video import BatchOptions, run_batch
-from microast_video._procedural import painting
+from microast_video.media.procedural import painting
 from microast_video.cli import app
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'microast-video[ray]' (CI installs it)")

@@ -25,8 +25,9 @@ import torch
 from typer.testing import CliRunner
 
 from helpers import ffmpeg, make_clip, make_style, temp_files
-from microast_video import _pipeline, decode_frames, load_style_image, probe
-from microast_video._output import STALE_AFTER_S, sweep_stale_folders
+from microast_video import decode_frames, load_style_image, probe
+from microast_video.jobs import video as _pipeline
+from microast_video.core.output import STALE_AFTER_S, sweep_stale_folders
 from microast_video.cli import app
 
 runner = CliRunner()
@@ -198,7 +199,7 @@ def test_hangup_and_quit_clean_up_like_sigterm(weights_env, files, long_clip, tm
 
 
 def test_a_live_runs_temporary_file_is_never_swept(tmp_path):
-    from microast_video._output import AtomicFile, sweep_stale
+    from microast_video.core.output import AtomicFile, sweep_stale
 
     with AtomicFile(tmp_path / "o.bin", overwrite=False) as live:
         old = time.time() - STALE_AFTER_S - 1
@@ -390,7 +391,7 @@ def test_hdr_tonemap_makes_tagged_sdr(env, files, tmp_path, hlg_clip):
     run(*video({**files, "clip": hlg_clip}, tmp_path / "o.mp4", "--hdr", "tonemap"), expect=0)
     out = probe(tmp_path / "o.mp4")
     assert out.bit_depth == 8 and (out.color_trc, out.color_primaries, out.colorspace) == ("bt709",) * 3
-    from microast_video._tonemap import tonemap
+    from microast_video.colour.tonemap import tonemap
 
     ramp = (np.linspace(0, 1, 11)[None, :, None].repeat(3, 2) * 65535).astype(np.uint16)
     for transfer in ("HLG", "PQ"):

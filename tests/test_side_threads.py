@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from helpers import FFMPEG, make_clip, make_style
 from microast_video import EncodeSettings, probe
-from microast_video import _pipeline
-from microast_video._device import opencv_threads, side_threads
-from microast_video._encode_plan import plan_encode
-from microast_video._options import Codec
-from microast_video._process import OPENMP_SPINCOUNT, openmp_wait_setting, openmp_waits
+from microast_video.jobs import video as _pipeline
+from microast_video.engine.device import opencv_threads, side_threads
+from microast_video.media.encode_plan import plan_encode
+from microast_video.core.options import Codec
+from microast_video.core.process import OPENMP_SPINCOUNT, openmp_wait_setting, openmp_waits
 from microast_video.cli import app
 
 

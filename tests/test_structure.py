@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 from conftest import weights_dir
 from helpers import FFMPEG, make_clip, make_style, temp_files
 from microast_video import EncodeSettings, OutputError, decode_frames, probe
-from microast_video import _colorspace as cs
-from microast_video._encode import FFmpegWriter
-from microast_video._encode_plan import plan_encode
-from microast_video._output import AtomicFile, temp_name
+from microast_video.colour import spaces as cs
+from microast_video.media.encode import FFmpegWriter
+from microast_video.media.encode_plan import plan_encode
+from microast_video.core.output import AtomicFile, temp_name
 from microast_video.cli import app
 
 runner = CliRunner()
@@ -169,7 +169,7 @@ def test_two_video_runs_at_once_both_end_cleanly(tmp_path, weights_env):
 # --- pure modules -----------------------------------------------------------------------
 
 def test_decoding_does_not_import_torch_and_models_do_no_io():
-    code = ("import sys; import microast_video._decode, microast_video._probe; assert 'torch' not in sys.modules;"
+    code = ("import sys; import microast_video.media.decode, microast_video.media.probe; assert 'torch' not in sys.modules;"
             "import microast_video.models; bad = [m for m in sys.modules if m.startswith('microast_video.') and "
             "m.split('.')[1] in ('_weights', '_signals', '_output', '_image', '_pretrained')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -194,7 +194,7 @@ def test_bad_command_lines_are_one_line(args, needle):
 
 
 def test_a_bug_is_shown_as_a_bug(monkeypatch, tmp_path):
-    from microast_video import _pipeline
+    from microast_video.jobs import video as _pipeline
 
     def broken(job, **kw):
         raise ZeroDivisionError("division by zero deep inside")

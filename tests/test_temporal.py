@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from helpers import FFMPEG, make_style
 from microast_video import EngineSettings, FrameEngine, Stylizer, decode_frames, engine_settings, prepare_runtime, probe
-from microast_video._flicker import measure_flicker as measure
-from microast_video._frame import Frame
-from microast_video import _native
-from microast_video._temporal import Stabilizer, TemporalSettings, _compose_up, _warp
+from microast_video.temporal.flicker import measure_flicker as measure
+from microast_video.core.frame import Frame
+from microast_video.native import kernels as _native
+from microast_video.temporal.stabilizer import Stabilizer, TemporalSettings, _compose_up, _warp
 from microast_video.cli import app
 
 runner = CliRunner()
@@ -312,7 +312,7 @@ def frames_of(path: Path) -> list[np.ndarray]:
 def test_temporal_off_is_the_per_frame_engine_bit_for_bit(env, cut_clip, tmp_path, model):
     clip, style, yuv = cut_clip
     run_job(clip, style, tmp_path / "off.mkv", "--temporal", "off", "--precision", "fp32")
-    from microast_video._image import load_style_image
+    from microast_video.media.image import load_style_image
 
     model.to(memory_format=torch.contiguous_format)  # as the job does: signals first, then the runtime layout
     signals = model.encode_style(load_style_image(style))

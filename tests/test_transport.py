@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from microast_video import Stylizer
 from microast_video import decode_frames, probe
-from microast_video._frame import pack_planes, unpack_planes
-from microast_video._engine import FrameEngine
-from microast_video._transport import RGBTransport, YUV420Transport
-from microast_video._weights import cache_dir
+from microast_video.core.frame import pack_planes, unpack_planes
+from microast_video.engine.stylizer import FrameEngine
+from microast_video.engine.transport import RGBTransport, YUV420Transport
+from microast_video.style.weights import cache_dir
 from microast_video.cli import app
 from test_video import make_clip, video_frames  # noqa: F401  (fixtures below reuse its helpers)
 
@@ -86,7 +86,7 @@ def test_decoder_planes_keep_the_stream_samples(tmp_path):
 def test_engine_with_planes_keeps_layout_and_timing(model):
     signals = model.encode_style(torch.rand(1, 3, 32, 32))
     t = YUV420Transport("bt709", "bt709")
-    from microast_video._frame import Frame
+    from microast_video.core.frame import Frame
     from fractions import Fraction
 
     frames = [Frame(i, i * 40, 40, Fraction(1, 1000), np.full((48, 32), 100 + i, np.uint8), "yuv420p") for i in range(3)]
@@ -155,7 +155,7 @@ def test_cuda_planes_match_cpu_planes(model):
     t = YUV420Transport("bt709", "bt709")
     from fractions import Fraction
 
-    from microast_video._frame import Frame
+    from microast_video.core.frame import Frame
 
     frames = [Frame(i, i, 1, Fraction(1, 25), np.random.default_rng(i).integers(16, 235, (96, 64), np.uint8), "yuv420p")
               for i in range(5)]
@@ -170,7 +170,7 @@ def test_cuda_planes_match_cpu_planes(model):
 
 def _recorded(monkeypatch, method: str) -> list:
     """A list that gets the first argument (a copy of an array) each time ``ColourKernels.<method>`` runs."""
-    from microast_video import _native
+    from microast_video.native import kernels as _native
 
     calls = []
     real = getattr(_native.ColourKernels, method)
@@ -197,7 +197,7 @@ def test_native_decode_conversion_matches_ffmpegs(tmp_path, kernel_calls, matrix
     """8-bit 4:2:0 frames at their stored size go to RGB through the native kernel: the
     same RGB as swscale's accurate bilinear conversion (the decoder's other path), to a level,
     and exactly the device transport's arithmetic."""
-    from microast_video import _native
+    from microast_video.native import kernels as _native
 
     tags = ("-colorspace", "bt709" if matrix == "bt709" else "smpte170m", "-color_range", "pc" if full else "tv")
     clip = make_clip(tmp_path / "c.mp4", "testsrc2=size=128x96:rate=25:duration=0.2",
@@ -219,7 +219,7 @@ def test_native_decode_conversion_matches_ffmpegs(tmp_path, kernel_calls, matrix
 
 def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, monkeypatch):
     """Resized, 4:4:4 or woven interlaced frames, and a machine without the kernel, take swscale."""
-    from microast_video import _native
+    from microast_video.native import kernels as _native
 
     calls = kernel_calls
     even = make_clip(tmp_path / "e.mp4", "testsrc2=size=96x64:rate=25:duration=0.12")
@@ -241,9 +241,9 @@ def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, 
 @pytest.mark.parametrize("matrix,full", [("bt709", False), ("bt601", False), ("bt709", True)])
 def test_native_encode_conversion_is_the_transports_arithmetic(matrix, full):
     """RGB -> 4:2:0 planes natively: the same samples as the CUDA path's YUV420Transport.from_float."""
-    from microast_video import _native
-    from microast_video._color import rgb_to_ycbcr_matrix
-    from microast_video._transport import levels
+    from microast_video.native import kernels as _native
+    from microast_video.colour.convert import rgb_to_ycbcr_matrix
+    from microast_video.engine.transport import levels
 
     kernels = _native.colour_kernels(cache_dir())
     assert kernels is not None, "the native library should build where the tests run"
@@ -265,7 +265,7 @@ def test_writer_sends_native_planes_to_a_yuv420p_output(tmp_path, encode_calls, 
     lossless file then holds exactly the transport's planes of the frames written. ffmpeg's own
     conversion (the path left for other outputs) gives the same luma to a level and chroma sited
     the same way (MPEG-2 / H.264), filtered differently."""
-    from microast_video._encode import FFmpegWriter
+    from microast_video.media.encode import FFmpegWriter
 
     clip = make_clip(tmp_path / "c.mp4", "testsrc2=size=96x64:rate=25:duration=0.2")
     style = tmp_path / "s.png"

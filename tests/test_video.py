@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from microast_video import EncodeSettings, decode_frames, probe
-from microast_video._encode import FFmpegWriter
-from microast_video._encode_plan import ffmpeg_exe, plan_encode
+from microast_video.media.encode import FFmpegWriter
+from microast_video.media.encode_plan import ffmpeg_exe, plan_encode
 from microast_video.cli import app, route
 
 from conftest import shared_path
@@ -659,7 +659,7 @@ def test_default_output_name_and_report(tmp_path, style):
                 "input_resolution", "output_resolution", "codec", "versions"):
         assert key in r, key
     assert r["frames"] == 7 and r["batch_size"] == 2 and r["device"] == "cpu" and r["codec"] == "h264"
-    from microast_video._device import cpu_supports_bf16
+    from microast_video.engine.device import cpu_supports_bf16
 
     assert r["precision"] == ("bfloat16" if cpu_supports_bf16() else "float32")  # --precision auto
     assert r["input_resolution"] == [96, 64] and r["output_resolution"] == [96, 64]

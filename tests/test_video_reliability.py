@@ -27,13 +27,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from microast_video import EncodeSettings, VideoJob, _pipeline, _stages, run_video
-from microast_video._encode import FFmpegWriter
-from microast_video._encode_plan import ffmpeg_exe
-from microast_video._engine import FrameEngine, Stylizer, batched, pipelined
-from microast_video._errors import InputError, OutputError
-from microast_video._frame import Frame
-from microast_video._output import TEMP_SUFFIX
+from microast_video import EncodeSettings, VideoJob, run_video
+from microast_video.jobs import video as _pipeline
+from microast_video.core import stages as _stages
+from microast_video.media.encode import FFmpegWriter
+from microast_video.media.encode_plan import ffmpeg_exe
+from microast_video.engine.stylizer import FrameEngine, Stylizer, batched, pipelined
+from microast_video.core.errors import InputError, OutputError
+from microast_video.core.frame import Frame
+from microast_video.core.output import TEMP_SUFFIX
 from microast_video.cli import app
 
 from conftest import weights_dir
@@ -852,7 +854,7 @@ def test_sigterm_handler_is_restored(job_model, media, tmp_path):
 def test_failure_while_ffmpeg_is_starting_leaves_no_ffmpeg(job_model, media, tmp_path, monkeypatch):
     """The engine fails while the encode thread is still starting ffmpeg for the first
     frame: the abort must not miss the process that is about to exist."""
-    from microast_video import _encode
+    from microast_video.media import encode as _encode
 
     real_popen = _encode.subprocess.Popen
     starting = threading.Event()

@@ -1,4 +1,4 @@
-"""Tests for microast_video._weights: finding, downloading and verifying checkpoints.
+"""Tests for microast_video.style.weights: finding, downloading and verifying checkpoints.
 
 Downloads go to a real HTTP server on 127.0.0.1 (no internet needed); it serves the
 official checkpoints from the shared test-data folder and can be switched into
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from microast_video import _weights
-from microast_video._errors import WeightsError
-from microast_video._weights import (
+from microast_video.style import weights as _weights
+from microast_video.core.errors import WeightsError
+from microast_video.style.weights import (
     CHECKPOINTS,
     ENV_BASE_URL,
     ENV_WEIGHTS,

@@ -1,0 +1,303 @@
+"""Batch manifests: a TOML file of inputs x looks -> outputs, checked in full before any work.
+
+    output = "{stem}_{look}.mkv"      # naming template: {stem} {name} {ext} {look} {index}
+    output_dir = "out"                # relative to the manifest's folder
+    segment_seconds = 10              # long clips are processed in segments this long
+
+    [defaults]                        # any job option (codec, crf, height, temporal, ...)
+    codec = "ffv1"
+
+    [[inputs]]
+    path = "shots/*.mp4"              # a file, a glob or a folder (its video files)
+    height = 540                      # per-input overrides
+
+    [looks.vangogh]
+    style = "styles/vangogh.jpg"      # or styles = [...] with weights = [...], or signals = "x.npz"
+    alpha = 0.8
+
+Options apply in order: ``[defaults]``, then the look's, then the input's (the most
+specific wins). Every problem found is one line naming its entry; none is fatal alone, so
+the whole manifest is checked at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..media.encode_plan import EncodeSettings, default_output
+from ..core.errors import MicroastError, shown
+from ..jobs.plan import VideoJob
+from ..core.options import (MAX_STYLE_SIZE, Codec, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal, Transport)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".mts", ".m2ts", ".avi", ".mxf", ".mpg"}
+
+
+def _range(lo: float, hi: float, kind: type = float):
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            raise ValueError(f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValueError(f"must be between {lo} and {hi}, got {value!r}")
+        return kind(value)
+    return check
+
+
+def _choice(enum: type):
+    def check(value: Any) -> Any:
+        try:
+            return enum(str(value))
+        except ValueError:
+            raise ValueError(f"must be one of {', '.join(e.value for e in enum)}, got {value!r}") from None
+    return check
+
+
+def _typed(kind: type):
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise ValueError(f"must be a {kind.__name__}, got {value!r}")
+        return value
+    return check
+
+
+#: The job options a manifest may set, with their checks (the video command's options).
+OPTIONS = {
+    "alpha": _range(0, 1), "preserve_color": _typed(bool), "style_size": _range(16, MAX_STYLE_SIZE, int),
+    "codec": _choice(Codec), "crf": _range(0, 51, int), "preset": _typed(str), "pix_fmt": _typed(str),
+    "height": _range(5, 100_000, int), "start": _range(0, 1e9), "duration": _range(1e-6, 1e9),
+    "temporal": _choice(Temporal), "temporal_strength": _range(0, 1), "deinterlace": _choice(Deinterlace),
+    "hdr": _choice(HdrMode), "max_pixels": _range(1, 1e12, int), "device": _typed(str),
+    "precision": _choice(Precision), "batch_size": _range(1, 256, int), "transport": _choice(Transport),
+    "compile": _choice(CompileMode), "ease": _choice(Ease),
+}
+_TOP = {"output", "output_dir", "segment_seconds", "warmup_frames", "defaults", "inputs", "looks"}
+_LOOK_ONLY = {"style", "styles", "weights", "signals", "keyframes", "alpha_keyframes"}
+
+
+class ManifestError(MicroastError):
+    """A manifest with problems; ``problems`` holds one line each (``str`` is all of them)."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclasses.dataclass(frozen=True)
+class Look:
+    """A named look: its style source and its options."""
+
+    name: str
+    styles: tuple[Path, ...] = ()
+    weights: tuple[float, ...] | None = None
+    signals: Path | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchJob:
+    """One input x one look, with its output and merged options."""
+
+    id: str
+    entry: str  # how messages name it: "inputs[0] shots/a.mp4 x looks.vangogh"
+    input: Path
+    look: Look
+    output: Path
+    options: tuple[tuple[str, Any], ...]
+
+    def video_job(self, **changes: Any) -> VideoJob:
+        """The :class:`VideoJob` this batch job runs."""
+        o = dict(self.options)
+        encode = EncodeSettings(codec=o.pop("codec", Codec.h264), crf=o.pop("crf", None), preset=o.pop("preset", None),
+                                pix_fmt=o.pop("pix_fmt", None))
+        return VideoJob(input=self.input, styles=self.look.styles, style_weights=self.look.weights,
+                        signals=self.look.signals, output=self.output, encode=encode, **{**o, **changes})
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """A checked manifest: the jobs in order, and how to segment them."""
+
+    path: Path
+    jobs: tuple[BatchJob, ...]
+    looks: tuple[Look, ...]
+    segment_seconds: float
+    warmup_frames: int
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and check ``path``; every problem is collected and raised as one :class:`ManifestError`."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError([f"manifest {shown(path)}: file not found"]) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ManifestError([f"manifest {shown(path)}: not a readable TOML file ({' '.join(str(err).split())})"]) from None
+    return manifest_from_dict(data, path)
+
+
+def manifest_from_dict(data: dict[str, Any], path: str | Path) -> Manifest:
+    """A manifest from its parsed content (the TOML's tables as dicts); ``path`` is what it is
+    called in messages, and relative names are taken from its folder."""
+    path = Path(path)
+    problems: list[str] = []
+    say = lambda where, what: problems.append(f"{shown(path)}: {where}: {what}")  # noqa: E731
+    for key in sorted(set(data) - _TOP):
+        say(key, f"unknown setting (known: {', '.join(sorted(_TOP))})")
+    base = path.parent
+    defaults = _options(data.get("defaults", {}), "defaults", say, allow=set())
+    looks = _looks(data.get("looks"), base, say)
+    inputs = _inputs(data.get("inputs"), base, say)
+    segment = _top(data, "segment_seconds", 10.0, _range(0.5, 3600), say)
+    warmup = _top(data, "warmup_frames", 24, _range(0, 1000, int), say)
+    template = data.get("output", "{stem}_{look}{ext}")
+    out_dir = base / data.get("output_dir", ".")
+    jobs = _jobs(inputs, looks, defaults, template, out_dir, say) if not problems else []
+    if problems:
+        raise ManifestError(problems)
+    return Manifest(path, tuple(jobs), tuple(looks), segment, warmup)
+
+
+def _top(data: dict, key: str, default: Any, check: Any, say: Any) -> Any:
+    try:
+        return check(data.get(key, default))
+    except ValueError as err:
+        say(key, str(err))
+        return default
+
+
+def _options(table: Any, where: str, say: Any, allow: set[str]) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        say(where, "must be a table")
+        return {}
+    out = {}
+    for key, value in table.items():
+        if key in allow:
+            continue
+        if key not in OPTIONS:
+            say(f"{where}.{key}", f"unknown option (known: {', '.join(sorted(OPTIONS))})")
+            continue
+        try:
+            out[key] = OPTIONS[key](value)
+        except ValueError as err:
+            say(f"{where}.{key}", str(err))
+    return out
+
+
+def _looks(table: Any, base: Path, say: Any) -> list[Look]:
+    if not isinstance(table, dict) or not table:
+        say("looks", "at least one look is needed ([looks.NAME] with style = ...)")
+        return []
+    looks = []
+    for name, entry in table.items():
+        where = f"looks.{name}"
+        if not isinstance(entry, dict):
+            say(where, "must be a table")
+            continue
+        options = _options(entry, where, say, allow=_LOOK_ONLY)
+        styles = entry.get("styles", [entry["style"]] if "style" in entry else [])
+        if not isinstance(styles, list) or not all(isinstance(s, str) for s in styles):
+            say(where, "style / styles must be a file name or a list of them")
+            styles = []
+        weights = entry.get("weights")
+        signals = entry.get("signals")
+        keys = _keyframes(entry, base, where, say)
+        if keys:
+            options["style_at"] = tuple(k for k in keys if not k.startswith("alpha:"))
+            options["alpha_at"] = tuple(k.removeprefix("alpha:") for k in keys if k.startswith("alpha:"))
+        if (bool(styles) + (signals is not None) + bool(options.get("style_at"))) != 1:
+            say(where, "give one of style(s), signals or keyframes")
+        if weights is not None and (not isinstance(weights, list) or len(weights) != len(styles)
+                                    or abs(sum(weights) - 1) > 1e-6 or min(weights) < 0):
+            say(f"{where}.weights", f"need one weight >= 0 per style, summing to 1, got {weights!r}")
+        for style in styles:
+            if not (base / style).is_file():
+                say(where, f"style image {shown(base / style)}: file not found")
+        if signals is not None and not (base / str(signals)).is_file():
+            say(where, f"signals {shown(base / str(signals))}: file not found")
+        looks.append(Look(name, tuple(base / s for s in styles), tuple(weights) if weights else None,
+                          base / str(signals) if signals is not None else None, tuple(options.items())))
+    return looks
+
+
+def _keyframes(entry: dict[str, Any], base: Path, where: str, say: Any) -> list[str]:
+    """A look's ``keyframes = [[0, "a.jpg"], [4.5, "b.jpg"]]`` and ``alpha_keyframes = [[0, 1.0], ...]``
+    as the video command's --style-at / --alpha-at values (alpha ones marked "alpha:")."""
+    found = []
+    for key, alpha in (("keyframes", False), ("alpha_keyframes", True)):
+        pairs = entry.get(key, [])
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            say(f"{where}.{key}", "must be a list of [time, value] pairs (times in seconds, or \"120f\" frames)")
+            continue
+        for time, value in pairs:
+            if alpha:
+                found.append(f"alpha:{time}:{value}")
+            elif not (base / str(value)).is_file():
+                say(f"{where}.{key}", f"style image {shown(base / str(value))}: file not found")
+            else:
+                found.append(f"{time}:{base / str(value)}")
+    return found
+
+
+def _inputs(entries: Any, base: Path, say: Any) -> list[tuple[str, Path, dict[str, Any]]]:
+    if not isinstance(entries, list) or not entries:
+        say("inputs", "at least one input is needed ([[inputs]] with path = ...)")
+        return []
+    found = []
+    for i, entry in enumerate(entries):
+        where = f"inputs[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            say(where, "needs path = a file, a glob or a folder")
+            continue
+        options = _options(entry, where, say, allow={"path", "matte"})
+        if "matte" in entry:
+            if not (base / str(entry["matte"])).exists():
+                say(f"{where}.matte", f"{shown(base / str(entry['matte']))}: file not found")
+            options["matte"] = base / str(entry["matte"])
+        paths = _expand(base, entry["path"])
+        if not paths:
+            say(where, f"{entry['path']!r} matches no video file")
+        found += [(f"{where} {shown(p.relative_to(base) if p.is_relative_to(base) else p)}", p, options) for p in paths]
+    return found
+
+
+def _expand(base: Path, pattern: str) -> list[Path]:
+    """A file, a folder (its video files) or a glob, relative to ``base``; sorted."""
+    target = base / pattern
+    if target.is_dir():
+        return sorted(p for p in target.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if any(c in pattern for c in "*?["):
+        return sorted(Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file())
+    return [target] if target.exists() else []
+
+
+def _jobs(inputs: list, looks: list[Look], defaults: dict, template: str, out_dir: Path, say: Any) -> list[BatchJob]:
+    jobs, seen = [], {}
+    for index, (entry, path, overrides) in enumerate(inputs):
+        for look in looks:
+            options = {**defaults, **dict(look.options), **overrides}
+            ext = default_output(path, options.get("codec", Codec.h264)).suffix  # the input's, if it fits
+            try:
+                name = template.format(stem=path.stem, name=path.name, ext=ext, look=look.name, index=index)
+            except (KeyError, IndexError, ValueError) as err:
+                say("output", f"bad naming template {template!r} ({err!r}); use {{stem}} {{name}} {{ext}} {{look}} {{index}}")
+                return []
+            output = out_dir / name
+            label = f"{entry} x looks.{look.name}"
+            if output in seen:
+                say(label, f"writes {shown(output)}, as {seen[output]} does; make the output template unique")
+                continue
+            seen[output] = label
+            jobs.append(BatchJob(f"{index:03d}-{path.stem}-{look.name}", label, path, look, output, tuple(options.items())))
+    return jobs

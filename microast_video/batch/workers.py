@@ -1,0 +1,82 @@
+"""One segment as a self-contained task: what local worker processes and Ray tasks run.
+
+A task carries everything a fresh process needs (the job, the look's precomputed signals,
+the segment, the fingerprint the work folder was opened with); the network is loaded once
+per process and reused. A task whose segment is already finished returns its record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..jobs.plan import VideoJob, plan_video
+from .segments import Segment, WorkFolder, run_segment
+from ..temporal.stabilizer import new_stabilizer
+
+_MODELS: dict[tuple[str, str], Any] = {}  # (weights, device) -> the network, per process
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentTask:
+    """Everything one segment needs, picklable (sent to worker processes and Ray)."""
+
+    job: VideoJob
+    signals: dict[str, np.ndarray]
+    segment: Segment
+    fingerprint: str
+    anchor: int | None
+    warmup_frames: int
+
+
+def signals_to_arrays(signals: Any) -> dict[str, np.ndarray]:
+    if signals is None:
+        return {}
+    return {n: t.detach().cpu().numpy() for n, t in zip(signals.names(), signals.tensors())}
+
+
+def _model(weights: Path | None, device: Any) -> Any:
+    from ..style.pretrained import load_model
+
+    key = (str(weights), str(device))
+    if key not in _MODELS:
+        _MODELS[key] = load_model(weights, device=device, progress=False)
+    return _MODELS[key]
+
+
+def stylizer_for(plan: Any, signals: Any, weights: Path | None) -> Any:
+    """A stylizer for ``plan`` on this process's cached network (signals already computed, except
+    for keyframes and mattes, whose several styles are computed here, per job)."""
+    from ..engine.stylizer import Stylizer, prepare_runtime
+    from ..jobs.video import build_stylizer
+
+    model = _model(weights, plan.device)
+    if plan.keyframes is not None or plan.matte is not None:
+        return build_stylizer(plan, model)
+    prepare_runtime(model, plan.engine)
+    job = plan.job
+    return Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix)
+
+
+def run_task(task: SegmentTask) -> dict[str, Any]:
+    """Encode ``task.segment`` (independently: warm-up frames instead of the previous segment's state)."""
+    import torch
+
+    from ..models import StyleSignals
+
+    device = os.environ.get("MICROAST_VIDEO_WORKER_DEVICE")
+    job = dataclasses.replace(task.job, device=device) if device else task.job
+    plan = plan_video(job)
+    work = WorkFolder(plan.output, task.fingerprint)
+    if (record := work.done(task.segment.index)) is not None:
+        return record
+    signals = StyleSignals(*(torch.from_numpy(task.signals[n]) for n in StyleSignals.names())) if task.signals else None
+    stylizer = stylizer_for(plan, signals, job.weights)
+    stabilizer = new_stabilizer(plan.temporal)
+    warmup = float(Fraction(task.warmup_frames) / plan.info.frame_rate) if stabilizer else 0.0
+    return run_segment(plan, stylizer, work, task.segment, anchor=task.anchor, stabilizer=stabilizer, warmup=warmup)

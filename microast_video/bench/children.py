@@ -1,0 +1,209 @@
+"""What each bench child process runs: one arm, one result line (or one error line)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .arms import Timing, clock, decoded, decoded_rgb, naive_encoder, naive_frames, peer_frames, process_settings
+from ..core.errors import MicroastError
+from ..core.process import openmp_wait_setting
+
+
+def _model(args: dict[str, Any]) -> Any:
+    from ..engine.device import resolve_device
+    from ..style.pretrained import load_model
+
+    device = resolve_device(args["device"], quiet=True)
+    return load_model(args.get("weights"), device=device, progress=False), device
+
+
+def _signals(model: Any, args: dict[str, Any], device: Any) -> Any:
+    from ..style.signals import compute_signals
+
+    return compute_signals(model, [args["style"]])
+
+
+def macs_per_pixel(model: Any) -> float:
+    """Multiply-accumulates of the content path per input pixel (counted on a 64x64 frame)."""
+    import torch
+
+    total = 0
+
+    def count(conv: Any, _: Any, out: Any) -> None:
+        nonlocal total
+        total += out.numel() * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+
+    convs = [m for part in (model.content_encoder, model.decoder) for m in part.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    hooks = [c.register_forward_hook(count) for c in convs]
+    try:
+        with torch.inference_mode():
+            model(torch.rand(1, 3, 64, 64), model.encode_style(torch.rand(1, 3, 64, 64)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total / (64 * 64)
+
+
+def arm_ours(args: dict[str, Any]) -> dict[str, Any]:
+    """The engine on frames in memory (the fast settings for this size and precision)."""
+    import torch
+
+    from ..engine.device import resolve_precision
+    from ..engine.stylizer import FrameEngine, Stylizer, engine_settings, prepare_runtime
+    from ..style.weights import cache_dir
+    from ..engine.device import allocator_tuned
+
+    model, device = _model(args)
+    macs = macs_per_pixel(model)
+    dtype = resolve_precision(args["precision"], device)
+    count = args["warmup"] + args["frames"]
+    frames = list(decoded(args["input"], count))
+    h, w = frames[0].data.shape[:2]
+    signals = _signals(model, args, device)
+    settings = engine_settings(device, dtype, h, w, frames=count, kernel_cache=cache_dir() / "inductor")
+    if args["compile"] != "auto":
+        settings = dataclasses.replace(settings, compile=args["compile"] == "on", freeze=args["compile"] == "on")
+    native_note = prepare_runtime(model, settings)
+    stylizer = Stylizer(model, signals, settings)
+    timing = clock(FrameEngine(stylizer, args["batch_size"]).run(iter(frames)), args["warmup"])
+    return {**timing.summary(), **process_settings(allocator_tuned()), "macs_per_pixel": macs, "native_note": native_note,
+            "precision": str(dtype).removeprefix("torch."), "settings": settings.describe(),
+            "compile_seconds": stylizer.compile_seconds, "device": str(device), "torch_threads": torch.get_num_threads()}
+
+
+def arm_naive(args: dict[str, Any]) -> dict[str, Any]:
+    """The upstream way on frames in memory; ``allocator``: with our allocator setting."""
+    from ..engine.device import tune_cpu_allocator
+    from ..media.image import load_style_image
+
+    tuned = tune_cpu_allocator() if args["allocator"] else False
+    model, device = _model(args)
+    style = load_style_image(args["style"])
+    frames = list(decoded_rgb(args["input"], args["warmup"] + args["frames"]))
+    timing = clock(naive_frames(model, style, frames), args["warmup"])
+    return {**timing.summary(), **process_settings(tuned), "precision": "float32"}
+
+
+def arm_export(args: dict[str, Any]) -> dict[str, Any]:
+    """The content path with this style fixed inside, at the footage's size, as ONNX."""
+    from ..engine.onnx import ExportSpec, export_onnx
+    from ..media.probe import probe
+
+    model, device = _model(args)
+    signals = _signals(model, args, device)
+    size = probe(args["input"]).upright_size
+    export_onnx(model.cpu(), ExportSpec(signals, size), Path(args["onnx"]), overwrite=True)
+    return {"onnx": args["onnx"]}
+
+
+def arm_peer(args: dict[str, Any]) -> dict[str, Any]:
+    """A peer runtime on the exported content path, untuned, on frames in memory."""
+    import torch
+
+    from ..engine.onnx import onnxruntime_runner, openvino_has_bf16, openvino_runner
+
+    threads = torch.get_num_threads()
+    if args["runtime"] == "onnxruntime":
+        runner = onnxruntime_runner(Path(args["onnx"]), threads)
+    else:
+        if args["peer_precision"] == "bf16" and not openvino_has_bf16():
+            return {"skipped": "OpenVINO offers no bf16 on this CPU"}
+        runner = openvino_runner(Path(args["onnx"]), threads, args["peer_precision"])
+    frames = list(decoded_rgb(args["input"], args["warmup"] + args["frames"]))
+    timing = clock(peer_frames(runner, frames), args["warmup"])
+    return {**timing.summary(), **process_settings(False), "precision": args["peer_precision"]}
+
+
+def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
+    """Our whole job on the clip; the last frame is done when the file is complete."""
+    from ..media.encode_plan import EncodeSettings
+    from ..jobs.plan import VideoJob
+    from ..core.options import Codec, CompileMode, Precision, Temporal
+    from ..engine.device import allocator_tuned
+    from ..jobs.video import run_video
+
+    job = VideoJob(input=Path(args["input"]), styles=(Path(args["style"]),), output=Path(args["output"]),
+                   device=args["device"], precision=Precision(args["precision"]), batch_size=args["batch_size"],
+                   encode=EncodeSettings(codec=Codec(args["codec"]), preset=args.get("preset")), overwrite=True,
+                   weights=args.get("weights"), progress=False, compile=CompileMode(args["compile"]),
+                   freeze=args["compile"] == "on" or None,  # with compile on: the model-only arm's settings
+                   temporal=Temporal(args.get("temporal", "on")))
+    called, called_wall = time.perf_counter(), time.time()
+    report = run_video(job, log=lambda m: None)
+    returned = time.perf_counter()
+    # The report's clock starts when the frames start (after planning, weights and signals);
+    # its wall time ends when ffmpeg has flushed and exited (the file complete).
+    setup = (returned - called) - report["wall_seconds"]
+    done = [setup + f["encode"] for f in report["per_frame"]][:-1] + [returned - called]
+    timing = Timing(tuple(done), args["warmup"])
+    cold = (called_wall - args["spawned"]) + setup + report["time_to_first_frame_s"]  # from launching the process
+    return {**timing.summary(), **process_settings(allocator_tuned()), "precision": report["precision"],
+            "temporal": report["temporal"], "cold_first_frame_s": cold, "compile_seconds": report["compile_seconds"], "stages": report["stages"],
+            "versions": report["versions"], "frames_written": report["frames"]}
+
+
+def arm_naive_pipeline(args: dict[str, Any]) -> dict[str, Any]:
+    """Decode, the upstream way, encode (same codec settings as ours), one after the other."""
+    from ..media.encode_plan import CODECS
+    from ..media.image import load_style_image
+    from ..core.options import Codec
+    from ..media.probe import probe
+
+    model, device = _model(args)
+    spec = CODECS[Codec.h264]
+    style = load_style_image(args["style"])
+    encoder = naive_encoder(Path(args["output"]), probe(args["input"]).upright_size, args["rate"], spec.crf,
+                            args.get("preset") or spec.preset)
+
+    def frames() -> Any:
+        for pixels in naive_frames(model, style, decoded_rgb(args["input"], args["warmup"] + args["frames"])):
+            encoder.stdin.write(pixels.tobytes())
+            yield pixels
+
+    def finish() -> None:
+        encoder.stdin.close()
+        encoder.wait()
+
+    timing = clock(frames(), args["warmup"], end=finish)
+    return {**timing.summary(), **process_settings(False), "precision": "float32"}
+
+
+def arm_ceiling(args: dict[str, Any]) -> dict[str, Any]:
+    """torch's matmul rate on this machine (bf16 and fp32), the threads every arm uses."""
+    import torch
+
+    rates = {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a, b = torch.rand(2048, 2048, dtype=dtype), torch.rand(2048, 2048, dtype=dtype)
+        torch.mm(a, b)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 2.0:
+            torch.mm(a, b)
+            n += 1
+        rates[f"{name}_gflops"] = 2 * 2048**3 * n / (time.perf_counter() - t0) / 1e9
+    return {**rates, "threads": torch.get_num_threads(), "openmp_wait": openmp_wait_setting(os.environ)}
+
+
+_ARMS = {"ours": arm_ours, "naive": arm_naive, "export": arm_export, "peer": arm_peer, "pipeline": arm_pipeline,
+         "naive-pipeline": arm_naive_pipeline, "ceiling": arm_ceiling}
+
+
+def child_main() -> None:
+    """One arm in this process: one result line, or one error line."""
+    args = json.loads(sys.stdin.read())
+    kind = args.pop("kind")
+    try:
+        result = _ARMS[kind](args)
+    except MicroastError as err:
+        print("BENCH-ERROR " + " ".join(str(err).split()))
+        sys.exit(1)
+    print("BENCH-RESULT " + json.dumps(result))
+
+

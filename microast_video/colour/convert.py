@@ -1,0 +1,84 @@
+"""Colour maths on (N, 3, H, W) RGB tensors: YCbCr conversion and colour preservation.
+
+Matrices are named as :mod:`microast_video.colour.spaces` names them (``"bt709"``,
+``"smpte170m"`` or its alias ``"bt601"``, ``"bt2020"``, ``"fcc"``, ``"smpte240m"``...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .spaces import matrix as find_matrix
+
+
+def luma(rgb: np.ndarray, matrix: str = "bt709") -> np.ndarray:
+    """(..., 3) RGB samples (any real dtype) -> (...) float32 luma ``Kr R + Kg G + Kb B``.
+
+    Computed elementwise on purpose, never with numpy's ``@``: that calls OpenBLAS, whose
+    fork handler hangs when another thread starts a process (the encoder's ffmpeg) while the
+    call runs, and the stages run in threads.
+    """
+    m = find_matrix(matrix)
+    kr, kb = np.float32(m.kr), np.float32(m.kb)
+    kg = np.float32(1.0 - m.kr - m.kb)
+    x = rgb if rgb.dtype == np.float32 else rgb.astype(np.float32)
+    return x[..., 0] * kr + x[..., 1] * kg + x[..., 2] * kb
+
+
+def _rgb_to_ycbcr_matrix(matrix: str) -> Tensor:
+    m = find_matrix(matrix)
+    kr, kb = m.kr, m.kb
+    kg = 1.0 - kr - kb
+    return torch.tensor(
+        [
+            [kr, kg, kb],
+            [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
+            [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))],
+        ],
+        dtype=torch.float64,
+    )
+
+
+def rgb_to_ycbcr_matrix(matrix: str = "bt709") -> Tensor:
+    """(3, 3) float32: (Y, Cb, Cr) = this @ RGB, RGB in [0, 1]."""
+    return _rgb_to_ycbcr_matrix(matrix).to(torch.float32)
+
+
+def rgb_to_ycbcr(rgb: Tensor, matrix: str = "bt709") -> Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 3, H, W) Y in [0, 1], Cb and Cr in [-0.5, 0.5]."""
+    m = rgb_to_ycbcr_matrix(matrix).to(device=rgb.device)
+    return torch.einsum("ij,njhw->nihw", m, rgb.float())
+
+
+def ycbcr_to_rgb_matrix(matrix: str = "bt709") -> Tensor:
+    """(3, 3) float32: RGB = this @ (Y, Cb, Cr), the inverse of :func:`rgb_to_ycbcr`'s matrix."""
+    return torch.linalg.inv(_rgb_to_ycbcr_matrix(matrix)).to(torch.float32)
+
+
+def ycbcr_to_rgb(ycc: Tensor, matrix: str = "bt709") -> Tensor:
+    """Inverse of :func:`rgb_to_ycbcr` (float32, not clamped)."""
+    m = ycbcr_to_rgb_matrix(matrix).to(device=ycc.device)
+    return torch.einsum("ij,njhw->nihw", m, ycc.float())
+
+
+def preserve_color(stylized: Tensor, content: Tensor, matrix: str = "bt709") -> Tensor:
+    """Keep the content's chroma and take the stylized luma (Gatys et al.'s luminance-only transfer).
+
+    Args:
+        stylized: (N, 3, H, W) RGB, the network's output (clamped or not).
+        content: (N, 3, H, W) RGB in [0, 1], the frames that were stylized.
+        matrix: the YCbCr matrix of the material: "bt709" for HD/UHD video, "bt601" for
+            SD video and for JPEG-style still images, "bt2020" for UHD HDR/WCG, or any
+            other name :func:`microast_video.colour.spaces.matrix` knows.
+
+    Returns:
+        (N, 3, H, W) float32 RGB whose luma is the stylized luma and whose Cb, Cr are the
+        content's; not clamped.
+    """
+    if stylized.shape != content.shape:
+        raise ValueError(f"shapes differ: {tuple(stylized.shape) = }, {tuple(content.shape) = }")
+    y = rgb_to_ycbcr(stylized, matrix)[:, :1]
+    cbcr = rgb_to_ycbcr(content, matrix)[:, 1:]
+    return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1), matrix)

@@ -1,0 +1,364 @@
+"""The engine: stylize batches of frames on the device with precomputed style signals.
+
+* :class:`EngineSettings` (frozen) says how the network runs: precision, layout, strips,
+  compiling; :func:`engine_settings` picks the fastest ones for a device, frame size and
+  job length; :func:`prepare_runtime` applies the process-wide parts once, explicitly.
+* :class:`Stylizer` stylizes (N, 3, H, W) tensors with one job's fixed settings.
+* :class:`FrameEngine` stylizes a stream of :class:`Frame` s in batches, in order (the
+  CUDA path lives in :mod:`microast_video.engine.cuda`).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..colour.convert import preserve_color
+from ..style.controls import Schedule
+from .cuda import CudaRunner, host_array, host_tensor
+from ..native import kernels as _native
+from .device import tune_cpu_allocator
+from ..style.weights import cache_dir
+from ..core.frame import Frame
+from ..models.signals import StyleSignals
+from ..core.stages import StageTimes
+from .transport import RGBTransport, YUV420Transport
+from ..models import MicroAST
+from ..models.microast import to_samples, to_unit
+from ..models.strips import KeptMap
+
+H = TypeVar("H")
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """How the network runs; change with ``dataclasses.replace``.
+
+    Attributes:
+        dtype: compute dtype of the content path: float32 (exact), bfloat16 or float16.
+        channels_last: feed the network NHWC tensors (the model's own layout is set by
+            :func:`prepare_runtime`).
+        strip_rows: None runs the network on whole frames; a number runs its
+            full-resolution layers in exact strips of about that many rows.
+        compile: run through ``torch.compile`` (fixed frame size; on CUDA with CUDA graphs,
+            mode "reduce-overhead"). If compiling fails the engine runs eager and says why.
+        freeze: with ``compile``, fold the fixed weights into the graph (inductor
+            "freezing", oneDNN prepacked weights): ~4 % faster at UHD, but such graphs are
+            not cached, so every run pays the full compile. Worth it for long jobs only.
+        kernel_cache: where compiled kernels persist between runs (None: torch's default).
+        native: on the CPU, run the decoder's upsampling + grouped convs in strips through
+            the fused native kernel (:mod:`microast_video.native.kernels`; built on first use in
+            ``kernel_cache``, PyTorch's ops when it cannot be built).
+        whole_middle: with ``compile`` and strips, compile the quarter-resolution middle on
+            the whole map (inductor fuses it: the fastest form) instead of running it in place
+            in strips, uncompiled (one quarter-resolution map, kept from frame to frame while
+            not compiling). Whole, the middle's maps and temporaries are new for every frame: at
+            UHD ~400 MB more at its peak and a heap broken into pieces (see
+            :data:`WHOLE_MIDDLE_MAX_PIXELS`).
+    """
+
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = False
+    strip_rows: int | None = None
+    compile: bool = False
+    freeze: bool = False
+    kernel_cache: Path | None = None
+    native: bool = False
+    whole_middle: bool = True
+
+    def __post_init__(self) -> None:
+        if self.strip_rows is not None and self.strip_rows < 1:
+            raise ValueError(f"strip_rows must be >= 1 or None, got {self.strip_rows = }")
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as JSON-friendly values (for reports)."""
+        return {"dtype": str(self.dtype).removeprefix("torch."), "channels_last": self.channels_last,
+                "strip_rows": self.strip_rows, "compile": self.compile, "freeze": self.freeze, "native": self.native,
+                "whole_middle": self.whole_middle}
+
+
+#: Work (pixels x frames) from which compiling pays for itself even with a cold cache:
+#: compiling took ~27-45 s cold (~6 s warm) and saved ~0.27 s per 1080p frame on our
+#: 2-core CPU, so about 150 full-HD frames (6 s of footage) or 38 UHD frames.
+COMPILE_MIN_WORK = 150 * 1920 * 1080
+#: Work from which weight freezing pays: it makes compiling uncacheable (~45 s at every
+#: UHD run) for ~4 % less time per frame, so only jobs of about ten minutes and more.
+FREEZE_MIN_WORK = 40 * COMPILE_MIN_WORK
+#: Frame size up to which a compiled CPU job runs the middle whole (EngineSettings.whole_middle).
+#: At 3840x2160 the whole compiled middle took the job's peak RSS to 1.85 GB against 1.39 GB in
+#: strips, for ~8 % of the end-to-end time (benchmarks/heap_timeline.py, RESULTS.md); at 1080p
+#: it is 15 % faster per frame and its maps are a quarter of the size.
+WHOLE_MIDDLE_MAX_PIXELS = 2560 * 1440
+
+
+def engine_settings(device: torch.device, dtype: torch.dtype, height: int, width: int,
+                    frames: int | None = None, *, kernel_cache: Path | None = None) -> EngineSettings:
+    """The settings that run fastest for this device, precision, frame size and length.
+
+    CPU: NHWC layout and exact strips of about 256 rows at 1080p (fewer for wider
+    frames, so a strip's activations stay small), whatever the precision; compiled, the
+    middle whole up to :data:`WHOLE_MIDDLE_MAX_PIXELS` (in strips above, to bound memory).
+    CUDA: NHWC for fp16/bf16 (tensor cores), whole frames up to UHD and strips above that (8K) to bound
+    memory. ``torch.compile`` when the job is long enough to amortise compiling, and
+    weight freezing on top for very long jobs.
+    """
+    work = 0 if frames is None else frames * height * width
+    long_job, very_long = work >= COMPILE_MIN_WORK, work >= FREEZE_MIN_WORK
+    if device.type == "cuda":
+        return EngineSettings(dtype, channels_last=dtype != torch.float32,
+                              strip_rows=None if height * width <= 3840 * 2160 else 512,
+                              compile=long_job, freeze=very_long, kernel_cache=kernel_cache)
+    rows = max(32, int(256 * 1920 / max(width, 1)) // 4 * 4)
+    return EngineSettings(dtype, channels_last=True, strip_rows=rows, compile=long_job, freeze=very_long,
+                          kernel_cache=kernel_cache, native=True, whole_middle=height * width <= WHOLE_MIDDLE_MAX_PIXELS)
+
+
+def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
+    """Apply the process-wide parts of ``settings``, once per job, in one visible place.
+
+    Puts the model in the settings' memory format (in place), turns on cuDNN autotuning on
+    CUDA (fixed frame sizes), tunes glibc's allocator for the fast CPU path (see
+    :func:`~microast_video.engine.device.tune_cpu_allocator`), points inductor's kernel
+    cache at ``settings.kernel_cache`` when compiling, and switches the native kernel on or
+    off (:mod:`microast_video.native.kernels`).
+
+    Returns None, or a note: why the native kernel asked for could not run.
+    """
+    device = next(model.parameters()).device
+    model.to(memory_format=torch.channels_last if settings.channels_last else torch.contiguous_format)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    elif settings.strip_rows is not None or settings.channels_last:
+        tune_cpu_allocator()
+    if settings.compile and settings.kernel_cache is not None:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.kernel_cache))
+    if not (settings.native and device.type == "cpu" and settings.strip_rows is not None):
+        _native.disable()
+        return None
+    return _native.enable(cache_dir())
+
+
+def compile_unavailable() -> str | None:
+    """Why ``torch.compile`` cannot work on this machine (None when it can)."""
+    if not hasattr(torch, "compile"):
+        return f"torch {torch.__version__} has no torch.compile"
+    if _native.cxx_compiler() is None:
+        return "no C++ compiler found (inductor needs one on the CPU)"
+    return None
+
+
+@dataclasses.dataclass
+class Stylizer:
+    """Stylizes (N, 3, H, W) batches with one job's fixed settings.
+
+    Attributes:
+        model: the network in eval mode, on :attr:`device`.
+        signals: the style's signals (moved to the device in float32 on construction).
+        settings: how the network runs (:class:`EngineSettings`).
+        alpha: content-style weight in [0, 1].
+        color_matrix: None, or the YCbCr matrix (a :mod:`microast_video.colour.spaces` name)
+            in which to keep the content's chroma (colour preservation).
+        background: with a matte, the style of the region where the matte is 0; None keeps
+            the original picture there.
+        schedule: style and alpha keyframes (signals and alpha per frame, by time).
+    """
+
+    model: MicroAST
+    signals: StyleSignals
+    settings: EngineSettings = EngineSettings()
+    alpha: float = 1.0
+    color_matrix: str | None = None
+    background: StyleSignals | None = None
+    schedule: Schedule | None = None
+    compile_seconds: float | None = dataclasses.field(default=None, init=False)
+    compile_note: str | None = dataclasses.field(default=None, init=False)
+    native_note: str | None = dataclasses.field(default=None, init=False)  # from prepare_runtime
+    _compiled: Callable[[Tensor], Tensor] | None = dataclasses.field(default=None, init=False, repr=False)
+    _failed: bool = dataclasses.field(default=False, init=False, repr=False)
+    _kept: KeptMap = dataclasses.field(default_factory=KeptMap, init=False, repr=False)  # the eager middle's map
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha = }")
+        self.signals = self.signals.to(self.device, torch.float32)
+        if self.background is not None:
+            self.background = self.background.to(self.device, torch.float32)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def compiled(self) -> bool:
+        """True once the network runs through ``torch.compile``."""
+        return self._compiled is not None
+
+    def __call__(self, content: Tensor, times: Sequence[float] | None = None, matte: Tensor | None = None) -> Tensor:
+        """Stylize a batch.
+
+        Args:
+            content: (N, 3, H, W) float32 RGB in [0, 1] on :attr:`device`, or uint8 samples
+                (any strides; in strips they are converted a strip at a time).
+            times: each frame's time (s), for :attr:`schedule`'s keyframes.
+            matte: (N, 1, H, W) float32 in [0, 1] on :attr:`device`: regions (``--matte``).
+
+        Returns:
+            (N, 3, H, W) float32 RGB clamped to [0, 1], on :attr:`device`; for uint8
+            ``content``, uint8 samples (rounded), in NHWC memory when run in strips.
+        """
+        with torch.inference_mode():
+            if matte is not None or (self.schedule is not None and times is not None):
+                return self._forward(content, times, matte)  # per-frame controls: eager
+            if self.settings.compile and not self._failed and self._compiled is None:
+                return self._first_compiled_call(content)
+            return (self._compiled or self._forward)(content)
+
+    def _forward(self, content: Tensor, times: Sequence[float] | None = None, matte: Tensor | None = None) -> Tensor:
+        s = self.settings
+        signals, alpha = self.signals, self.alpha
+        if self.schedule is not None and times is not None:
+            signals, alpha = self.schedule.batch(times, self.signals, self.alpha, self.device)
+        eight_bit = content.dtype == torch.uint8
+        plain = matte is None and self.color_matrix is None  # the output needs nothing of the input
+        if eight_bit and not (plain and s.strip_rows is not None):
+            content = to_unit(content)  # the input is needed whole in float (or the network runs whole)
+        # Whole frames go NHWC here; in strips, each strip goes NHWC as it is cut (no full copy).
+        x = content.contiguous(memory_format=torch.channels_last) if s.channels_last and s.strip_rows is None else content
+        compiling = s.compile and not self._failed
+        whole = compiling and s.whole_middle
+        with torch.autocast(self.device.type, dtype=s.dtype, enabled=s.dtype != torch.float32):
+            # Compiled, the whole middle is fastest (strips there unroll into many small graphs,
+            # so in strips it runs uncompiled); eager, the strips save memory and time.
+            out = self.model(x, signals, alpha, strip_rows=s.strip_rows, matte=matte, background=self.background,
+                             strip_middle=not whole, quantize=eight_bit and plain,
+                             kept=None if compiling else self._kept)
+        if out.dtype == torch.uint8:
+            return out
+        out = out.float()
+        if self.color_matrix is not None:
+            out = preserve_color(out.clamp(0.0, 1.0), content, self.color_matrix)
+        if matte is not None and self.background is None:  # one style: the original outside the matte
+            out = torch.lerp(content, out.clamp(0.0, 1.0), matte)
+        return to_samples(out) if eight_bit else out.clamp_(0.0, 1.0)
+
+    def _first_compiled_call(self, content: Tensor) -> Tensor:
+        t = time.perf_counter()
+        # On CUDA, "reduce-overhead" also captures the fixed-shape graph as a CUDA graph
+        # (one launch per batch instead of hundreds of small kernel launches).
+        mode = "reduce-overhead" if self.device.type == "cuda" else None
+        compiled = torch.compile(self._forward, dynamic=False, mode=mode)
+        try:
+            import torch._inductor.config as inductor_config
+
+            with inductor_config.patch(freezing=self.settings.freeze):
+                out = compiled(content)
+        except Exception as err:  # noqa: BLE001 - any compiler failure: keep going in eager
+            self._failed = True
+            first = (str(err).splitlines() or [""])[0][:200]
+            self.compile_note = f"torch.compile failed, running eager instead ({type(err).__name__}: {first})"
+            return self._forward(content)
+        self.compile_seconds = time.perf_counter() - t
+        self._compiled = compiled
+        return out
+
+
+def batch_matte(batch: list[Frame], device: torch.device) -> Tensor | None:
+    """The batch's mattes as (N, 1, H, W) float32 in [0, 1] on ``device`` (None without mattes)."""
+    if batch[0].matte is None:
+        return None
+    mattes = torch.from_numpy(np.stack([f.matte for f in batch]))[:, None]
+    return mattes.to(device, non_blocking=True).float().div_(255.0)
+
+
+def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    """Group frames in order into lists of up to ``size`` frames of one shape and dtype."""
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size = }")
+    batch: list[Frame] = []
+    for frame in frames:
+        if batch and (frame.data.shape != batch[0].data.shape or frame.data.dtype != batch[0].data.dtype):
+            yield batch
+            batch = []
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def pipelined(batches: Iterable[list[Frame]], submit: Callable[[list[Frame]], H],
+              collect: Callable[[H], list[Frame]], depth: int) -> Iterator[Frame]:
+    """Keep up to ``depth`` submitted batches in flight; yield their frames in submission order.
+
+    ``submit`` starts a batch (on CUDA: queues copies and kernels, returns at once) and
+    ``collect`` waits for that batch only and returns its frames. With ``depth=0`` each
+    batch is collected right after it is submitted (the CPU path).
+    """
+    pending: collections.deque[H] = collections.deque()
+    for batch in batches:
+        pending.append(submit(batch))
+        while len(pending) > depth:
+            yield from collect(pending.popleft())
+    while pending:
+        yield from collect(pending.popleft())
+
+
+class FrameEngine:
+    """Stylizes a stream of :class:`Frame` s in batches on the stylizer's device.
+
+    On the CPU each batch runs synchronously; on CUDA up to two batches are in flight
+    (:class:`~microast_video.engine.cuda.CudaRunner`). Batching and ordering are the same code
+    on both paths (:func:`batched`, :func:`pipelined`). ``transport`` says how frames
+    travel: packed RGB (default) or 4:2:0 planes, whose colour conversion then runs here,
+    on the device (:mod:`microast_video.engine.transport`).
+    """
+
+    def __init__(self, stylizer: Stylizer, batch_size: int = 4, times: StageTimes | None = None,
+                 transport: RGBTransport | YUV420Transport | None = None, keep_source: bool = False) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size = }")
+        self.keep_source = keep_source  # stylized frames carry their decoded pixels (for the temporal stage)
+        self.transport = transport or RGBTransport()
+        self.stylizer = stylizer
+        self.batch_size = batch_size
+        self.times = times or StageTimes()
+        self.device = stylizer.device
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """Stylized frames, in the order given, each with its original index and timing."""
+        if self.device.type == "cuda":
+            runner = CudaRunner(self)
+            return pipelined(batched(frames, self.batch_size), runner.submit, runner.collect, runner.depth)
+        return pipelined(batched(frames, self.batch_size), self._run_cpu, lambda done: done, 0)
+
+    def _run_cpu(self, batch: list[Frame]) -> list[Frame]:
+        idx = [f.index for f in batch]
+        deep = batch[0].data.dtype == np.uint16
+        t = time.perf_counter()
+        data = host_tensor(np.stack([f.data for f in batch]) if len(batch) > 1 else batch[0].data[None])
+        # 8-bit RGB goes to the network as samples (an NCHW view of the NHWC frames): in strips
+        # the network converts them, and makes its 8-bit output, a strip at a time.
+        samples = isinstance(self.transport, RGBTransport) and data.dtype == torch.uint8
+        x = data.permute(0, 3, 1, 2) if samples else self.transport.to_float(data)
+        matte = batch_matte(batch, self.device)
+        t1 = time.perf_counter()
+        self.times.add("upload", t1 - t, idx, t1)
+        out = self.stylizer(x, [f.seconds for f in batch], matte)
+        t2 = time.perf_counter()
+        self.times.add("network", t2 - t1, idx, t2)
+        out = out.permute(0, 2, 3, 1) if samples else self.transport.from_float(out, deep)
+        pixels = host_array(out.contiguous(), deep)
+        t3 = time.perf_counter()
+        self.times.add("download", t3 - t2, idx, t3)
+        keep = self.keep_source
+        return [f.with_data(p, f.data if keep else None, keep_matte=keep) for f, p in zip(batch, pixels)]

@@ -1,0 +1,85 @@
+"""The image job: one still image stylized, as ``microast-video image`` runs it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from ..engine.device import resolve_device, resolve_precision
+from ..engine.stylizer import Stylizer, engine_settings, prepare_runtime
+from ..core.errors import OptionError
+from ..media.image import check_image, load_content_image
+from ..media.image_write import check_image_output, write_image
+from ..core.options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, Precision
+from ..core.output import check_output
+from ..style.pretrained import load_model
+from ..core.stages import terminate_on_signals
+from ..style.signals import check_style_source, job_signals
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageJob:
+    """One image to stylize, with every option of ``microast-video image``."""
+
+    content: Path
+    styles: tuple[Path, ...] = ()
+    output: Path | None = None
+    style_weights: tuple[float, ...] | None = None
+    signals: Path | None = None
+    style_size: int | None = None
+    alpha: float = 1.0
+    preserve_color: bool = False
+    bit_depth: int = 8
+    device: str = "auto"
+    precision: Precision = Precision.auto
+    weights: Path | None = None
+    overwrite: bool = False
+    quiet: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def default_image_output(content: Path) -> Path:
+    """``CONTENT_stylized.png`` beside the content image."""
+    return content.with_name(f"{content.stem}_stylized.png")
+
+
+def run_image(job: ImageJob) -> dict[str, Any]:
+    """Stylize one image; returns what was done (output, size, device, precision).
+
+    Phases: 1. check everything (options, files, output path); 2. load the network and the
+    style signals; 3. stylize; 4. write the image atomically.
+
+    Raises:
+        InputError, OutputError, WeightsError, DeviceError, OptionError: one line each.
+    """
+    with terminate_on_signals():
+        output = _check(job)                                                    # 1. check
+        device = resolve_device(job.device, quiet=job.quiet)
+        dtype = resolve_precision(job.precision, device)
+        content = load_content_image(job.content, max_pixels=job.max_pixels)
+        model = load_model(job.weights, device=device, progress=not job.quiet)  # 2. network, style
+        signals = job_signals(model, job.styles, job.style_weights, job.signals, job.style_size, job.max_pixels)
+        h, w = content.shape[-2:]
+        settings = engine_settings(device, dtype, h, w, frames=1)
+        prepare_runtime(model, settings)
+        stylizer = Stylizer(model, signals, settings, alpha=job.alpha,       # 3. stylize
+                            color_matrix="bt601" if job.preserve_color else None)
+        out = stylizer(content.to(device))
+        write_image(output, out.cpu(), bit_depth=job.bit_depth, overwrite=job.overwrite)  # 4. write
+    return {"output": str(output), "size": [w, h], "device": str(device),
+            "precision": str(dtype).removeprefix("torch.")}
+
+
+def _check(job: ImageJob) -> Path:
+    if not (math.isfinite(job.alpha) and 0.0 <= job.alpha <= 1.0):
+        raise OptionError(f"--alpha must be between 0 and 1, got {job.alpha}")
+    if job.style_size is not None and not 16 <= job.style_size <= MAX_STYLE_SIZE:
+        raise OptionError(f"--style-size must be between 16 and {MAX_STYLE_SIZE}, got {job.style_size}")
+    check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
+    check_image(job.content, what="content image", max_pixels=job.max_pixels)
+    output = job.output or default_image_output(job.content)
+    check_image_output(output, job.bit_depth)
+    check_output(output, (job.content, *job.styles, job.signals), overwrite=job.overwrite)
+    return output

@@ -1,0 +1,320 @@
+"""The video job's description (:class:`VideoJob`) and its plan (:class:`JobPlan`).
+
+:func:`plan_video` is the job's first phase: it checks everything that can be refused
+(options, input, styles, every output path, codec and container, device and precision)
+before any frame is decoded or any weight loaded, and freezes every decision the later
+phases need into one :class:`JobPlan`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from ..colour import spaces as cs
+from ..style.controls import MatteSource, check_keyframes, load_keyframe_file, parse_keyframe, seconds
+from ..engine.device import resolve_device, resolve_precision
+from ..media.encode_plan import (EncodePlan, EncodeSettings, check_encoder, chroma_alignment, default_output, ffmpeg_exe,
+                           plan_encode)
+from ..engine.stylizer import EngineSettings, engine_settings
+from ..core.errors import InputError, OptionError, shown
+from ..core.options import (DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal,
+                       Transport, megapixels)
+from ..temporal.stabilizer import TemporalSettings
+from ..core.output import check_output
+from ..media.probe import VideoInfo, probe
+from ..style.signals import check_style_source
+from ..engine.transport import RGBTransport, YUV420Transport
+from ..style.weights import cache_dir
+from ..models.microast import MIN_SIDE
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoJob:
+    """One video to stylize, with every option of ``microast-video INPUT``."""
+
+    input: Path
+    styles: tuple[Path, ...] = ()
+    output: Path | None = None
+    style_weights: tuple[float, ...] | None = None
+    signals: Path | None = None
+    style_size: int | None = None
+    alpha: float = 1.0
+    preserve_color: bool = False
+    device: str = "auto"
+    precision: Precision = Precision.auto
+    batch_size: int | None = None  # None: by frame size (see auto_batch_size)
+    encode: EncodeSettings = EncodeSettings()
+    start: float = 0.0
+    duration: float | None = None
+    height: int | None = None
+    overwrite: bool = False
+    report: Path | None = None
+    weights: Path | None = None
+    progress: bool = True
+    queue_frames: int | None = None  # None: about 100 MB of frames per queue, 1 to 8 frames
+    compile: CompileMode = CompileMode.auto
+    transport: Transport = Transport.auto
+    freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # largest picture decoded (input frames, style images)
+    deinterlace: Deinterlace = Deinterlace.auto
+    hdr: HdrMode = HdrMode.keep
+    temporal: Temporal = Temporal.on
+    temporal_strength: float = TemporalSettings().strength
+    matte: Path | None = None  # regions: styles[0] where the matte is white, styles[1] (or the original) elsewhere
+    style_at: tuple[str, ...] = ()  # style keyframes "TIME:IMAGE"
+    alpha_at: tuple[str, ...] = ()  # alpha keyframes "TIME:VALUE"
+    keyframes: Path | None = None  # a keyframe file (TOML)
+    ease: Ease = Ease.linear
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyframes:
+    """The job's keyframes in seconds: style images and alpha values, and the easing."""
+
+    style_times: tuple[float, ...] = ()
+    style_paths: tuple[Path, ...] = ()
+    alpha_times: tuple[float, ...] = ()
+    alphas: tuple[float, ...] = ()
+    ease: Ease = Ease.linear
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPlan:
+    """Every decision of a video job, taken before any work."""
+
+    job: VideoJob
+    info: VideoInfo
+    output: Path
+    encode: EncodePlan
+    exe: str
+    device: torch.device
+    engine: EngineSettings
+    transport: RGBTransport | YUV420Transport
+    batch_size: int
+    queue_frames: int
+    expected_frames: int | None
+    color_matrix: str | None  # the matrix colour preservation works in (None: off)
+    notes: tuple[str, ...]
+    deinterlace: bool = False  # run bwdif while decoding
+    temporal: TemporalSettings | None = None  # None: every frame on its own
+    matte: MatteSource | None = None
+    keyframes: Keyframes | None = None
+
+
+def auto_batch_size(width: int, height: int) -> int:
+    """Frames per batch: about two megapixels per batch (1 at 1080p and above, 8 at 360p).
+
+    Strips already keep the CPU busy within a frame, so large frames gain nothing from
+    batching and would only hold more memory; small frames amortise per-op overhead.
+    """
+    return max(1, min(8, (2_100_000 // max(1, width * height))))
+
+
+def expected_frames(info: VideoInfo, start: float, duration: float | None) -> int | None:
+    """How many frames the window [start, start + duration) of the clip should hold."""
+    if info.duration is None:
+        return None if duration is None else round(duration * info.frame_rate)
+    left = max(0.0, float(info.duration) - start)
+    seconds = left if duration is None else min(left, duration)
+    return max(0, round(seconds * info.frame_rate))
+
+
+def check_options(job: VideoJob) -> None:
+    """Refuse bad option values (one line each) before anything is opened."""
+    if job.batch_size is not None and job.batch_size < 1:
+        raise OptionError(f"--batch-size must be >= 1, got {job.batch_size}")
+    if job.queue_frames is not None and job.queue_frames < 1:
+        raise OptionError(f"queue_frames must be >= 1, got {job.queue_frames}")
+    if not math.isfinite(job.start) or job.start < 0:
+        raise OptionError(f"--start must be a finite number of seconds >= 0, got {job.start}")
+    if job.duration is not None and not (math.isfinite(job.duration) and job.duration > 0):
+        raise OptionError(f"--duration must be a finite number of seconds > 0, got {job.duration}")
+    if not (math.isfinite(job.alpha) and 0.0 <= job.alpha <= 1.0):
+        raise OptionError(f"--alpha must be between 0 and 1, got {job.alpha}")
+    if job.style_size is not None and not 16 <= job.style_size <= MAX_STYLE_SIZE:
+        raise OptionError(f"--style-size must be between 16 and {MAX_STYLE_SIZE}, got {job.style_size}")
+    if job.height is not None and job.height < 5:
+        raise OptionError(f"--height must be at least 5 px, got {job.height}")
+    if job.max_pixels < 1:
+        raise OptionError(f"--max-pixels must be >= 1, got {job.max_pixels}")
+    if not (math.isfinite(job.temporal_strength) and 0.0 <= job.temporal_strength <= 1.0):
+        raise OptionError(f"--temporal-strength must be between 0 and 1, got {job.temporal_strength}")
+    try:
+        Temporal(job.temporal)
+    except ValueError:
+        raise OptionError(f"--temporal must be on or off, got {job.temporal!r}") from None
+    check_controls(job)
+    try:
+        Transport(job.transport)
+    except ValueError:
+        raise OptionError(f"--transport must be auto, rgb or yuv420, got {job.transport!r}") from None
+    if not (job.style_at or job.keyframes):
+        check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
+
+
+def check_controls(job: VideoJob) -> None:
+    """Mattes and keyframes: what can go together, and every keyframe's syntax and files."""
+    if job.matte is not None:
+        if len(job.styles) > 2 or job.style_weights is not None:
+            raise OptionError("--matte takes one style (kept inside the matte) or two (inside, outside), not mixed "
+                              "with --style-weights")
+    keyed = bool(job.style_at or job.keyframes)
+    outside = job.matte is not None and len(job.styles) == 1 and job.signals is None  # keyframes inside, one style out
+    if keyed and (job.styles or job.signals) and not outside:
+        raise OptionError("give either --style/--signals or style keyframes (--style-at, --keyframes), not both "
+                          "(with --matte, one --style is the look outside the matte)")
+    if keyed and outside:
+        check_style_source(job.styles, None, None, job.max_pixels)
+    for text in job.style_at:
+        _, image = parse_keyframe(text, "--style-at")
+        check_style_source([Path(image)], None, None, job.max_pixels)
+    for text in job.alpha_at:
+        _, value = parse_keyframe(text, "--alpha-at")
+        try:
+            alpha = float(value)
+        except ValueError:
+            alpha = math.nan
+        if not 0.0 <= alpha <= 1.0:
+            raise OptionError(f"--alpha-at {text!r}: the alpha must be a number between 0 and 1")
+
+
+def plan_keyframes(job: VideoJob, rate: Fraction) -> Keyframes | None:
+    """The job's keyframes (options and keyframe file) in seconds, checked."""
+    styles = [parse_keyframe(t, "--style-at") for t in job.style_at]
+    alphas = [parse_keyframe(t, "--alpha-at") for t in job.alpha_at]
+    ease = job.ease
+    if job.keyframes is not None:
+        more_styles, more_alphas, file_ease = load_keyframe_file(job.keyframes)
+        check_style_source([Path(p) for _, p in more_styles], None, None, job.max_pixels)
+        styles, alphas, ease = styles + more_styles, alphas + [(t, str(a)) for t, a in more_alphas], file_ease or ease
+    if not styles and not alphas:
+        return None
+    styles.sort(key=lambda k: seconds(k[0], rate))
+    alphas.sort(key=lambda k: seconds(k[0], rate))
+    return Keyframes(tuple(check_keyframes([t for t, _ in styles], rate, "style keyframes")),
+                     tuple(Path(p) for _, p in styles),
+                     tuple(check_keyframes([t for t, _ in alphas], rate, "alpha keyframes")),
+                     tuple(float(a) for _, a in alphas), Ease(ease))
+
+
+def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: torch.device
+                     ) -> tuple[RGBTransport | YUV420Transport, str | None]:
+    """How frames travel to the device, and a note when a requested 4:2:0 transport can't be used.
+
+    ``auto`` ships 4:2:0 planes to a CUDA device (1.5 instead of 3 bytes per pixel each
+    way, colour converted on the GPU) whenever the clip allows it, RGB otherwise.
+    """
+    transport = Transport(job.transport)
+    w, h = plan.size
+    why = None
+    if plan.pad != (0, 0) or w % 2 or h % 2:
+        why = "the frame size is odd"
+    elif info.matrix == "gbr" or not cs.matrix(info.matrix).linear or not cs.matrix(plan.matrix).linear:
+        why = f"the colour matrix ({info.matrix} in, {plan.matrix} out) is not a plain YCbCr matrix"
+    elif info.rotation:
+        why = "the clip is rotated (turning 4:2:0 planes moves the chroma siting)"
+    elif chroma_alignment(plan.pix_fmt) != (2, 2):
+        why = f"the output pixel format {plan.pix_fmt} is not 4:2:0"
+    elif plan.tonemap:
+        why = "HDR is tone-mapped to SDR on the CPU first"
+    wanted = transport is Transport.yuv420 or (transport is Transport.auto and device.type == "cuda")
+    if not wanted or why:
+        note = f"4:2:0 transport not used: {why}; frames travel as RGB" if transport is Transport.yuv420 else None
+        return RGBTransport(), note
+    return YUV420Transport(in_matrix=info.matrix, out_matrix=plan.matrix, in_full=info.full_range,
+                           out_full=plan.full_range, bits=10 if plan.deep else 8), None
+
+
+def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) -> JobPlan:
+    """Phase 1 of the job: check everything, then decide everything (no frame, no weights yet).
+
+    Raises:
+        OptionError, InputError, OutputError, DeviceError: one line naming the problem.
+    """
+    check_options(job)
+    info = probe(job.input)
+    if info.duration is not None and job.start >= float(info.duration):
+        raise OptionError(f"--start {job.start} s is past the end of {shown(job.input)} ({float(info.duration):.3f} s)")
+    output = job.output or default_output(job.input, job.encode.codec)
+    inputs = (job.input, *job.styles, job.signals)
+    check_output(output, inputs, overwrite=job.overwrite)
+    if job.report is not None:
+        check_output(job.report, (*inputs, output), overwrite=job.overwrite, what="report")
+    check_frame_sizes(job, info)
+    exe = ffmpeg_exe()
+    encode = plan_encode(info, output, job.encode, exe=exe, height=job.height, hdr=job.hdr)
+    check_frame_sizes(job, info, encode.size)
+    check_encoder(encode, exe, job.encode.codec)
+    matte = None if job.matte is None else MatteSource.open(job.matte)
+    matte_notes = () if matte is None else tuple(matte.check_covers(info, job.start, job.duration))
+    keyframes = plan_keyframes(job, info.frame_rate)
+    device = resolve_device(job.device, quiet=not job.progress)
+    dtype = resolve_precision(job.precision, device)
+    transport, transport_note = choose_transport(job, info, encode, device)
+    expected = expected_frames(info, job.start, job.duration)
+    engine = _engine_for(job, device, dtype, encode.size, expected)
+    batch_size = job.batch_size or auto_batch_size(*encode.size)
+    frame_bytes = encode.size[0] * encode.size[1] * 3 * (2 if encode.deep else 1)
+    queue_frames = max(job.queue_frames or min(8, max(1, 100_000_000 // frame_bytes)), batch_size)
+    deinterlace = job.deinterlace is Deinterlace.on or (job.deinterlace is Deinterlace.auto and info.interlaced)
+    notes = (*input_notes(info, job.deinterlace), *encode.notes, *([transport_note] if transport_note else []),
+             *matte_notes)
+    for note in notes:
+        log(f"microast-video: note: {note}")
+    color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
+    temporal = (TemporalSettings(strength=job.temporal_strength) if Temporal(job.temporal) is Temporal.on
+                and job.temporal_strength > 0 else None)
+    if matte is not None or keyframes is not None:
+        engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
+    return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
+                   expected, color_matrix, notes, deinterlace, temporal, matte, keyframes)
+
+
+def check_frame_sizes(job: VideoJob, info: VideoInfo, size: tuple[int, int] | None = None) -> None:
+    """Refuse pictures over ``--max-pixels`` (before decoding them) and under the network's minimum.
+
+    Without ``size``: the input's declared frame size. With it: the frames the job would make.
+    """
+    name, limit = shown(job.input), job.max_pixels
+    if size is None:
+        if info.pixels > limit:
+            raise InputError(f"input {name}: its frames are {info.width}x{info.height} px ({megapixels(info.pixels)}), "
+                             f"over the limit of {megapixels(limit)}; raise it with --max-pixels")
+        return
+    w, h = size
+    if w * h > limit:
+        raise OptionError(f"--height {job.height} makes {w}x{h} px frames ({megapixels(w * h)}), over the limit of "
+                          f"{megapixels(limit)}; lower --height or raise --max-pixels")
+    if min(w, h) < MIN_SIDE:
+        raise InputError(f"input {name}: {w}x{h} px frames are too small for the network (each side needs "
+                         f"{MIN_SIDE} px)" + ("; raise --height" if job.height else ""))
+
+
+def input_notes(info: VideoInfo, deinterlace: Deinterlace) -> list[str]:
+    """What the user should hear about the input before the run changes it silently."""
+    notes = []
+    if info.video_streams > 1:
+        notes.append(f"the input has {info.video_streams} video streams; only the first is stylized")
+    if info.alpha:
+        notes.append("the input has an alpha channel; the output is opaque (alpha dropped)")
+    if info.interlaced and deinterlace is not Deinterlace.off:
+        notes.append("the input is interlaced: deinterlaced with bwdif (--deinterlace off keeps the fields)")
+    elif info.interlaced:
+        notes.append("the input is interlaced and --deinterlace off keeps its fields: moving edges will comb")
+    return notes
+
+
+def _engine_for(job: VideoJob, device: torch.device, dtype: torch.dtype, size: tuple[int, int],
+                frames: int | None) -> EngineSettings:
+    settings = engine_settings(device, dtype, size[1], size[0], frames=frames, kernel_cache=cache_dir() / "inductor")
+    if job.compile is not CompileMode.auto:
+        settings = dataclasses.replace(settings, compile=job.compile is CompileMode.on)
+    if job.freeze is not None:
+        settings = dataclasses.replace(settings, freeze=job.freeze)
+    return dataclasses.replace(settings, freeze=settings.freeze and settings.compile)

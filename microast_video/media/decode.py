@@ -1,0 +1,304 @@
+"""Decode: any video FFmpeg reads -> upright :class:`Frame` s, streaming, via PyAV (torch only for
+the native colour conversion's matrix, imported when a decode needs it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+
+import av
+import av.filter
+import numpy as np
+from av.video.reformatter import ColorRange, Interpolation
+
+from ..colour import spaces as cs
+from ..core.errors import InputError, shown
+from ..core.frame import Frame
+from .probe import VideoInfo, reason
+
+#: np.rot90 turns (counter-clockwise quarter turns) that put stored pictures upright.
+_ROT90 = {0: 0, 90: -1, 180: 2, 270: 1}
+#: FFmpeg's bwdif, one output frame per input frame (timing kept), only on interlaced frames.
+BWDIF = "mode=send_frame:parity=auto:deint=interlaced"
+
+
+@dataclasses.dataclass
+class DecodeStats:
+    """What a decode saw, filled in as it goes (for the truncation checks after it).
+
+    Attributes:
+        frames: frames yielded.
+        discarded: packets the container's edit list hides (decoded for reference, never shown).
+        end_seconds: where the last yielded frame ends, in seconds from the output's start.
+    """
+
+    frames: int = 0
+    discarded: int = 0
+    end_seconds: float = 0.0
+
+
+class FrameClock:
+    """Puts constant-rate frames back on their exact frame grid; leaves the rest alone.
+
+    Containers store times in coarse units (Matroska: 1 ms), so a 30000/1001 clip arrives
+    with times rounded to the millisecond, and an MP4 written from those times would
+    report 29.975 fps. A frame whose time lies within ``max(1 ms, one time-base unit)``
+    of the grid ``t0 + k / rate`` (``t0``: the first frame's time) is placed exactly on
+    it; any other frame (variable frame rate) keeps its own time. Output times are in a
+    unit fine enough to hold both: ``1 / lcm(time base denominator, rate numerator)``.
+    """
+
+    def __init__(self, time_base: Fraction, rate: Fraction, anchor: Fraction | None = None) -> None:
+        """``anchor``: the time (s) of the grid's origin; None = the first frame placed."""
+        self.source_tb = time_base
+        self.rate = rate
+        den = math.lcm(time_base.denominator, rate.numerator) if time_base.numerator == 1 else 0
+        self.snapping = 0 < den <= 10**7
+        self.time_base = Fraction(1, den) if self.snapping else time_base
+        self.tolerance = max(Fraction(1, 1000), time_base)
+        self._anchor: Fraction | None = anchor
+        self._last_slot = -1
+
+    def place(self, pts: int, duration: int | None) -> tuple[int, int | None]:
+        """(pts, duration) in :attr:`time_base` for a frame at ``pts`` source units."""
+        if not self.snapping:
+            return pts, duration
+        t = pts * self.source_tb
+        scale = 1 / self.time_base
+        if self._anchor is None:
+            self._anchor = t
+        slot = round((t - self._anchor) * self.rate)
+        grid = self._anchor + slot / self.rate
+        if slot > self._last_slot and abs(t - grid) <= self.tolerance:
+            self._last_slot = slot
+            return int(grid * scale), int(scale / self.rate)
+        self._last_slot = max(self._last_slot, math.floor((t - self._anchor) * self.rate))
+        return int(t * scale), None if duration is None else int(duration * self.source_tb * scale)
+
+
+def reformat_options(info: VideoInfo, stored: tuple[int, int], *, deep: bool, planes: bool) -> dict[str, object]:
+    """PyAV ``to_ndarray`` arguments: size, pixel format, the stream's matrix and range.
+
+    RGB output is full range, converted with the stream's own matrix (the swscale
+    constant :mod:`microast_video.colour.spaces` gives for it), chroma upsampled bilinearly
+    (luma and chroma bicubic when enlarging, area when shrinking). ``planes`` keeps the samples
+    as 4:2:0 YCbCr in the stream's own matrix and range, for a device that converts colour.
+    """
+    shrinking = stored[0] * stored[1] < info.width * info.height
+    scaling = Interpolation.AREA if shrinking else Interpolation.BICUBIC
+    options: dict[str, object] = dict(
+        width=stored[0], height=stored[1], format="rgb48le" if deep else "rgb24",
+        dst_color_range=ColorRange.JPEG,
+        # at the stored size only chroma is resampled: bilinear, as the native conversion
+        # (:func:`_rgb_converter`) and the device transport do it
+        interpolation=(scaling if stored != (info.width, info.height) else Interpolation.BILINEAR)
+        | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT,
+    )
+    source_range = ColorRange.JPEG if info.full_range else ColorRange.MPEG
+    if planes:
+        if stored[0] % 2 or stored[1] % 2:
+            raise ValueError(f"4:2:0 planes need an even frame size, got {stored = }")
+        options.update(format="yuv420p10le" if deep else "yuv420p", src_color_range=source_range,
+                       dst_color_range=source_range)
+    elif info.matrix != "gbr":
+        options.update(src_colorspace=cs.matrix(info.matrix).sws, src_color_range=source_range)
+    return options
+
+
+def decode_frames(
+    info: VideoInfo,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    size: tuple[int, int] | None = None,
+    deep: bool = False,
+    threads: int = 0,
+    planes: bool = False,
+    deinterlace: bool = False,
+    stats: DecodeStats | None = None,
+    origin: float | None = None,
+    anchor: int | None = None,
+    native: bool = True,
+) -> Iterator[Frame]:
+    """Decode the first video stream of ``info.path`` into upright frames, one at a time.
+
+    Args:
+        info: from :func:`~microast_video.media.probe.probe`.
+        start: seconds from the start of the file to begin at (frames before are skipped).
+        duration: seconds to decode from ``start`` (None: to the end).
+        size: (width, height) of the upright output pictures; None keeps the stored size.
+        deep: True for uint16 samples (10-bit and deeper sources), False for uint8.
+        threads: FFmpeg decoding threads (0 = automatic).
+        planes: yield 4:2:0 planes in the stream's own matrix and range (``layout
+            "yuv420p"``, 1.5 samples per pixel; needs an even ``size`` and an unrotated
+            clip) instead of RGB, for a device that converts colour itself.
+        deinterlace: run FFmpeg's bwdif on interlaced frames (one frame out per frame in).
+        stats: filled in with what the decode saw (see :class:`DecodeStats`).
+        origin: seconds from the start of the file that output time 0 stands for (default
+            ``start``); a part of a clip (a batch segment) keeps the whole clip's clock.
+        anchor: where the frame grid of constant-rate clips starts, in the stream's time
+            base from ``origin`` (default: the first frame decoded); the whole clip's first
+            frame (:func:`first_frame_offset`) puts a segment's frames on the clip's grid.
+        native: convert 8-bit 4:2:0 frames at their stored size to RGB with the native kernel
+            where it can be built (:func:`_rgb_converter`; the same RGB as FFmpeg's, to a level).
+
+    Yields:
+        :class:`Frame` s in presentation order, ``pts`` relative to the output's start
+        (the file's start time plus ``start``), in the stream's time base.
+
+    Raises:
+        InputError: the stream is corrupt or cannot be decoded.
+    """
+    if planes and info.rotation:
+        raise ValueError(f"4:2:0 planes cannot be turned upright; {info.rotation = }")
+    tb = info.time_base
+    window_pts = math.floor((info.start_time + Fraction(start).limit_denominator(1_000_000)) / tb)
+    zero = start if origin is None else origin
+    origin_pts = math.floor((info.start_time + Fraction(zero).limit_denominator(1_000_000)) / tb)
+    end_pts = None if duration is None else window_pts + math.ceil(Fraction(duration).limit_denominator(1_000_000) / tb)
+    upright = info.upright_size if size is None else size
+    stored = (upright[1], upright[0]) if info.rotation in (90, 270) else upright
+    options = reformat_options(info, stored, deep=deep, planes=planes)
+    to_pixels = _rgb_converter(info, stored, options) if native and not (deep or planes) else None
+    clock = FrameClock(tb, info.frame_rate, None if anchor is None else anchor * tb)
+    stats = stats if stats is not None else DecodeStats()
+    index = 0
+    try:
+        for pts, frame in _timed_frames(info, start, window_pts, threads, deinterlace, stats):
+            if pts < window_pts:
+                continue
+            if end_pts is not None and pts >= end_pts:
+                return
+            pixels = to_pixels(frame) if to_pixels is not None else frame.to_ndarray(**options)
+            if info.rotation:
+                pixels = np.rot90(pixels, _ROT90[info.rotation])
+            out_pts, out_duration = clock.place(pts - origin_pts, frame.duration or None)
+            out = Frame(index, out_pts, out_duration, clock.time_base, np.ascontiguousarray(pixels),
+                        "yuv420p" if planes else "rgb")
+            stats.frames = index = index + 1
+            stats.end_seconds = out.seconds + (float(out.duration * out.time_base) if out.duration
+                                               else 1 / float(info.frame_rate))
+            yield out
+    except av.FFmpegError as err:
+        raise InputError(
+            f"input {shown(info.path)}: corrupt or truncated video data after {index} frame(s) ({reason(err)})"
+        ) from err
+
+
+def _rgb_converter(info: VideoInfo, stored: tuple[int, int], options: dict[str, object]
+                   ) -> Callable[[av.VideoFrame], np.ndarray] | None:
+    """8-bit 4:2:0 frames at their stored size -> (H, W, 3) uint8 RGB with the native kernel
+    (``native/colour.cpp``: FFmpeg's accurate bilinear conversion to within one level, in a
+    sixth of its time: ~4 against ~23 ms a 1080p frame on one core); other frames through
+    swscale with ``options``, as are interlaced frames left woven (their chroma belongs to
+    each field). None where the kernel cannot be built or does not apply."""
+    if info.matrix == "gbr" or stored != (info.width, info.height) or stored[0] % 2 or stored[1] % 2:
+        return None
+    from ..colour.convert import ycbcr_to_rgb_matrix  # torch: only where a job converts
+    from ..native.kernels import colour_kernels
+    from ..engine.transport import levels
+    from ..style.weights import cache_dir
+
+    kernels = colour_kernels(cache_dir())
+    if kernels is None:
+        return None
+    matrix, lv = ycbcr_to_rgb_matrix(info.matrix).numpy(), levels(8, info.full_range)
+
+    def convert(frame: av.VideoFrame) -> np.ndarray:
+        if (frame.format.name not in ("yuv420p", "yuvj420p") or (frame.width, frame.height) != stored
+                or frame.interlaced_frame):  # interlaced chroma: swscale converts each field apart
+            return frame.to_ndarray(**options)
+        planes = tuple(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes)
+        return kernels.yuv420_to_rgb8(planes, matrix, lv)
+
+    return convert
+
+
+def first_frame_offset(info: VideoInfo, start: float = 0.0) -> int:
+    """Where the first frame at or after ``start`` lies, in the stream's time base from ``start``."""
+    for frame in decode_frames(info, start=start, size=(16, 16)):
+        return round(frame.pts * frame.time_base / info.time_base)
+    return 0
+
+
+def _timed_frames(info: VideoInfo, start: float, window_pts: int, threads: int, deinterlace: bool,
+                  stats: DecodeStats) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Decoded frames of the first video stream with strictly increasing timestamps.
+
+    With ``start`` > 0 the decode seeks to the keyframe before the window; where there is
+    none (a clip of one long GOP) the seek lands past the window, and the decode starts
+    over from the beginning instead, so no frame of the window is ever lost.
+    """
+    if start > 0:
+        seeked = _timestamped(info, window_pts, threads, deinterlace, stats)
+        first = next(seeked, None)
+        if first is not None and first[0] <= window_pts:
+            yield first
+            yield from seeked
+            return
+        seeked.close()
+        stats.discarded = 0
+    yield from _timestamped(info, None, threads, deinterlace, stats)
+
+
+def _timestamped(info: VideoInfo, seek: int | None, threads: int, deinterlace: bool,
+                 stats: DecodeStats) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Missing timestamps follow the previous frame; broken (non-increasing) ones are moved
+    just after it, so the output's timing is always valid."""
+    last_pts: int | None = None
+    with av.open(info.url, metadata_errors="replace") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
+        if seek is not None:
+            container.seek(seek, stream=stream, backward=True, any_frame=False)
+        frames = _packets_decoded(container, stream, stats)
+        for frame in _bwdif(stream, frames) if deinterlace else frames:
+            pts = frame.pts if frame.pts is not None else (last_pts + 1 if last_pts is not None else (seek or 0))
+            if last_pts is not None and pts <= last_pts:
+                pts = last_pts + 1
+            last_pts = pts
+            yield pts, frame
+
+
+def _packets_decoded(container: av.container.InputContainer, stream: av.VideoStream,
+                     stats: DecodeStats) -> Iterator[av.VideoFrame]:
+    for packet in container.demux(stream):
+        if packet.is_discard:
+            stats.discarded += 1  # an edit list hides it: decoded as a reference, never shown
+        yield from packet.decode()
+
+
+def _bwdif(stream: av.VideoStream, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+    """``frames`` through FFmpeg's bwdif deinterlacer (timestamps kept, flushed at the end).
+
+    bwdif halves the time base (it can also output fields); its frames are put back on the
+    stream's time base, so the rest of the decode sees the stream's own timing.
+    """
+    tb = stream.time_base
+    graph = av.filter.Graph()
+    source = graph.add_buffer(template=stream)
+    bwdif = graph.add("bwdif", BWDIF)
+    sink = graph.add("buffersink")
+    source.link_to(bwdif)
+    bwdif.link_to(sink)
+    graph.configure()
+    def pushed(frame: av.VideoFrame | None) -> Iterator[av.VideoFrame]:
+        graph.vpush(frame)
+        while True:
+            try:
+                out = graph.vpull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+            if out.pts is not None and out.time_base and out.time_base != tb:
+                scale = Fraction(out.time_base) / tb
+                out.pts = round(out.pts * scale)
+                out.duration = round(out.duration * scale) if out.duration else 0
+                out.time_base = tb
+            yield out
+
+    for frame in frames:  # one at a time: streaming, never the whole clip
+        yield from pushed(frame)
+    yield from pushed(None)
