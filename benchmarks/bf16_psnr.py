@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from microast_video import decode_frames, load_model, load_style_image, probe
-from microast_video.native import kernels as _native
+from microast_video.native import model as _native
 from microast_video.media.image import read_image
 from microast_video.style.weights import cache_dir
 

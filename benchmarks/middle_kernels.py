@@ -4,7 +4,7 @@ One process, one uncompiled bf16 stylizer (as short jobs run; compiled UHD jobs 
 this way too), a random frame of the given size. After one warm-up frame, three rounds; in each
 round every arm stylizes the frame once, in turn, so the arms share the machine's drift:
 
-* ``native``: every kernel of ``microast_video.native.kernels``'s ``MiddleKernels`` (the convs' input
+* ``native``: every kernel of ``microast_video.native.model``'s ``MiddleKernels`` (the convs' input
   centred, rounded and padded; the residual tails; FeatMod's statistics and FeatMod);
 * ``centring and tails``: the first two only (statistics and FeatMod in PyTorch);
 * ``PyTorch``: none of them.

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from microast_video.native import kernels as _native
+from microast_video.native import build, temporal as _native
 from microast_video.temporal.stabilizer import Stabilizer
 from microast_video.style.weights import cache_dir
 

@@ -55,7 +55,7 @@ _EXPORTS = {
     "Manifest": ".batch.manifest",
     "load_manifest": ".batch.manifest",
     "manifest_from_dict": ".batch.manifest",
-    "BatchOptions": ".batch.run",
+    "BatchOptions": ".batch.types",
     "run_batch": ".batch.run",
     "contact_sheet": ".jobs.contact",
     "frames_at": ".jobs.contact",
@@ -80,29 +80,43 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .colour.convert import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
-    from .media.decode import decode_frames
-    from .engine.device import resolve_device, resolve_precision
-    from .media.encode_plan import EncodeSettings
-    from .engine.stylizer import EngineSettings, FrameEngine, Stylizer, engine_settings, prepare_runtime
-    from .core.errors import DeviceError, InputError, MicroastError, OptionError, OutputError, WeightsError
-    from .core.frame import Frame
-    from .media.image import load_content_image, load_style_image, read_image
-    from .jobs.image import ImageJob, run_image
-    from .media.image_write import write_image
-    from .batch.run import BatchOptions, run_batch
-    from .jobs.contact import contact_sheet, frames_at, labelled, png_bytes, sheet_grid
-    from .temporal.flicker import measure_flicker
-    from .jobs.plan import VideoJob
     from .batch.manifest import Manifest, load_manifest, manifest_from_dict
+    from .batch.run import run_batch
+    from .batch.types import BatchOptions
+    from .colour.convert import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
+    from .core.errors import (
+        DeviceError,
+        InputError,
+        MicroastError,
+        OptionError,
+        OutputError,
+        WeightsError,
+    )
+    from .core.frame import Frame
     from .core.options import Codec, CompileMode, Precision, Transport
+    from .engine.device import resolve_device, resolve_precision
+    from .engine.stylizer import (
+        EngineSettings,
+        FrameEngine,
+        Stylizer,
+        engine_settings,
+        prepare_runtime,
+    )
+    from .jobs.contact import contact_sheet, frames_at, labelled, png_bytes, sheet_grid
+    from .jobs.image import ImageJob, run_image
+    from .jobs.plan import VideoJob
     from .jobs.video import run_video
-    from .style.pretrained import load_model
+    from .media.decode import decode_frames
+    from .media.encode_plan import EncodeSettings
+    from .media.image import load_content_image, load_style_image, read_image
+    from .media.image_write import write_image
     from .media.probe import VideoInfo, probe
-    from .style.signals_file import load_signals, save_signals
-    from .style.signals import compute_signals
-    from .style.weights import resolve_weights
     from .models import MicroAST, StyleSignals, mix_signals
+    from .style.pretrained import load_model
+    from .style.signals import compute_signals
+    from .style.signals_file import load_signals, save_signals
+    from .style.weights import resolve_weights
+    from .temporal.flicker import measure_flicker
 
 
 def __getattr__(name: str) -> Any:

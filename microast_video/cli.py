@@ -21,8 +21,18 @@ from typing import Annotated, Optional
 import typer
 
 from .core.errors import MicroastError, Terminated
-from .core.options import (DEFAULT_MAX_PIXELS, BitDepth, Codec, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal,
-                       Transport)
+from .core.options import (
+    DEFAULT_MAX_PIXELS,
+    BitDepth,
+    Codec,
+    CompileMode,
+    Deinterlace,
+    Ease,
+    HdrMode,
+    Precision,
+    Temporal,
+    Transport,
+)
 
 app = typer.Typer(
     name="microast-video",
@@ -159,10 +169,10 @@ def signals_command(
     """Compute a style's modulation signals once and save them for batch jobs (--signals)."""
     with _user_errors(debug):
         from .core.output import check_output
-        from .style.pretrained import load_model
-        from .style.signals_file import save_signals
         from .core.stages import terminate_on_signals
+        from .style.pretrained import load_model
         from .style.signals import check_style_source, job_signals, parse_weights
+        from .style.signals_file import save_signals
 
         mix = parse_weights(style_weights)
         with terminate_on_signals():
@@ -232,12 +242,12 @@ def video_command(
 ) -> None:
     """Stylize a video: `microast-video INPUT --style STYLE` (the default command)."""
     with _user_errors(debug):
-        from .jobs.chart import check_chart_available, write_chart
-        from .media.encode_plan import EncodeSettings
-        from .jobs.plan import VideoJob
         from .core.output import check_output
-        from .jobs.video import run_video
+        from .jobs.chart import check_chart_available, write_chart
+        from .jobs.plan import VideoJob
         from .jobs.report import summary_line
+        from .jobs.video import run_video
+        from .media.encode_plan import EncodeSettings
         from .style.signals import parse_weights
 
         if chart is not None:
@@ -285,7 +295,8 @@ def bench_command(
 ) -> None:
     """Measure every arm the same way: ours, the upstream way, and (--peers) ONNX Runtime and OpenVINO."""
     with _user_errors(debug):
-        from .bench.bench import BenchOptions, format_table, parse_resolution, run_bench
+        from .bench.bench import BenchOptions, format_table, run_bench
+        from .core.options import parse_resolution
         from .core.output import check_output, json_bytes, write_bytes
         from .core.stages import terminate_on_signals
 
@@ -319,10 +330,10 @@ def export_command(
 ) -> None:
     """Export the network to ONNX (for ONNX Runtime, OpenVINO, TensorRT, vs-mlrt, FFmpeg's dnn filters)."""
     with _user_errors(debug):
-        from .engine.onnx import ExportSpec, check_export, export_onnx
         from .core.output import check_output
-        from .style.pretrained import load_model
         from .core.stages import terminate_on_signals
+        from .engine.onnx import ExportSpec, check_export, export_onnx
+        from .style.pretrained import load_model
         from .style.signals import job_signals
 
         fixed = check_export(style, signals, size, dynamic)
@@ -350,10 +361,10 @@ def flicker_command(
 ) -> None:
     """Measure flicker: warping error (Lai et al. 2018), texture ratio and low-pass fidelity."""
     with _user_errors(debug):
-        from .temporal.flicker import format_flicker, measure_flicker
         from .core.output import check_output, json_bytes, write_bytes
-        from .media.probe import probe
         from .core.stages import terminate_on_signals
+        from .media.probe import probe
+        from .temporal.flicker import format_flicker, measure_flicker
 
         clips = [source, *stylized, *([reference] if reference else [])]
         for clip in clips:
@@ -386,8 +397,8 @@ def batch_command(
 ) -> None:
     """Run many clips x looks from a manifest: resumable by segments, failures isolated, a report to review."""
     with _user_errors(debug):
-        from .batch.run import BatchOptions, run_batch
         from .batch.manifest import ManifestError
+        from .batch.run import BatchOptions, run_batch
 
         options = BatchOptions(dry_run=dry_run, overwrite=overwrite, retry_failed=retry_failed, workers=workers,
                                ray=ray, weights=weights, report_dir=report_dir, progress=not quiet, flicker=flicker)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from conftest import shared_path
 from microast_video import EngineSettings, Stylizer, decode_frames, engine_settings, load_style_image, probe, prepare_runtime
-from microast_video.native import kernels as _native
+from microast_video.native import build, model as _native
 from microast_video.engine.device import cpu_supports_bf16
 from microast_video.engine.stylizer import compile_unavailable
 from microast_video.media.image import read_image
@@ -264,14 +264,14 @@ def test_bench_bad_resolution_is_one_line(weights_env):
 def _count_native_calls(monkeypatch) -> list[int]:
     """Count the native kernel's calls (from now on, compiled graphs included)."""
     calls: list[int] = []
-    lib = _native._state.get("lib")
+    lib = build._state.get("lib")
     if lib is not None:
         class Counting:
             def microast_up_dw(self, *args):
                 calls.append(1)
                 return lib.microast_up_dw(*args)
 
-        monkeypatch.setitem(_native._state, "lib", Counting())
+        monkeypatch.setitem(build._state, "lib", Counting())
     return calls
 
 
@@ -296,6 +296,6 @@ def test_compiled_engine_is_exact_in_fp32(model, signals, freeze, whole_middle, 
         compiled = Stylizer(model, signals, settings)
         first, second = compiled(x), compiled(x)
     assert compiled.compile_note is None, compiled.compile_note
-    assert calls or _native.cxx_compiler() is None, "the compiled graph did not run the native kernel"
+    assert calls or build.cxx_compiler() is None, "the compiled graph did not run the native kernel"
     assert compiled.compiled and compiled.compile_seconds is not None and compiled.compile_seconds > 0
     assert rel(first, exact) < 1e-5 and rel(second, exact) < 1e-5

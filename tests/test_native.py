@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from microast_video import EngineSettings, engine_settings, prepare_runtime
-from microast_video.native import kernels as _native
+from microast_video.native import build, model as _native
 from microast_video.models import strips
 from microast_video.models.strips import Conv, UpConv, blocked_order, run_strip
 
@@ -18,7 +18,7 @@ from microast_video.models.strips import Conv, UpConv, blocked_order, run_strip
 def native(tmp_path_factory):
     """The kernel built (in a temp cache) and switched on; switched off after."""
     why = _native.enable(tmp_path_factory.getbasetemp() / "native-cache")
-    if why is not None and _native.cxx_compiler() is None:
+    if why is not None and build.cxx_compiler() is None:
         pytest.skip(f"no C++ compiler on this machine: {why}")
     assert why is None, why
     yield
@@ -188,12 +188,12 @@ def test_a_failed_build_is_one_note_and_pytorch_runs(tmp_path, monkeypatch):
 
 
 def test_the_build_is_cached_by_source_compiler_and_cpu(tmp_path, monkeypatch):
-    if _native.cxx_compiler() is None:
+    if build.cxx_compiler() is None:
         pytest.skip("no C++ compiler on this machine")
-    first = _native._build(tmp_path)
+    first = build._build(tmp_path)
     stamp = os.stat(first).st_mtime_ns
-    assert _native._build(tmp_path) == first and os.stat(first).st_mtime_ns == stamp  # not rebuilt
+    assert build._build(tmp_path) == first and os.stat(first).st_mtime_ns == stamp  # not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left
     monkeypatch.setattr(_native, "_cpu_identity", lambda: "another cpu")
-    second = _native._build(tmp_path)
+    second = build._build(tmp_path)
     assert second != first and [p.name for p in tmp_path.iterdir()] == [second.name]  # the stale one removed

@@ -20,7 +20,7 @@ from helpers import FFMPEG, make_style
 from microast_video import EngineSettings, FrameEngine, Stylizer, decode_frames, engine_settings, prepare_runtime, probe
 from microast_video.temporal.flicker import measure_flicker as measure
 from microast_video.core.frame import Frame
-from microast_video.native import kernels as _native
+from microast_video.native import build, temporal as _native
 from microast_video.temporal.stabilizer import Stabilizer, TemporalSettings, _compose_up, _warp
 from microast_video.cli import app
 
@@ -191,7 +191,7 @@ def test_the_state_warped_with_coordinates_made_in_strips_equals_one_whole_warp(
 def kernels(tmp_path_factory):
     """The native temporal kernels (built in a temp cache)."""
     found, why = _native.temporal_kernels(tmp_path_factory.getbasetemp() / "native-cache")
-    if found is None and _native.cxx_compiler() is None:
+    if found is None and build.cxx_compiler() is None:
         pytest.skip(f"no C++ compiler on this machine: {why}")
     assert found is not None, why
     return found
@@ -331,7 +331,7 @@ def test_on_by_default_reset_at_the_cut_and_reported(env, cut_clip, tmp_path):
     on = run_job(clip, style, tmp_path / "on.mkv")
     run_job(clip, style, tmp_path / "off.mkv", "--temporal", "off")
     assert on["temporal"]["on"] and on["temporal"]["scene_cuts"] == [6]
-    assert on["temporal"]["kernels"] == "native" or _native.cxx_compiler() is None, on["temporal"]
+    assert on["temporal"]["kernels"] == "native" or build.cxx_compiler() is None, on["temporal"]
     assert on["stages"]["temporal"] > 0
     steady, per_frame = frames_of(tmp_path / "on.mkv"), frames_of(tmp_path / "off.mkv")
     assert len(steady) == len(per_frame) == 12

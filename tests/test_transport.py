@@ -170,7 +170,7 @@ def test_cuda_planes_match_cpu_planes(model):
 
 def _recorded(monkeypatch, method: str) -> list:
     """A list that gets the first argument (a copy of an array) each time ``ColourKernels.<method>`` runs."""
-    from microast_video.native import kernels as _native
+    from microast_video.native import colour as _native
 
     calls = []
     real = getattr(_native.ColourKernels, method)
@@ -197,7 +197,7 @@ def test_native_decode_conversion_matches_ffmpegs(tmp_path, kernel_calls, matrix
     """8-bit 4:2:0 frames at their stored size go to RGB through the native kernel: the
     same RGB as swscale's accurate bilinear conversion (the decoder's other path), to a level,
     and exactly the device transport's arithmetic."""
-    from microast_video.native import kernels as _native
+    from microast_video.native import colour as _native
 
     tags = ("-colorspace", "bt709" if matrix == "bt709" else "smpte170m", "-color_range", "pc" if full else "tv")
     clip = make_clip(tmp_path / "c.mp4", "testsrc2=size=128x96:rate=25:duration=0.2",
@@ -219,7 +219,7 @@ def test_native_decode_conversion_matches_ffmpegs(tmp_path, kernel_calls, matrix
 
 def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, monkeypatch):
     """Resized, 4:4:4 or woven interlaced frames, and a machine without the kernel, take swscale."""
-    from microast_video.native import kernels as _native
+    from microast_video.native import colour as _native
 
     calls = kernel_calls
     even = make_clip(tmp_path / "e.mp4", "testsrc2=size=96x64:rate=25:duration=0.12")
@@ -241,9 +241,9 @@ def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, 
 @pytest.mark.parametrize("matrix,full", [("bt709", False), ("bt601", False), ("bt709", True)])
 def test_native_encode_conversion_is_the_transports_arithmetic(matrix, full):
     """RGB -> 4:2:0 planes natively: the same samples as the CUDA path's YUV420Transport.from_float."""
-    from microast_video.native import kernels as _native
+    from microast_video.native import colour as _native
     from microast_video.colour.convert import rgb_to_ycbcr_matrix
-    from microast_video.engine.transport import levels
+    from microast_video.colour.spaces import levels
 
     kernels = _native.colour_kernels(cache_dir())
     assert kernels is not None, "the native library should build where the tests run"

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .run import BatchOptions, JobRun, finish, run_chained
-from ..media.decode import first_frame_offset
+import torch
+
 from ..core.errors import MicroastError, OptionError, Terminated
+from ..core.output import write_bytes
+from ..jobs.contact import contact_sheet, png_bytes
+from ..media.decode import first_frame_offset
+from ..style.pretrained import load_model
+from ..style.signals import job_signals
+from ..temporal.flicker import measure_flicker
+from .chained import finish, run_chained
 from .manifest import Manifest, ManifestError
 from .segments import WorkFolder
+from .types import BatchOptions, JobRun
 from .workers import SegmentTask, run_task, signals_to_arrays, stylizer_for
 
 
@@ -30,8 +39,6 @@ def _signals_key(run: JobRun) -> tuple[str, int | None, int]:
 
 def look_signals(runs: list[JobRun], options: BatchOptions) -> dict[tuple, Any]:
     """Each look's style signals, computed once for the whole batch (on the CPU, float32)."""
-    from ..style.pretrained import load_model
-    from ..style.signals import job_signals
 
     if not runs:
         return {}
@@ -65,7 +72,6 @@ def estimate(runs: list[JobRun], signals: dict[tuple, Any], options: BatchOption
     size (one warm-up frame, one timed), times the frames, x1.25 for decoding, the temporal
     stage and encoding (their share in our runs), plus the fixed costs per segment and per
     job. None when there is nothing to run (or the work goes to a Ray cluster)."""
-    import torch
 
     if not runs or options.ray:
         return None
@@ -148,7 +154,6 @@ def _run_independent(runs: list[JobRun], signals: dict[tuple, Any], manifest: Ma
 
 def _worker_devices(workers: int) -> list[str | None]:
     """One GPU per worker where there are GPUs (never two workers on one), else the CPU."""
-    import torch
 
     if not torch.cuda.is_available():
         return [None] * workers
@@ -159,7 +164,6 @@ def _worker_devices(workers: int) -> list[str | None]:
 
 
 def _init_worker(devices: Any, threads: int) -> None:
-    import torch
 
     device = devices.get()
     if device:
@@ -170,7 +174,6 @@ def _init_worker(devices: Any, threads: int) -> None:
 
 def _run_pool(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, options: BatchOptions,
               report_dir: Path, log: Callable[[str], None]) -> None:
-    import multiprocessing as mp
 
     devices = _worker_devices(options.workers)
     context = mp.get_context("spawn")
@@ -200,7 +203,6 @@ def _run_ray(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, 
 
 def _ray_task(task: SegmentTask) -> dict[str, Any]:
     """A segment on a Ray worker: one CPU thread per task on CPU nodes (Ray gives each its own GPU)."""
-    import torch
 
     if not torch.cuda.is_available():
         torch.set_num_threads(1)
@@ -209,8 +211,6 @@ def _ray_task(task: SegmentTask) -> dict[str, Any]:
 
 def after_job(run: JobRun, report_dir: Path, options: BatchOptions, log: Callable[[str], None]) -> None:
     """A finished job's contact sheet (input | output at four points) and, if asked, its flicker figures."""
-    from ..jobs.contact import contact_sheet, png_bytes
-    from ..core.output import write_bytes
 
     sheet = report_dir / "sheets" / f"{run.job.id}.png"
     sheet.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +225,6 @@ def after_job(run: JobRun, report_dir: Path, options: BatchOptions, log: Callabl
 
 def flicker_figures(run: JobRun) -> dict[str, Any]:
     """Warping error of the output (vs the source's), and at the segment seams vs the whole clip."""
-    from ..temporal.flicker import measure_flicker
 
     figures = measure_flicker(run.job.input, [run.job.output], height=270, start=run.video.start,
                       duration=run.video.duration)

@@ -29,10 +29,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..media.encode_plan import EncodeSettings, default_output
 from ..core.errors import MicroastError, shown
+from ..core.options import (
+    MAX_STYLE_SIZE,
+    Codec,
+    CompileMode,
+    Deinterlace,
+    Ease,
+    HdrMode,
+    Precision,
+    Temporal,
+    Transport,
+)
 from ..jobs.plan import VideoJob
-from ..core.options import (MAX_STYLE_SIZE, Codec, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal, Transport)
+from ..media.encode_plan import EncodeSettings, default_output
 
 if sys.version_info >= (3, 11):
     import tomllib

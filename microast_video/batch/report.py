@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .run import BatchOptions, JobRun
-from ..core.errors import OutputError, shown
-from .manifest import Manifest
-from ..core.output import check_output, json_bytes, write_bytes
 from .._version import __version__
+from ..core.errors import OutputError, shown
+from ..core.output import check_output, json_bytes, write_bytes
+from .manifest import Manifest
+from .types import BatchOptions, JobRun
 
 _MARK = "microast-video batch report"
 

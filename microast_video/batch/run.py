@@ -17,75 +17,30 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
-from collections.abc import Callable, Iterable
-from fractions import Fraction
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..media.decode import first_frame_offset
 from ..core.errors import MicroastError, OptionError, shown
-from ..jobs.plan import JobPlan, VideoJob, plan_video
-from .manifest import BatchJob, Manifest, ManifestError, load_manifest
 from ..core.output import check_output
-from .segments import Segment, WorkFolder, assemble, fingerprint, is_up_to_date, plan_segments, record_path
 from ..core.stages import terminate_on_signals
-from ..temporal.stabilizer import new_stabilizer
-
-Log = Callable[[str], None]
+from ..jobs.plan import plan_video
+from .jobs import estimate, look_signals, run_jobs
+from .manifest import Manifest, ManifestError, load_manifest
+from .report import failed_ids, report_folder, write_report
+from .segments import (
+    fingerprint,
+    is_up_to_date,
+    plan_segments,
+    record_path,
+)
+from .types import BatchOptions, JobRun, Log
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-@dataclasses.dataclass(frozen=True)
-class BatchOptions:
-    """How to run a manifest (``microast-video batch``'s options)."""
-
-    dry_run: bool = False
-    overwrite: bool = False
-    retry_failed: bool = False
-    workers: int = 1
-    ray: str | None = None  # None (no Ray), "local", "auto" or a cluster address
-    weights: Path | None = None
-    report_dir: Path | None = None
-    progress: bool = True
-    flicker: bool = False  # measure each output's warping error (and at segment seams)
-
-
-@dataclasses.dataclass
-class JobRun:
-    """One job's state through the batch (what the report says of it)."""
-
-    job: BatchJob
-    video: VideoJob
-    fingerprint: str
-    plan: JobPlan | None = None
-    segments: list[Segment] = dataclasses.field(default_factory=list)
-    status: str = "pending"  # pending, skipped, done, failed
-    error: str | None = None
-    frames: int = 0
-    discarded: int = 0  # packets the first segment's edit list hid
-    seconds: float = 0.0
-    stages: dict[str, float] = dataclasses.field(default_factory=dict)
-    seams: list[int] = dataclasses.field(default_factory=list)  # first frame of each segment after the first
-    end_seconds: float = 0.0  # where the last frame decoded ends, on the clip's clock
-    notes: list[str] = dataclasses.field(default_factory=list)
-    sheet: Path | None = None
-    flicker: dict[str, Any] | None = None
-
-    def add(self, record: dict[str, Any]) -> None:
-        if self.frames and record["frames"]:
-            self.seams.append(self.frames)
-        if not self.frames:
-            self.discarded = record.get("discarded", 0)
-        self.end_seconds = max(self.end_seconds, record.get("end_seconds", 0.0))
-        self.frames += record["frames"]
-        for stage, seconds in record.get("stages", {}).items():
-            self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
 
 
 def run_batch(manifest_path: str | Path | Manifest, options: BatchOptions = BatchOptions(), *,
@@ -97,8 +52,6 @@ def run_batch(manifest_path: str | Path | Manifest, options: BatchOptions = Batc
         ManifestError: problems found before any work (one line each).
         OptionError: options that cannot work here.
     """
-    from .jobs import estimate, look_signals, run_jobs
-    from .report import report_folder, write_report
 
     with terminate_on_signals():
         manifest = manifest_path if isinstance(manifest_path, Manifest) else load_manifest(manifest_path)
@@ -118,7 +71,6 @@ def run_batch(manifest_path: str | Path | Manifest, options: BatchOptions = Batc
 
 def select(manifest: Manifest, options: BatchOptions, report_dir: Path) -> list[JobRun]:
     """Every job of the manifest, or with ``retry_failed`` the ones the last report marks failed."""
-    from .report import failed_ids
 
     wanted = failed_ids(report_dir) if options.retry_failed else None
     if wanted is not None and not wanted:
@@ -179,56 +131,3 @@ def plan_text(runs: list[JobRun], manifest: Manifest, seconds: float | None, opt
 def _duration(seconds: float) -> str:
     h, rest = divmod(int(round(seconds)), 3600)
     return f"{h} h {rest // 60:02d} min" if h else f"{rest // 60} min {rest % 60:02d} s"
-
-
-def run_chained(run: JobRun, stylizer: Any, warmup_frames: int, overwrite: bool) -> None:
-    """One job in this process: a single pass over the clip from its first unfinished segment,
-    each segment published and recorded as soon as it is complete, the temporal state passing
-    through unbroken (and saved at each segment's end, so a resumed run continues exactly).
-    Then assembly."""
-    from ..jobs.video import Window, encode_window
-    from .segments import SegmentWriter
-
-    plan = run.plan
-    work = WorkFolder(plan.output, run.fingerprint).open()
-    pending = [s for s in run.segments if work.done(s.index) is None]
-    if pending:
-        first = pending[0]
-        stabilizer = new_stabilizer(plan.temporal)
-        warmup = 0.0
-        if stabilizer is not None and first.index and not work.load_state(first.index - 1, stabilizer):
-            warmup = float(Fraction(warmup_frames) / plan.info.frame_rate)  # no saved state: warm up instead
-        rest = run.segments[first.index:]
-        sink = SegmentWriter(plan, work, rest, stats=None)
-        window = Window(first.start, None, warmup=warmup, anchor=first_frame_offset(plan.info, plan.job.start),
-                        carry=False)
-        done = encode_window(plan, stylizer, None, window=window, stabilizer=stabilizer, sink=sink,
-                             boundaries=tuple(s.start for s in rest[1:]), stats_sink=sink)
-        last = work.done(rest[-1].index) or {}
-        work.mark_done(rest[-1].index, {**last, "stages": {k: round(v, 4) for k, v in done.times.seconds.items()}})
-    for segment in run.segments:
-        run.add(work.done(segment.index))
-    finish(run, work, overwrite)
-
-
-def finish(run: JobRun, work: WorkFolder, overwrite: bool) -> None:
-    """Assemble a job whose segments are all done; record what it was made from; clear its work folder."""
-    from ..core.output import json_bytes, write_bytes
-
-    plan, info = run.plan, run.plan.info
-    listed = (info.frames or 0) - run.discarded
-    if info.frames_listed and plan.job.start == 0 and plan.job.duration is None and run.frames < listed:
-        raise MicroastError(f"input {shown(plan.job.input)}: truncated or corrupt: the container lists "
-                            f"{listed} frames but only {run.frames} could be decoded")
-    if info.duration is not None:  # as a single run says it: a source that ends early is noted
-        job = plan.job
-        end = float(info.duration) - job.start if job.duration is None else min(job.duration,
-                                                                               float(info.duration) - job.start)
-        if run.end_seconds < end - max(2.0 / float(info.frame_rate), 0.1):
-            run.notes.append(f"the input {shown(job.input)} ends early: frames stop at {run.end_seconds:.2f} s of "
-                             f"the {end:.2f} s expected (truncated file?); the output is that long")
-    assemble(plan, work, run.segments, overwrite=overwrite)
-    write_bytes(record_path(plan.output), json_bytes({"fingerprint": run.fingerprint, "frames": run.frames}),
-                overwrite=True, what="job record")
-    work.remove()
-    run.status = "done"

@@ -26,16 +26,16 @@ from typing import Any
 import av
 import numpy as np
 
-from ..media.encode import FFmpegWriter, mux_command
-from ..core.frame import Frame
-from ..core.errors import InputError, OutputError, shown
-from ..jobs.plan import JobPlan, VideoJob
-from ..core.output import AtomicFile, json_bytes, sweep_stale, write_bytes
-from ..jobs.video import Window, encode_window
-from ..media.probe import file_url
-from ..core.process import popen
-from ..temporal.stabilizer import Stabilizer
 from .._version import __version__
+from ..core.errors import InputError, OutputError, shown
+from ..core.frame import Frame
+from ..core.output import AtomicFile, json_bytes, sweep_stale, write_bytes
+from ..core.process import popen
+from ..jobs.plan import JobPlan, VideoJob
+from ..jobs.video import Window, encode_window
+from ..media.encode import FFmpegWriter, mux_command
+from ..media.probe import file_url
+from ..temporal.stabilizer import Stabilizer
 
 
 @dataclasses.dataclass(frozen=True)

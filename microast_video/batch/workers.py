@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..engine.stylizer import Stylizer, prepare_runtime
 from ..jobs.plan import VideoJob, plan_video
-from .segments import Segment, WorkFolder, run_segment
+from ..jobs.video import build_stylizer
+from ..models import StyleSignals
+from ..style.pretrained import load_model
 from ..temporal.stabilizer import new_stabilizer
+from .segments import Segment, WorkFolder, run_segment
 
 _MODELS: dict[tuple[str, str], Any] = {}  # (weights, device) -> the network, per process
 
@@ -41,7 +46,6 @@ def signals_to_arrays(signals: Any) -> dict[str, np.ndarray]:
 
 
 def _model(weights: Path | None, device: Any) -> Any:
-    from ..style.pretrained import load_model
 
     key = (str(weights), str(device))
     if key not in _MODELS:
@@ -52,8 +56,6 @@ def _model(weights: Path | None, device: Any) -> Any:
 def stylizer_for(plan: Any, signals: Any, weights: Path | None) -> Any:
     """A stylizer for ``plan`` on this process's cached network (signals already computed, except
     for keyframes and mattes, whose several styles are computed here, per job)."""
-    from ..engine.stylizer import Stylizer, prepare_runtime
-    from ..jobs.video import build_stylizer
 
     model = _model(weights, plan.device)
     if plan.keyframes is not None or plan.matte is not None:
@@ -65,9 +67,7 @@ def stylizer_for(plan: Any, signals: Any, weights: Path | None) -> Any:
 
 def run_task(task: SegmentTask) -> dict[str, Any]:
     """Encode ``task.segment`` (independently: warm-up frames instead of the previous segment's state)."""
-    import torch
 
-    from ..models import StyleSignals
 
     device = os.environ.get("MICROAST_VIDEO_WORKER_DEVICE")
     job = dataclasses.replace(task.job, device=device) if device else task.job

@@ -31,8 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..core.process import openmp_wait_setting
+from ..core.process import openmp_wait_setting, popen
+from ..media.decode import decode_frames
+from ..media.encode_plan import ffmpeg_exe
+from ..media.probe import probe
+from .upstream_way import UpstreamWay
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +95,6 @@ def ratio_range(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float]:
 
 
 def process_settings(allocator: bool) -> dict[str, Any]:
-    import torch
 
     return {"threads": torch.get_num_threads(), "allocator": "tuned" if allocator else "glibc default",
             "openmp_wait": openmp_wait_setting(os.environ),
@@ -99,14 +103,12 @@ def process_settings(allocator: bool) -> dict[str, Any]:
 
 def to_tensor(rgb: np.ndarray) -> Any:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 NCHW contiguous in [0, 1] (what the upstream script feeds)."""
-    import torch
 
     return torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255).contiguous()
 
 
 def to_pixels(out: Any) -> np.ndarray:
     """(1, 3, H, W) float -> (H, W, 3) uint8."""
-    import torch
 
     out = torch.as_tensor(out)
     return np.ascontiguousarray(out.clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).numpy())
@@ -114,9 +116,7 @@ def to_pixels(out: Any) -> np.ndarray:
 
 def naive_frames(model: Any, style: Any, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """The upstream way over frames: the style encoded again for every frame, nothing reused."""
-    import torch
 
-    from .upstream_way import UpstreamWay
 
     net = UpstreamWay(model)
     for rgb in frames:
@@ -131,8 +131,6 @@ def peer_frames(runner: Any, frames: Iterable[np.ndarray]) -> Iterator[np.ndarra
 
 def naive_encoder(path: Path, size: tuple[int, int], rate: str, crf: int, preset: str) -> subprocess.Popen:
     """ffmpeg reading raw RGB on stdin with the settings our pipeline uses for h264."""
-    from ..media.encode_plan import ffmpeg_exe
-    from ..core.process import popen
 
     w, h = size
     return popen([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -143,8 +141,6 @@ def naive_encoder(path: Path, size: tuple[int, int], rate: str, crf: int, preset
 def decoded(path: str, count: int) -> Iterator[Any]:
     """The clip's first ``count`` frames (:class:`~microast_video.Frame`, RGB), decoded one by one
     by the project's decoder: every arm gets the same pixels."""
-    from ..media.decode import decode_frames
-    from ..media.probe import probe
 
     for _, frame in zip(range(count), decode_frames(probe(path))):
         yield frame

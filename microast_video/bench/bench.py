@@ -26,19 +26,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .arms import median_run, ratio_range
+import cv2
+
 from ..core.errors import MicroastError, OptionError
-from ..media.image import read_image
 from ..core.output import work_folder
-from ..media.probe import probe
 from ..core.process import openmp_waits, popen
+from ..engine.onnx import missing
+from ..media.encode_plan import ffmpeg_exe
+from ..media.image import read_image
+from ..media.probe import probe
+from ..media.procedural import painting, synth_clip
 from ..style.weights import resolve_weights
+from .arms import median_run, ratio_range
 
 _CHILD = "from microast_video.bench.children import child_main; child_main()"
 
@@ -62,16 +68,6 @@ class BenchOptions:
     peers: bool = False
     naive: bool = True
     repeat: int = 1  # rounds of every arm (model-only and end to end)
-
-
-def parse_resolution(text: str, option: str = "--resolution") -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise OptionError(f"{option} must look like 3840x2160, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise OptionError(f"{option} must be at least 16x16, got {text!r}")
-    return w, h
 
 
 def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -105,8 +101,6 @@ def _check(options: BenchOptions) -> Path | None:
 
 
 def _footage(options: BenchOptions, tmp: Path, log: Callable[[str], None]) -> tuple[Path, Path]:
-    from ..media.encode_plan import ffmpeg_exe
-    from ..media.procedural import painting, synth_clip
 
     clip, style = options.input_path, options.style
     if clip is None:
@@ -116,7 +110,6 @@ def _footage(options: BenchOptions, tmp: Path, log: Callable[[str], None]) -> tu
         log(f"synthesizing {count} frames of {w}x{h} footage ...")
         synth_clip(clip, width=w, height=h, frames=count, exe=ffmpeg_exe())
     if style is None:
-        import cv2
 
         style = tmp / "style.png"
         cv2.imwrite(str(style), painting(512))
@@ -163,7 +156,6 @@ def _rounds(specs: list[Spec], repeat: int, log: Callable[[str], None]) -> dict[
 def _peer_specs(common: dict[str, Any], tmp: Path, log: Callable[[str], None]
                 ) -> tuple[list[tuple[str, str, dict[str, Any]]], dict[str, dict[str, Any]]]:
     """The peer arms to run (after exporting the content path once), and those skipped."""
-    from ..engine.onnx import missing
 
     names = (("onnxruntime-fp32", "onnxruntime", "f32"), ("openvino-fp32", "openvino", "f32"),
              ("openvino-bf16", "openvino", "bf16"))
@@ -254,7 +246,6 @@ def _cpu_name() -> str:
                 return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
     except OSError:
         pass
-    import platform
 
     return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
 

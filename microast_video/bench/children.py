@@ -10,28 +10,63 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .arms import Timing, clock, decoded, decoded_rgb, naive_encoder, naive_frames, peer_frames, process_settings
+import torch
+
 from ..core.errors import MicroastError
+from ..core.options import Codec, CompileMode, Precision, Temporal
+from ..core.paths import cache_dir
 from ..core.process import openmp_wait_setting
+from ..engine.device import (
+    allocator_tuned,
+    resolve_device,
+    resolve_precision,
+    tune_cpu_allocator,
+)
+from ..engine.onnx import (
+    ExportSpec,
+    export_onnx,
+    onnxruntime_runner,
+    openvino_has_bf16,
+    openvino_runner,
+)
+from ..engine.stylizer import (
+    FrameEngine,
+    Stylizer,
+    engine_settings,
+    prepare_runtime,
+)
+from ..jobs.plan import VideoJob
+from ..jobs.video import run_video
+from ..media.encode_plan import CODECS, EncodeSettings
+from ..media.image import load_style_image
+from ..media.probe import probe
+from ..style.pretrained import load_model
+from ..style.signals import compute_signals
+from .arms import (
+    Timing,
+    clock,
+    decoded,
+    decoded_rgb,
+    naive_encoder,
+    naive_frames,
+    peer_frames,
+    process_settings,
+)
 
 
 def _model(args: dict[str, Any]) -> Any:
-    from ..engine.device import resolve_device
-    from ..style.pretrained import load_model
 
     device = resolve_device(args["device"], quiet=True)
     return load_model(args.get("weights"), device=device, progress=False), device
 
 
 def _signals(model: Any, args: dict[str, Any], device: Any) -> Any:
-    from ..style.signals import compute_signals
 
     return compute_signals(model, [args["style"]])
 
 
 def macs_per_pixel(model: Any) -> float:
     """Multiply-accumulates of the content path per input pixel (counted on a 64x64 frame)."""
-    import torch
 
     total = 0
 
@@ -53,12 +88,7 @@ def macs_per_pixel(model: Any) -> float:
 
 def arm_ours(args: dict[str, Any]) -> dict[str, Any]:
     """The engine on frames in memory (the fast settings for this size and precision)."""
-    import torch
 
-    from ..engine.device import resolve_precision
-    from ..engine.stylizer import FrameEngine, Stylizer, engine_settings, prepare_runtime
-    from ..style.weights import cache_dir
-    from ..engine.device import allocator_tuned
 
     model, device = _model(args)
     macs = macs_per_pixel(model)
@@ -80,8 +110,6 @@ def arm_ours(args: dict[str, Any]) -> dict[str, Any]:
 
 def arm_naive(args: dict[str, Any]) -> dict[str, Any]:
     """The upstream way on frames in memory; ``allocator``: with our allocator setting."""
-    from ..engine.device import tune_cpu_allocator
-    from ..media.image import load_style_image
 
     tuned = tune_cpu_allocator() if args["allocator"] else False
     model, device = _model(args)
@@ -93,8 +121,6 @@ def arm_naive(args: dict[str, Any]) -> dict[str, Any]:
 
 def arm_export(args: dict[str, Any]) -> dict[str, Any]:
     """The content path with this style fixed inside, at the footage's size, as ONNX."""
-    from ..engine.onnx import ExportSpec, export_onnx
-    from ..media.probe import probe
 
     model, device = _model(args)
     signals = _signals(model, args, device)
@@ -105,9 +131,7 @@ def arm_export(args: dict[str, Any]) -> dict[str, Any]:
 
 def arm_peer(args: dict[str, Any]) -> dict[str, Any]:
     """A peer runtime on the exported content path, untuned, on frames in memory."""
-    import torch
 
-    from ..engine.onnx import onnxruntime_runner, openvino_has_bf16, openvino_runner
 
     threads = torch.get_num_threads()
     if args["runtime"] == "onnxruntime":
@@ -123,11 +147,6 @@ def arm_peer(args: dict[str, Any]) -> dict[str, Any]:
 
 def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     """Our whole job on the clip; the last frame is done when the file is complete."""
-    from ..media.encode_plan import EncodeSettings
-    from ..jobs.plan import VideoJob
-    from ..core.options import Codec, CompileMode, Precision, Temporal
-    from ..engine.device import allocator_tuned
-    from ..jobs.video import run_video
 
     job = VideoJob(input=Path(args["input"]), styles=(Path(args["style"]),), output=Path(args["output"]),
                    device=args["device"], precision=Precision(args["precision"]), batch_size=args["batch_size"],
@@ -151,10 +170,6 @@ def arm_pipeline(args: dict[str, Any]) -> dict[str, Any]:
 
 def arm_naive_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     """Decode, the upstream way, encode (same codec settings as ours), one after the other."""
-    from ..media.encode_plan import CODECS
-    from ..media.image import load_style_image
-    from ..core.options import Codec
-    from ..media.probe import probe
 
     model, device = _model(args)
     spec = CODECS[Codec.h264]
@@ -177,7 +192,6 @@ def arm_naive_pipeline(args: dict[str, Any]) -> dict[str, Any]:
 
 def arm_ceiling(args: dict[str, Any]) -> dict[str, Any]:
     """torch's matmul rate on this machine (bf16 and fp32), the threads every arm uses."""
-    import torch
 
     rates = {}
     for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):

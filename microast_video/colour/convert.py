@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .spaces import matrix as find_matrix
+from .spaces import luma_weights, rgb_to_ycbcr_rows, ycbcr_to_rgb_rows
 
 
 def luma(rgb: np.ndarray, matrix: str = "bt709") -> np.ndarray:
@@ -20,25 +20,13 @@ def luma(rgb: np.ndarray, matrix: str = "bt709") -> np.ndarray:
     fork handler hangs when another thread starts a process (the encoder's ffmpeg) while the
     call runs, and the stages run in threads.
     """
-    m = find_matrix(matrix)
-    kr, kb = np.float32(m.kr), np.float32(m.kb)
-    kg = np.float32(1.0 - m.kr - m.kb)
+    kr, kg, kb = (np.float32(k) for k in luma_weights(matrix))
     x = rgb if rgb.dtype == np.float32 else rgb.astype(np.float32)
     return x[..., 0] * kr + x[..., 1] * kg + x[..., 2] * kb
 
 
 def _rgb_to_ycbcr_matrix(matrix: str) -> Tensor:
-    m = find_matrix(matrix)
-    kr, kb = m.kr, m.kb
-    kg = 1.0 - kr - kb
-    return torch.tensor(
-        [
-            [kr, kg, kb],
-            [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
-            [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))],
-        ],
-        dtype=torch.float64,
-    )
+    return torch.tensor(rgb_to_ycbcr_rows(matrix), dtype=torch.float64)
 
 
 def rgb_to_ycbcr_matrix(matrix: str = "bt709") -> Tensor:
@@ -54,7 +42,7 @@ def rgb_to_ycbcr(rgb: Tensor, matrix: str = "bt709") -> Tensor:
 
 def ycbcr_to_rgb_matrix(matrix: str = "bt709") -> Tensor:
     """(3, 3) float32: RGB = this @ (Y, Cb, Cr), the inverse of :func:`rgb_to_ycbcr`'s matrix."""
-    return torch.linalg.inv(_rgb_to_ycbcr_matrix(matrix)).to(torch.float32)
+    return torch.tensor(ycbcr_to_rgb_rows(matrix), dtype=torch.float64).to(torch.float32)
 
 
 def ycbcr_to_rgb(ycc: Tensor, matrix: str = "bt709") -> Tensor:
@@ -82,3 +70,8 @@ def preserve_color(stylized: Tensor, content: Tensor, matrix: str = "bt709") -> 
     y = rgb_to_ycbcr(stylized, matrix)[:, :1]
     cbcr = rgb_to_ycbcr(content, matrix)[:, 1:]
     return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1), matrix)
+
+
+def uint16_bits_to_float(x: Tensor) -> Tensor:
+    """uint16 samples carried as int16 bits (torch's uint16 has few ops) -> float32."""
+    return x.to(torch.int32).bitwise_and_(0xFFFF).float()

@@ -109,3 +109,36 @@ def tag_name(table: dict[int, str], code: int | None) -> str | None:
     if code is None or int(code) == UNSPECIFIED:
         return None
     return table.get(int(code))
+
+
+def luma_weights(name: str) -> tuple[float, float, float]:
+    """(Kr, Kg, Kb) of the matrix ``name``: luma = Kr R + Kg G + Kb B, Kg = 1 - Kr - Kb."""
+    m = matrix(name)
+    return m.kr, 1.0 - m.kr - m.kb, m.kb
+
+
+def rgb_to_ycbcr_rows(name: str) -> tuple[tuple[float, float, float], ...]:
+    """The (3, 3) float64 matrix (as rows) with (Y, Cb, Cr) = it @ RGB; RGB and Y in [0, 1],
+    Cb and Cr in [-0.5, 0.5]."""
+    kr, kg, kb = luma_weights(name)
+    return ((kr, kg, kb),
+            (-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5),
+            (0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))))
+
+
+def levels(bits: int, full: bool) -> tuple[float, float, float, float]:
+    """(luma offset, luma range, chroma centre, chroma range) in code values of ``bits``-bit
+    samples, full ("pc") or limited ("tv") range."""
+    k = float(1 << (bits - 8))
+    if full:
+        top = float((1 << bits) - 1)
+        return 0.0, top, 128.0 * k, top
+    return 16.0 * k, 219.0 * k, 128.0 * k, 224.0 * k
+
+
+def ycbcr_to_rgb_rows(name: str) -> tuple[tuple[float, float, float], ...]:
+    """The inverse of :func:`rgb_to_ycbcr_rows` (closed form): RGB = it @ (Y, Cb, Cr)."""
+    kr, kg, kb = luma_weights(name)
+    return ((1.0, 0.0, 2 * (1 - kr)),
+            (1.0, -2 * kb * (1 - kb) / kg, -2 * kr * (1 - kr) / kg),
+            (1.0, 2 * (1 - kb), 0.0))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..core.frame import Frame
+from .spaces import luma_weights
 
 #: HDR reference white and the peak the curve maps to SDR white, in nits.
 REFERENCE_WHITE = 203.0
@@ -30,8 +31,8 @@ PEAK = 1000.0
 _BT2020_TO_BT709 = torch.tensor([[1.6605, -0.5876, -0.0728],
                                  [-0.1246, 1.1329, -0.0083],
                                  [-0.0182, -0.1006, 1.1187]])
-_LUMA_2020 = torch.tensor([0.2627, 0.6780, 0.0593])
-_LUMA_709 = torch.tensor([0.2126, 0.7152, 0.0722])
+_LUMA_2020 = torch.tensor(luma_weights("bt2020"))
+_LUMA_709 = torch.tensor(luma_weights("bt709"))
 _HLG_A, _HLG_B = 0.17883277, 0.28466892
 _HLG_C = 0.5 - _HLG_A * math.log(4 * _HLG_A)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from .errors import OptionError
+
 
 class Ease(str, enum.Enum):
     """How values move between keyframes (``--ease``)."""
@@ -95,3 +97,14 @@ def megapixels(pixels: int) -> str:
 
 #: Largest ``--style-size`` (longest side of the style image the network sees).
 MAX_STYLE_SIZE = 4096
+
+
+def parse_resolution(text: str, option: str = "--resolution") -> tuple[int, int]:
+    """A frame size option "WxH" as (width, height), each at least 16."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise OptionError(f"{option} must look like 3840x2160, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise OptionError(f"{option} must be at least 16x16, got {text!r}")
+    return w, h

@@ -103,7 +103,6 @@ class CudaRunner:
         dev_in.record_stream(compute)  # the allocator must not reuse it before compute ends
         deep = data0.dtype == np.uint16
         # Colour conversion (for 4:2:0 planes) and scaling run here, on the device.
-        from .stylizer import batch_matte
 
         styled = e.stylizer(e.transport.to_float(dev_in), [f.seconds for f in batch], batch_matte(batch, e.device))
         out = e.transport.from_float(styled, deep).contiguous()

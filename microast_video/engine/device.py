@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import sys
 from collections.abc import Iterator
 
+import cv2
 import torch
 
 from ..core.errors import DeviceError
@@ -107,8 +110,6 @@ def tune_cpu_allocator() -> bool:
         return True
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
-    import ctypes.util
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -139,7 +140,6 @@ def opencv_threads(count: int) -> Iterator[None]:
     if count <= 0:
         yield
         return
-    import cv2
 
     before = cv2.getNumThreads()
     cv2.setNumThreads(count)

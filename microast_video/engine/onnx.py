@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from ..core.errors import OptionError
+from ..core.options import parse_resolution
 from ..core.output import AtomicFile
 from ..models import MicroAST, StyleSignals
 from ..models.export import ContentPath, FullNetwork
+from ..style.signals import check_style_source
 
 #: The opset the exporter targets (ONNX Runtime, OpenVINO and TensorRT all read it).
 OPSET = 18
@@ -46,8 +48,6 @@ def missing(extra: str) -> str | None:
 
 def check_export(style: Path | None, signals: Path | None, size: str | None, dynamic: bool) -> tuple[int, int] | None:
     """The export's options, checked before any work; returns the fixed size (None: dynamic)."""
-    from ..bench.bench import parse_resolution
-    from ..style.signals import check_style_source
 
     if dynamic and size is not None:
         raise OptionError("give either --size or --dynamic, not both")

@@ -23,18 +23,19 @@ import torch
 from torch import Tensor
 
 from ..colour.convert import preserve_color
-from ..style.controls import Schedule
-from .cuda import CudaRunner, host_array, host_tensor
-from ..native import kernels as _native
-from .device import tune_cpu_allocator
-from ..style.weights import cache_dir
 from ..core.frame import Frame
-from ..models.signals import StyleSignals
+from ..core.paths import cache_dir
 from ..core.stages import StageTimes
-from .transport import RGBTransport, YUV420Transport
 from ..models import MicroAST
 from ..models.microast import to_samples, to_unit
+from ..models.signals import StyleSignals
 from ..models.strips import KeptMap
+from ..native import model as native_model
+from ..native.build import cxx_compiler
+from ..style.controls import Schedule
+from .cuda import CudaRunner, host_array, host_tensor
+from .device import tune_cpu_allocator
+from .transport import RGBTransport, YUV420Transport, batch_matte
 
 H = TypeVar("H")
 
@@ -56,7 +57,7 @@ class EngineSettings:
             not cached, so every run pays the full compile. Worth it for long jobs only.
         kernel_cache: where compiled kernels persist between runs (None: torch's default).
         native: on the CPU, run the decoder's upsampling + grouped convs in strips through
-            the fused native kernel (:mod:`microast_video.native.kernels`; built on first use in
+            the fused native kernel (:mod:`microast_video.native.model`; built on first use in
             ``kernel_cache``, PyTorch's ops when it cannot be built).
         whole_middle: with ``compile`` and strips, compile the quarter-resolution middle on
             the whole map (inductor fuses it: the fastest form) instead of running it in place
@@ -129,7 +130,7 @@ def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
     CUDA (fixed frame sizes), tunes glibc's allocator for the fast CPU path (see
     :func:`~microast_video.engine.device.tune_cpu_allocator`), points inductor's kernel
     cache at ``settings.kernel_cache`` when compiling, and switches the native kernel on or
-    off (:mod:`microast_video.native.kernels`).
+    off (:mod:`microast_video.native.model`).
 
     Returns None, or a note: why the native kernel asked for could not run.
     """
@@ -142,16 +143,16 @@ def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
     if settings.compile and settings.kernel_cache is not None:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.kernel_cache))
     if not (settings.native and device.type == "cpu" and settings.strip_rows is not None):
-        _native.disable()
+        native_model.disable()
         return None
-    return _native.enable(cache_dir())
+    return native_model.enable(cache_dir())
 
 
 def compile_unavailable() -> str | None:
     """Why ``torch.compile`` cannot work on this machine (None when it can)."""
     if not hasattr(torch, "compile"):
         return f"torch {torch.__version__} has no torch.compile"
-    if _native.cxx_compiler() is None:
+    if cxx_compiler() is None:
         return "no C++ compiler found (inductor needs one on the CPU)"
     return None
 
@@ -269,14 +270,6 @@ class Stylizer:
         self.compile_seconds = time.perf_counter() - t
         self._compiled = compiled
         return out
-
-
-def batch_matte(batch: list[Frame], device: torch.device) -> Tensor | None:
-    """The batch's mattes as (N, 1, H, W) float32 in [0, 1] on ``device`` (None without mattes)."""
-    if batch[0].matte is None:
-        return None
-    mattes = torch.from_numpy(np.stack([f.matte for f in batch]))[:, None]
-    return mattes.to(device, non_blocking=True).float().div_(255.0)
 
 
 def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..colour.convert import rgb_to_ycbcr, ycbcr_to_rgb
+from ..colour.convert import rgb_to_ycbcr, uint16_bits_to_float, ycbcr_to_rgb
+from ..colour.spaces import levels
+from ..core.frame import Frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,21 +93,6 @@ class YUV420Transport:
         return packed.to(torch.uint8)
 
 
-def levels(bits: int, full: bool) -> tuple[float, float, float, float]:
-    """(luma offset, luma range, chroma centre, chroma range) in code values of ``bits``-bit
-    samples, full ("pc") or limited ("tv") range."""
-    k = float(1 << (bits - 8))
-    if full:
-        top = float((1 << bits) - 1)
-        return 0.0, top, 128.0 * k, top
-    return 16.0 * k, 219.0 * k, 128.0 * k, 224.0 * k
-
-
-def uint16_bits_to_float(x: Tensor) -> Tensor:
-    """uint16 samples carried as int16 bits (torch's uint16 has few ops) -> float32."""
-    return x.to(torch.int32).bitwise_and_(0xFFFF).float()
-
-
 def _upsample_chroma(c: Tensor) -> Tensor:
     """(N, 2, H/2, W/2) -> (N, 2, H, W): vertical midpoint siting, horizontal co-sited left."""
     c = F.interpolate(c, scale_factor=(2.0, 1.0), mode="bilinear", align_corners=False)
@@ -120,3 +108,11 @@ def _downsample_chroma(c: Tensor) -> Tensor:
     right = torch.cat([c[..., 1:], c[..., -1:]], dim=-1)
     across = (left + 2 * c + right)[..., ::2] * 0.25
     return (across[..., 0::2, :] + across[..., 1::2, :]) * 0.5
+
+
+def batch_matte(batch: list[Frame], device: torch.device) -> Tensor | None:
+    """The batch's mattes as (N, 1, H, W) float32 in [0, 1] on ``device`` (None without mattes)."""
+    if batch[0].matte is None:
+        return None
+    mattes = torch.from_numpy(np.stack([f.matte for f in batch]))[:, None]
+    return mattes.to(device, non_blocking=True).float().div_(255.0)

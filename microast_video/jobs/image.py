@@ -7,15 +7,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..engine.device import resolve_device, resolve_precision
-from ..engine.stylizer import Stylizer, engine_settings, prepare_runtime
 from ..core.errors import OptionError
-from ..media.image import check_image, load_content_image
-from ..media.image_write import check_image_output, write_image
 from ..core.options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, Precision
 from ..core.output import check_output
-from ..style.pretrained import load_model
 from ..core.stages import terminate_on_signals
+from ..engine.device import resolve_device, resolve_precision
+from ..engine.stylizer import Stylizer, engine_settings, prepare_runtime
+from ..media.image import check_image, load_content_image
+from ..media.image_write import check_image_output, write_image
+from ..style.pretrained import load_model
 from ..style.signals import check_style_source, job_signals
 
 

@@ -17,21 +17,44 @@ from pathlib import Path
 import torch
 
 from ..colour import spaces as cs
-from ..style.controls import MatteSource, check_keyframes, load_keyframe_file, parse_keyframe, seconds
-from ..engine.device import resolve_device, resolve_precision
-from ..media.encode_plan import (EncodePlan, EncodeSettings, check_encoder, chroma_alignment, default_output, ffmpeg_exe,
-                           plan_encode)
-from ..engine.stylizer import EngineSettings, engine_settings
 from ..core.errors import InputError, OptionError, shown
-from ..core.options import (DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, CompileMode, Deinterlace, Ease, HdrMode, Precision, Temporal,
-                       Transport, megapixels)
-from ..temporal.stabilizer import TemporalSettings
+from ..core.options import (
+    DEFAULT_MAX_PIXELS,
+    MAX_STYLE_SIZE,
+    CompileMode,
+    Deinterlace,
+    Ease,
+    HdrMode,
+    Precision,
+    Temporal,
+    Transport,
+    megapixels,
+)
 from ..core.output import check_output
-from ..media.probe import VideoInfo, probe
-from ..style.signals import check_style_source
+from ..core.paths import cache_dir
+from ..engine.device import resolve_device, resolve_precision
+from ..engine.stylizer import EngineSettings, engine_settings
 from ..engine.transport import RGBTransport, YUV420Transport
-from ..style.weights import cache_dir
+from ..media.encode_plan import (
+    EncodePlan,
+    EncodeSettings,
+    check_encoder,
+    chroma_alignment,
+    default_output,
+    ffmpeg_exe,
+    plan_encode,
+)
+from ..media.probe import VideoInfo, probe
 from ..models.microast import MIN_SIDE
+from ..style.controls import (
+    MatteSource,
+    check_keyframes,
+    load_keyframe_file,
+    parse_keyframe,
+    seconds,
+)
+from ..style.signals import check_style_source
+from ..temporal.stabilizer import TemporalSettings
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,21 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from .contact import labelled, png_bytes, sheet_grid, spread
-from ..style.controls import matted
-from ..media.decode import decode_frames
-from ..media.encode_plan import EncodeSettings
-from ..engine.stylizer import FrameEngine
 from ..core.errors import OptionError
 from ..core.frame import Frame
-from .plan import JobPlan, VideoJob, plan_video
 from ..core.options import Codec
 from ..core.output import check_output, write_bytes
-from .video import build_stylizer
-from ..style.pretrained import load_model
-from ..media.probe import probe
 from ..core.stages import terminate_on_signals
-
+from ..engine.stylizer import FrameEngine
+from ..media.decode import decode_frames
+from ..media.encode_plan import EncodeSettings
+from ..media.probe import probe
+from ..style.controls import matted
+from ..style.pretrained import load_model
+from .contact import labelled, png_bytes, sheet_grid, spread
+from .plan import JobPlan, VideoJob, plan_video
+from .video import build_stylizer
 
 #: The default height of a preview's frames (a clip smaller than this keeps its own).
 PREVIEW_HEIGHT = 270

@@ -5,10 +5,16 @@ from __future__ import annotations
 import platform
 from typing import TYPE_CHECKING, Any
 
+import av
+import numpy as np
+import torch
+
+from .._version import __version__
+
 if TYPE_CHECKING:
+    from ..core.stages import StageTimes
     from ..engine.stylizer import Stylizer
     from .plan import JobPlan
-    from ..core.stages import StageTimes
 
 #: Stages in the order a frame passes them (reports list these first, then any others).
 STAGE_ORDER = ("decode", "upload", "network", "download", "temporal", "encode")
@@ -16,11 +22,7 @@ STAGE_ORDER = ("decode", "upload", "network", "download", "temporal", "encode")
 
 def versions(exe: str) -> dict[str, str]:
     """Versions of everything that shaped the output."""
-    import av
-    import numpy as np
-    import torch
 
-    from .._version import __version__
 
     return {
         "microast_video": __version__,

@@ -21,28 +21,28 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from ..media.decode import DecodeStats, decode_frames
-from ..engine.device import opencv_threads, side_threads
-from ..media.encode import FFmpegWriter
-from ..engine.stylizer import FrameEngine, Stylizer, prepare_runtime
+from ..colour.tonemap import tonemapped
 from ..core.errors import InputError, shown
 from ..core.frame import Frame
-from .plan import JobPlan, VideoJob, plan_video
 from ..core.output import AtomicFile, json_bytes, sweep_stale
-from ..style.pretrained import load_model
-from .report import video_report
 from ..core.stages import Stage, StageTimes, run_chain, terminate_on_signals
+from ..engine.device import opencv_threads, side_threads
+from ..engine.stylizer import FrameEngine, Stylizer, prepare_runtime
+from ..engine.transport import YUV420Transport
+from ..media.decode import DecodeStats, decode_frames
+from ..media.encode import FFmpegWriter
 from ..style.controls import Schedule, matted, original_outside
+from ..style.pretrained import load_model
 from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized
-from ..colour.tonemap import tonemapped
-from ..engine.transport import YUV420Transport
-from fractions import Fraction
+from .plan import JobPlan, VideoJob, plan_video
+from .report import video_report
 
 Log = Callable[[str], None]
 

@@ -16,6 +16,8 @@ from av.video.reformatter import ColorRange, Interpolation
 from ..colour import spaces as cs
 from ..core.errors import InputError, shown
 from ..core.frame import Frame
+from ..core.paths import cache_dir
+from ..native.colour import colour_kernels
 from .probe import VideoInfo, reason
 
 #: np.rot90 turns (counter-clockwise quarter turns) that put stored pictures upright.
@@ -196,15 +198,10 @@ def _rgb_converter(info: VideoInfo, stored: tuple[int, int], options: dict[str, 
     each field). None where the kernel cannot be built or does not apply."""
     if info.matrix == "gbr" or stored != (info.width, info.height) or stored[0] % 2 or stored[1] % 2:
         return None
-    from ..colour.convert import ycbcr_to_rgb_matrix  # torch: only where a job converts
-    from ..native.kernels import colour_kernels
-    from ..engine.transport import levels
-    from ..style.weights import cache_dir
-
     kernels = colour_kernels(cache_dir())
     if kernels is None:
         return None
-    matrix, lv = ycbcr_to_rgb_matrix(info.matrix).numpy(), levels(8, info.full_range)
+    matrix, lv = cs.ycbcr_to_rgb_rows(info.matrix), cs.levels(8, info.full_range)
 
     def convert(frame: av.VideoFrame) -> np.ndarray:
         if (frame.format.name not in ("yuv420p", "yuvj420p") or (frame.width, frame.height) != stored

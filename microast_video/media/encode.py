@@ -25,11 +25,13 @@ import ffmpeg
 import numpy as np
 
 from ..colour import spaces as cs
-from .encode_plan import EncodePlan
 from ..core.errors import InputError, OutputError, shown
 from ..core.frame import Frame
-from .probe import VideoInfo, file_url
+from ..core.paths import cache_dir
 from ..core.process import popen
+from ..native.colour import colour_kernels
+from .encode_plan import EncodePlan
+from .probe import VideoInfo, file_url
 
 
 def pipe_format(frame: Frame) -> str:
@@ -210,15 +212,10 @@ class FFmpegWriter:
         if (first.layout != "rgb" or first.data.dtype != np.uint8 or self.plan.pix_fmt != "yuv420p"
                 or self.plan.pad != (0, 0) or h % 2 or w % 2):
             return None
-        from ..colour.convert import rgb_to_ycbcr_matrix  # torch: only where a job converts
-        from ..native.kernels import colour_kernels
-        from ..engine.transport import levels
-        from ..style.weights import cache_dir
-
         kernels = colour_kernels(cache_dir())
         if kernels is None:
             return None
-        matrix, lv = rgb_to_ycbcr_matrix(self.plan.matrix).numpy(), levels(8, self.plan.full_range)
+        matrix, lv = cs.rgb_to_ycbcr_rows(self.plan.matrix), cs.levels(8, self.plan.full_range)
         return lambda rgb: kernels.rgb8_to_yuv420(rgb, matrix, lv)
 
     def write(self, frame: Frame) -> None:

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import imageio_ffmpeg
 
 from ..colour import spaces as cs
 from ..core.errors import OptionError, OutputError, shown
@@ -105,7 +106,6 @@ def ffmpeg_exe() -> str:
         if not found:
             raise OutputError(f"ffmpeg program {shown(exe)} (MICROAST_VIDEO_FFMPEG) not found or not executable")
         return found
-    import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
 

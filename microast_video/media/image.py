@@ -21,7 +21,13 @@ import torch
 
 from ..core.errors import InputError, shown
 from ..core.options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, megapixels
-from .image_header import declared_size, exif_orientation, jpeg_is_complete, png_is_complete, sniff
+from .image_header import (
+    declared_size,
+    exif_orientation,
+    jpeg_is_complete,
+    png_is_complete,
+    sniff,
+)
 
 __all__ = ["read_image", "load_style_image", "load_content_image"]
 

@@ -1,18 +1,18 @@
 """The MicroAST network as pure ``nn.Module``s: no file, network or device I/O here."""
 
+from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
 from .microast import (
     ContentEncoder,
     Decoder,
     Encoder,
     MicroAST,
-    Modulator,
     ModulatedResBlock,
+    Modulator,
     ResBlock,
     StyleEncoder,
     featmod,
     mean_std,
 )
-from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
 from .signals import StyleSignals, mix_signals
 from .strips import KeptMap
 

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .signals import StyleSignals
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
 from .regions import Regions, featmod_regions, mixed
+from .signals import StyleSignals
 from .strip_blocks import Modulate, Residual, strip_mean_std
 from .strips import Conv, KeptMap, Op, UpConv, centred_conv, run_strips, strip_bounds
 

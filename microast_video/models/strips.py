@@ -277,7 +277,7 @@ class Upsample2:
         return up.narrow(2, o0 - 2 * a, o1 - o0)
 
 
-#: The fused upsampling + grouped conv for :class:`UpConv` (``microast_video.native.kernels``
+#: The fused upsampling + grouped conv for :class:`UpConv` (``microast_video.native.model``
 #: switches it on for the CPU engine), or None: PyTorch's ops. Called as
 #: ``fn(x, conv, a, h, o0, o1, blocked=..., relu=...)``; it returns None where it does not apply.
 _fused_up_dw: Callable[..., Tensor | None] | None = None
@@ -292,7 +292,7 @@ def use_fused_up_dw(fn: Callable[..., Tensor | None] | None) -> None:
 @dataclasses.dataclass(frozen=True)
 class MiddleKernels:
     """Native kernels for the quarter-resolution middle in strips under bf16 autocast (made by
-    ``microast_video.native.kernels``). Each returns None where it does not apply, and PyTorch's ops
+    ``microast_video.native.model``). Each returns None where it does not apply, and PyTorch's ops
     run; the results are the same up to float rounding.
 
     Attributes:
@@ -300,7 +300,7 @@ class MiddleKernels:
             rows: (the rows padded, minus their per-channel mean, rounded, NHWC; the mean,
             (N, C, 1, 1) float32). See :meth:`Conv.centred_raw`.
         tail: ``fn(y, shift, w, b, z, res, relu)``: a residual block's pointwise tail after
-            such a conv (``microast_video.native.kernels.epilogue``).
+            such a conv (``microast_video.native.model.epilogue``).
         stats: ``fn(x, eps)``: FeatMod's (mean, spread) of a whole map (:func:`.strip_blocks.strip_mean_std`).
         modulate: ``fn(rows, m, s, mean, std, alpha)``: FeatMod on rows (:class:`.strip_blocks.Modulate`).
     """

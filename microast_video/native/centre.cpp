@@ -1,6 +1,6 @@
 // The quarter-resolution convs under bf16: their input centred, rounded and padded in one
 // pass, and their output's pointwise tail in one pass (built and loaded by
-// microast_video/_native.py, with up_dw.cpp and temporal.cpp).
+// microast_video/native/build.py, with up_dw.cpp and temporal.cpp).
 //
 // centred_conv (models/strips.py) takes each conv's input x, subtracts its per-channel mean
 // mu, rounds to bf16 and convolves, adding bias + W·mu back in float32. In PyTorch ops, on a

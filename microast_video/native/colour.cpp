@@ -1,4 +1,4 @@
-// microast-video's native colour conversions (built and loaded by microast_video/_native.py
+// microast-video's native colour conversions (built and loaded by microast_video/native/build.py
 // with the other kernels): the decoder's 4:2:0 -> RGB (called from microast_video/_decode.py)
 // and the encoder's RGB -> 4:2:0 (called from microast_video/_encode.py).
 //

@@ -1,5 +1,5 @@
 // microast-video's native kernels for the temporal stage's full-resolution passes (built and
-// loaded by microast_video/_native.py with up_dw.cpp; called from microast_video/_temporal.py).
+// loaded by microast_video/native/build.py with up_dw.cpp; called from microast_video/_temporal.py).
 //
 // Both take small maps that are already upsampled horizontally (fh rows of the full width w)
 // and upsample them vertically one row at a time, as cv2.resize does (INTER_LINEAR: source

@@ -1,5 +1,5 @@
 // microast-video's one native kernel: the decoder's "bilinear x2 upsampling, then a grouped
-// 3x3 conv" in one pass, on the CPU (built and loaded by microast_video/_native.py).
+// 3x3 conv" in one pass, on the CPU (built and loaded by microast_video/native/build.py).
 //
 // out[r, c, g] = relu(bias[g] + sum over k < per, dy, dx < 3 of
 //                     wt[g, k, dy, dx] * up[channel(g, k), refl(r + dy - 1), refl(c + dx - 1)])
@@ -150,7 +150,7 @@ RowFn pick_types(int in_bf16, int out_bf16, int blocked) {
 
 }  // namespace
 
-// Returns 0 when done, 1 for a shape it is not built for (nothing written; see _native.SHAPES).
+// Returns 0 when done, 1 for a shape it is not built for (nothing written; see native/model.py SHAPES).
 extern "C" int microast_up_dw(const void* x, int in_bf16, int64_t row_stride, int a, int h, int w, int groups,
                               int per, int blocked, const float* wt, const float* bias, void* out, int out_bf16,
                               int64_t out_row_stride, int o0, int o1, int relu, int threads) {

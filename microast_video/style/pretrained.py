@@ -6,8 +6,8 @@ import os
 
 import torch
 
-from .weights import load_checkpoints, resolve_weights
 from ..models import MicroAST
+from .weights import load_checkpoints, resolve_weights
 
 
 def load_model(weights: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu", *,

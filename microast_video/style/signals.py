@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 
 from ..core.errors import InputError, OptionError, shown
-from ..media.image import check_image, load_style_image
 from ..core.options import DEFAULT_MAX_PIXELS
-from .signals_file import load_signals
-from ..models.signals import StyleSignals, mix_signals
+from ..media.image import check_image, load_style_image
 from ..models import MicroAST
 from ..models.microast import MIN_SIDE
+from ..models.signals import StyleSignals, mix_signals
+from .signals_file import load_signals
 
 
 def compute_signals(

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from ..core.errors import OutputError, WeightsError, shown
 from ..core.output import AtomicFile
+from ..core.paths import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     import torch
@@ -136,21 +137,6 @@ def _download_error(url: str, reason: object) -> WeightsError:
 
 
 # --------------------------------------------------------------------------- public API
-
-
-def cache_dir() -> Path:
-    """Return the per-user cache folder for downloaded weights.
-
-    ``$XDG_CACHE_HOME/microast-video`` when ``XDG_CACHE_HOME`` is set to an absolute
-    path (relative values are ignored, as the XDG spec asks), otherwise
-    ``~/.cache/microast-video``. The folder is not created here.
-    """
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        base = Path(xdg)
-    else:
-        base = Path.home() / ".cache"
-    return base / "microast-video"
 
 
 def verify_file(path: Path, sha256: str, *, hint: str | None = None) -> None:

@@ -29,10 +29,9 @@ import cv2
 import numpy as np
 
 from ..colour.convert import luma
-from ..media.decode import decode_frames
 from ..core.errors import InputError, shown
+from ..media.decode import decode_frames
 from ..media.probe import probe
-
 
 
 def frames_at_height(path: str | Path, height: int, limit: int | None = None, *, start: float = 0.0,

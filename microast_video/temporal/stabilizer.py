@@ -19,7 +19,7 @@ The network stylizes every frame on its own and turns small differences between 
    frame's (gain between 1 and ``max_gain``);
 4. the smooth parts of the blend (weights, base, gain) are computed at the flow's size
    and the full-resolution work is two passes, the warp and ``out = ac * current + aw * warped
-   + k``: native kernels (:class:`~microast_video.native.kernels.TemporalKernels`, one thread, no
+   + k``: native kernels (:class:`~microast_video.native.temporal.TemporalKernels`, one thread, no
    full-size temporaries) where they could be built, else OpenCV, numpy and torch in strips.
    Where nothing is reliable, ``ac = 1, aw = k = 0``: the output is the per-frame frame.
 
@@ -33,18 +33,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
 
-from ..colour.convert import luma
+from ..colour.convert import luma, uint16_bits_to_float
 from ..core.frame import Frame, pack_planes, unpack_planes
-from ..engine.transport import uint16_bits_to_float
-
-if TYPE_CHECKING:
-    from ..native.kernels import TemporalKernels
+from ..core.paths import cache_dir
+from ..native.temporal import TemporalKernels, temporal_kernels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -403,8 +400,6 @@ def new_stabilizer(settings: TemporalSettings | None) -> Stabilizer | None:
     kernels when they can be built (:attr:`Stabilizer.kernel_note` says why not)."""
     if settings is None:
         return None
-    from ..native.kernels import temporal_kernels
-    from ..style.weights import cache_dir
 
     kernels, why = temporal_kernels(cache_dir())
     return Stabilizer(settings, kernels, why)

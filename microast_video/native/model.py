@@ -1,4 +1,4 @@
-"""The native CPU kernels: the decoder's fused upsampling + grouped 3x3 conv, the
+"""The network's native CPU kernels: the decoder's fused upsampling + grouped 3x3 conv, the
 quarter-resolution convs' centring under bf16, and the temporal stage's two full-resolution
 passes.
 
@@ -34,32 +34,17 @@ float rounding).
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import itertools
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ..models import strips
+from .build import library, loaded
 
-SOURCES = tuple(Path(__file__).parent / name
-                for name in ("up_dw.cpp", "temporal.cpp", "centre.cpp", "colour.cpp"))
-HEADERS = (Path(__file__).parent / "bf16.h",)  # included by the sources: part of the build's key
-#: -fno-trapping-math: float -> int conversions vectorize (nothing here reads FP exceptions)
-_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-trapping-math")
-_state: dict[str, object] = {}  # "lib": the loaded library, "op": the registered custom op
-_build_lock = threading.Lock()
 #: (groups, inputs per group) that up_dw.cpp is built for: MicroAST's two upsampling convs.
 SHAPES = frozenset({(32, 2), (16, 2)})
+_registered: list[object] = []  # the custom op, registered once per process
 
 
 def enable(cache: Path) -> str | None:
@@ -73,106 +58,17 @@ def enable(cache: Path) -> str | None:
     if lib is None:
         disable()
         return why
-    if "op" not in _state:
-        _state["op"] = _register()
+    if not _registered:
+        _registered.append(_register())
     strips.use_fused_up_dw(fused_up_dw)
     strips.use_middle_kernels(strips.MiddleKernels(centre_pad, epilogue, channel_stats, modulate))
     return None
-
-
-def library(cache: Path) -> tuple[ctypes.CDLL | None, str | None]:
-    """The native library, built and loaded once per process: (it, None) or (None, why not).
-
-    Thread-safe: the decoder's thread and the engine may ask at the same time."""
-    with _build_lock:
-        if "lib" not in _state:
-            try:
-                _state["lib"] = _load(_build(cache / "native"))
-            except (OSError, RuntimeError, subprocess.SubprocessError) as err:
-                _state["lib"] = None
-                _state["why"] = f"native kernels unavailable, PyTorch / numpy instead ({' '.join(str(err).split())[:200]})"
-    return _state["lib"], _state.get("why")  # type: ignore[return-value]
 
 
 def disable() -> None:
     """Run the PyTorch ops again (the fused kernels stay loaded)."""
     strips.use_fused_up_dw(None)
     strips.use_middle_kernels(None)
-
-
-def cxx_compiler() -> str | None:
-    """The machine's C++ compiler (``$CXX``, else g++, c++, clang++), or None: the one lookup
-    for this kernel and for ``torch.compile`` (:func:`~microast_video.engine.stylizer.compile_unavailable`)."""
-    for name in (os.environ.get("CXX", ""), "g++", "c++", "clang++"):
-        found = shutil.which(name) if name else None
-        if found:
-            return found
-    return None
-
-
-def _cpu_identity() -> str:
-    """What ``-march=native`` depends on: the architecture and, on Linux, the CPU's flags."""
-    flags = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        pass
-    return platform.machine() + flags
-
-
-def _build(folder: Path) -> Path:
-    """The compiled library for this source, compiler and CPU (built now if not cached)."""
-    cxx = cxx_compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found")
-    source = b"".join(path.read_bytes() for path in (*SOURCES, *HEADERS))
-    key = hashlib.sha256(source + cxx.encode() + " ".join(_FLAGS).encode() + _cpu_identity().encode()).hexdigest()
-    target = folder / f"native-{key[:20]}.so"
-    if target.exists():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    last = ""
-    # x86 / Arm spelling of "this CPU", then portable; OpenMP (torch's runtime), then threads.
-    for arch, omp in itertools.product((("-march=native",), ("-mcpu=native",), ()), (("-fopenmp",), ())):
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-        os.close(fd)
-        cmd = [cxx, *_FLAGS, *arch, *omp, *map(str, SOURCES), "-o", tmp]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode == 0:
-            os.replace(tmp, target)  # atomic: a concurrent build of the same key is harmless
-            for stale in [*folder.glob("native-*.so"), *folder.glob("up_dw-*.so")]:  # older sources, another CPU
-                if stale != target:
-                    stale.unlink(missing_ok=True)  # a process that loaded it keeps its mapping
-            return target
-        os.unlink(tmp)
-        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-    raise RuntimeError(f"{Path(cxx).name} failed: {last}")
-
-
-def _load(path: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(path))
-    i, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
-    lib.microast_up_dw.restype = i
-    lib.microast_up_dw.argtypes = [ptr, i, i64, i, i, i, i, i, i, ptr, ptr, ptr, i, i64, i, i, i, i]
-    f = ctypes.c_float
-    lib.microast_warp.restype = i
-    lib.microast_warp.argtypes = [ptr, i, i, i, ptr, i, ptr, i, i]
-    lib.microast_compose.restype = i
-    lib.microast_compose.argtypes = [ptr, i, ptr, i, i, i, ptr, ptr, ptr, i, f, f, ptr, ptr, i, f, i, i]
-    lib.microast_centre_pad.restype = i
-    lib.microast_centre_pad.argtypes = [ptr, i64, i, i, i, i, i, i, i, ptr, ptr, i]
-    lib.microast_epilogue.restype = i
-    lib.microast_epilogue.argtypes = [ptr, i, i, i, ptr, ptr, ptr, ptr, i64, ptr, i64, i, ptr, i]
-    lib.microast_channel_sums.restype = i
-    lib.microast_channel_sums.argtypes = [ptr, i64, i, i, i, ptr, ptr, i]
-    lib.microast_modulate.restype = i
-    lib.microast_modulate.argtypes = [ptr, i64, i, i, i, ptr, ptr, ptr, ptr, f, ptr, i]
-    lib.microast_yuv420_to_rgb8.restype = i
-    lib.microast_yuv420_to_rgb8.argtypes = [ptr, i64, ptr, ptr, i64, i, i, ptr, f, f, f, f, ptr, i, i]
-    lib.microast_rgb8_to_yuv420.restype = i
-    lib.microast_rgb8_to_yuv420.argtypes = [ptr, i64, i, i, ptr, f, f, f, f, ptr, ptr, ptr]
-    return lib
 
 
 def _register() -> object:
@@ -196,7 +92,7 @@ def _up_dw(x: Tensor, weight: Tensor, bias: Tensor, a: int, h: int, o0: int, o1:
            bf16_out: bool) -> Tensor:
     """Rows [o0, o1) of ``relu(conv(pad(up2(x))))`` from ``x`` = rows [a, a + n) of a height-``h``
     map: (N, C, n, W) float32 or bfloat16; returns (N, G, o1 - o0, 2W), NHWC memory."""
-    lib = _state["lib"]
+    lib = loaded()
     groups, per = weight.shape[0], x.shape[1] // weight.shape[0]
     if x.stride(1) != 1 or x.stride(3) != x.shape[1]:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -250,7 +146,7 @@ def centre_pad(rows: Tensor, pad: tuple[int, int, int, int]) -> tuple[Tensor, Te
     mu = torch.empty((n, c), dtype=torch.float32)
     threads = torch.get_num_threads()
     for i in range(n):
-        rc = _state["lib"].microast_centre_pad(rows[i].data_ptr(), rows.stride(2), r, w, c, top, bottom, left, right,
+        rc = loaded().microast_centre_pad(rows[i].data_ptr(), rows.stride(2), r, w, c, top, bottom, left, right,
                                                mu[i].data_ptr(), out[i].data_ptr(), threads)
         if rc != 0:
             return None
@@ -274,7 +170,7 @@ def epilogue(y: Tensor, shift: Tensor, w: Tensor | None, b: Tensor | None, z: Te
     out = torch.empty(y.shape, dtype=torch.float32, memory_format=torch.channels_last)
     threads = torch.get_num_threads()
     for i in range(n):
-        rc = _state["lib"].microast_epilogue(
+        rc = loaded().microast_epilogue(
             y[i].data_ptr(), r, width, c, *(_item(t, i) for t in per_channel),
             _item(z, i), 0 if z is None else z.stride(2), _item(res, i), 0 if res is None else res.stride(2),
             int(relu), out[i].data_ptr(), threads)
@@ -316,7 +212,7 @@ def channel_stats(x: Tensor, eps: float) -> tuple[Tensor, Tensor] | None:
         return None
     sums, squares = torch.empty((n, c), dtype=torch.float64), torch.empty((n, c), dtype=torch.float64)
     mean = torch.empty((n, c), dtype=torch.float32)
-    lib, threads = _state["lib"], torch.get_num_threads()
+    lib, threads = loaded(), torch.get_num_threads()
     for i in range(n):
         if lib.microast_channel_sums(x[i].data_ptr(), x.stride(2), h, w, c, None, sums[i].data_ptr(), threads):
             return None
@@ -336,118 +232,9 @@ def modulate(rows: Tensor, m: Tensor, s: Tensor, mean: Tensor, std: Tensor, alph
     if not _nhwc_rows(rows) or not isinstance(alpha, float) or per_channel is None:
         return None
     out = torch.empty(rows.shape, dtype=torch.float32, memory_format=torch.channels_last)
-    lib, threads = _state["lib"], torch.get_num_threads()
+    lib, threads = loaded(), torch.get_num_threads()
     for i in range(n):
         if lib.microast_modulate(rows[i].data_ptr(), rows.stride(2), r, w, c, *(_item(t, i) for t in per_channel),
                                  alpha, out[i].data_ptr(), threads):
             return None
     return out
-
-
-_U16, _F32 = (np.dtype(np.uint16),), (np.dtype(np.float32),)
-
-
-class TemporalKernels:
-    """The temporal stage's full-resolution passes (``native/temporal.cpp``), on numpy arrays.
-
-    Small maps come upsampled horizontally only, (fh, w[, ch]) float32, and are upsampled
-    vertically a row at a time as ``cv2.resize`` does; frames are (h, w[, ch]) C-contiguous."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self.lib = lib
-
-    def warp(self, prev: np.ndarray, coords: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``out`` = uint16 ``prev`` sampled bilinearly at ``coords`` (fh, w, 2) (x, y), borders replicated."""
-        h, w = prev.shape[:2]
-        _check(prev=(prev, prev.shape, _U16), out=(out, prev.shape, _U16),
-               coords=(coords, (coords.shape[0], w, 2), _F32))
-        rc = self.lib.microast_warp(prev.ctypes.data, h, w, _channels(prev), coords.ctypes.data, coords.shape[0],
-                                    out.ctypes.data, 0, h)
-        if rc != 0:
-            raise ValueError(f"native warp cannot take this frame: {prev.shape = }")
-        return out
-
-    def compose(self, c: np.ndarray, warped: np.ndarray, ac: np.ndarray, aw: np.ndarray, k: np.ndarray,
-                c_scale: float, w_scale: float, top: float, state: np.ndarray, samples: np.ndarray) -> None:
-        """``v = ac * c * c_scale + aw * warped * w_scale + k`` per sample (``ac, aw`` broadcast over
-        the channels); ``state`` = round(v * 65535) as uint16, ``samples`` = round(v * top) as
-        ``c``'s dtype (uint8 or uint16), both clamped."""
-        (h, w), fh, kinds = c.shape[:2], ac.shape[0], (np.dtype(np.uint8), np.dtype(np.uint16))
-        _check(c=(c, c.shape, kinds), samples=(samples, c.shape, (c.dtype,)), warped=(warped, c.shape, _U16),
-               state=(state, c.shape, _U16), ac=(ac, (fh, w), _F32), aw=(aw, (fh, w), _F32),
-               k=(k, (fh, *c.shape[1:]), _F32))
-        rc = self.lib.microast_compose(c.ctypes.data, int(c.dtype == np.uint16), warped.ctypes.data, h, w, _channels(c),
-                                       ac.ctypes.data, aw.ctypes.data, k.ctypes.data, fh, c_scale, w_scale,
-                                       state.ctypes.data, samples.ctypes.data, int(samples.dtype == np.uint16), top, 0, h)
-        if rc != 0:
-            raise ValueError(f"native compose cannot take these frames: {c.shape = }, {c.dtype = }")
-
-
-def _channels(x: np.ndarray) -> int:
-    return x.shape[2] if x.ndim == 3 else 1
-
-
-def _check(**arrays: tuple[np.ndarray, tuple[int, ...], tuple[np.dtype, ...]]) -> None:
-    """The kernels read raw memory: every array C-contiguous, of its shape and one of its dtypes."""
-    for name, (array, shape, dtypes) in arrays.items():
-        if not array.flags.c_contiguous or array.shape != tuple(shape) or array.dtype not in dtypes:
-            raise ValueError(f"native temporal kernel: bad {name}: {array.shape = }, {array.dtype = }, "
-                             f"want {tuple(shape)} of {[str(d) for d in dtypes]}, C-contiguous")
-
-
-class ColourKernels:
-    """The decoder's 8-bit 4:2:0 -> RGB conversion and the encoder's RGB -> 4:2:0
-    (``native/colour.cpp``): the arithmetic of :meth:`~microast_video.engine.transport.YUV420Transport.to_float`
-    and :meth:`~microast_video.engine.transport.YUV420Transport.from_float`, one pass each, on the calling thread."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self.lib = lib
-
-    def yuv420_to_rgb8(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], matrix: np.ndarray,
-                       levels: tuple[float, float, float, float]) -> np.ndarray:
-        """(H, W, 3) uint8 RGB from uint8 planes Y (H, W), U and V (H/2, W/2), each with unit
-        column stride (rows may be padded); ``matrix`` (3, 3) float32 takes (Y, Cb, Cr) to RGB,
-        ``levels`` = (luma offset, luma range, chroma centre, chroma range) in code values."""
-        y, u, v = planes
-        h, w = y.shape
-        if (h % 2 or w % 2 or u.shape != (h // 2, w // 2) or v.shape != u.shape or u.strides != v.strides
-                or any(p.dtype != np.uint8 or p.strides[1] != 1 for p in planes)):
-            raise ValueError(f"native colour conversion needs even 8-bit 4:2:0 planes: {y.shape = }, {u.shape = }")
-        m = np.ascontiguousarray(matrix, np.float32)
-        out = np.empty((h, w, 3), np.uint8)
-        rc = self.lib.microast_yuv420_to_rgb8(y.ctypes.data, y.strides[0], u.ctypes.data, v.ctypes.data, u.strides[0],
-                                              h, w, m.ctypes.data, *levels, out.ctypes.data, 0, h)
-        if rc != 0:
-            raise ValueError(f"native colour conversion cannot take this frame: {y.shape = }")
-        return out
-
-    def rgb8_to_yuv420(self, rgb: np.ndarray, matrix: np.ndarray, levels: tuple[float, float, float, float]
-                       ) -> np.ndarray:
-        """(H * 3/2, W) uint8 4:2:0 planes (Y, then U, then V, as PyAV packs ``yuv420p``) from
-        (H, W, 3) uint8 RGB with even H, W and packed rows (rows may be padded); ``matrix``
-        (3, 3) float32 takes RGB in [0, 1] to (Y, Cb, Cr), ``levels`` as for :meth:`yuv420_to_rgb8`."""
-        h, w = rgb.shape[:2]
-        if (rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or h % 2 or w % 2
-                or rgb.strides[1:] != (3, 1)):
-            raise ValueError(f"native colour conversion needs even packed 8-bit RGB: {rgb.shape = }, {rgb.strides = }")
-        m = np.ascontiguousarray(matrix, np.float32)
-        out = np.empty((h * 3 // 2, w), np.uint8)
-        flat = out.reshape(-1)
-        y, u, v = flat[: h * w], flat[h * w: h * w * 5 // 4], flat[h * w * 5 // 4:]
-        rc = self.lib.microast_rgb8_to_yuv420(rgb.ctypes.data, rgb.strides[0], h, w, m.ctypes.data, *levels,
-                                              y.ctypes.data, u.ctypes.data, v.ctypes.data)
-        if rc != 0:
-            raise ValueError(f"native colour conversion cannot take this frame: {rgb.shape = }")
-        return out
-
-
-def colour_kernels(cache: Path) -> ColourKernels | None:
-    """The decoder's and the encoder's colour conversions (built and loaded once per process), or None."""
-    lib, _ = library(cache)
-    return None if lib is None else ColourKernels(lib)
-
-
-def temporal_kernels(cache: Path) -> tuple[TemporalKernels | None, str | None]:
-    """The temporal stage's kernels (built and loaded once per process), or (None, why not)."""
-    lib, why = library(cache)
-    return (TemporalKernels(lib), None) if lib is not None else (None, why)
