@@ -12,27 +12,21 @@ lines are one line on stderr and a non-zero exit; anything else is a bug and say
 from __future__ import annotations
 
 import contextlib
+import enum
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from .core.errors import MicroastError, Terminated
 from .core.options import (
-    DEFAULT_MAX_PIXELS,
-    BitDepth,
     Codec,
     CompileMode,
-    Deinterlace,
-    Ease,
-    HdrMode,
-    Precision,
-    Temporal,
-    Transport,
 )
+from .core.schema import OPTIONS
 
 app = typer.Typer(
     name="microast-video",
@@ -42,6 +36,39 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+
+def _declared(name: str, *names: str, help: str | None = None) -> Any:
+    """The typer option of the job option ``name``, from its one declaration
+    (:data:`~microast_video.core.schema.OPTIONS`): flag, type and help. Its values are checked by
+    the job, as a manifest's and a keyframes file's are, so all refuse the same values alike."""
+    option = OPTIONS[name]
+    if option.kind is bool:
+        return Annotated[bool, typer.Option(option.flag, *names, help=help or option.help_text)]
+    return Annotated[option.annotation, typer.Option(
+        option.flag, *names, help=help or option.help_text, show_default=option.default is not None,
+        parser=_parser(option), metavar=_metavar(option))]
+
+
+def _parser(option: Any) -> Any:
+    def parse(text: Any) -> Any:
+        try:
+            return option.parse(text)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    return parse
+
+
+def _metavar(option: Any) -> str:
+    if isinstance(option.kind, type) and issubclass(option.kind, enum.Enum):
+        return "|".join(str(e.value) for e in option.kind)
+    return {int: "INTEGER", float: "FLOAT"}.get(option.kind, "TEXT")
+
+
+def _default(name: str) -> Any:
+    return OPTIONS[name].default
+
 
 # Options shared by the commands (typer has no option groups; these aliases keep them equal).
 StyleOpt = Annotated[
@@ -54,14 +81,9 @@ SignalsOpt = Annotated[
     Optional[Path],
     typer.Option("--signals", help="Precomputed style signals (from `microast-video signals`) instead of --style."),
 ]
-AlphaOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Content-style weight: 1 = full style, 0 = least.")]
-PreserveColorOpt = Annotated[
-    bool, typer.Option("--preserve-color", help="Keep the content's colours; take only the style's luma.")]
-StyleSizeOpt = Annotated[
-    Optional[int],
-    typer.Option(min=16, max=4096,
-                 help="Resize each style image to this longest side (default: its own size, capped at 2048)."),
-]
+AlphaOpt = _declared("alpha")
+PreserveColorOpt = _declared("preserve_color")
+StyleSizeOpt = _declared("style_size")
 MatteOpt = Annotated[Optional[Path], typer.Option(
     help="Regions: a matte clip (grey, or the alpha of ProRes 4444 / PNG / VP9-alpha) or still image; the first "
          "--style where it is white, the second (or the original picture) where it is black, soft edges blended.")]
@@ -72,13 +94,10 @@ AlphaAtOpt = Annotated[Optional[list[str]], typer.Option(
     "--alpha-at", help="Alpha keyframe TIME:VALUE (e.g. 0:1 --alpha-at 5:0.6); repeat.")]
 KeyframesOpt = Annotated[Optional[Path], typer.Option(
     help="Keyframe file (TOML): style = [[0, \"a.jpg\"], [4.5, \"b.jpg\"]], alpha = [[0, 1.0]], ease = \"smooth\".")]
-EaseOpt = Annotated[Ease, typer.Option(help="How values move between keyframes.")]
-MaxPixelsOpt = Annotated[int, typer.Option(
-    min=1, help="Largest picture decoded (input frames, content and style images), in pixels; larger ones are "
-                "refused before decoding. The default holds 8K.")]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-PrecisionOpt = Annotated[Precision, typer.Option(
-    help="Numeric precision: fp32 is exact; auto = fp16 on CUDA, bf16 on CPUs that run it natively, else fp32.")]
+EaseOpt = _declared("ease")
+MaxPixelsOpt = _declared("max_pixels")
+DeviceOpt = _declared("device")
+PrecisionOpt = _declared("precision")
 WeightsOpt = Annotated[
     Optional[Path],
     typer.Option(help="Folder with the official MicroAST checkpoints (default: $MICROAST_VIDEO_WEIGHTS, the cache, "
@@ -126,16 +145,16 @@ def image_command(
     style: StyleOpt = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output image (.png, .jpg, .tif, .webp); default CONTENT_stylized.png.")] = None,
-    alpha: AlphaOpt = 1.0,
+    alpha: AlphaOpt = _default("alpha"),
     style_weights: StyleWeightsOpt = None,
     signals: SignalsOpt = None,
-    preserve_color: PreserveColorOpt = False,
+    preserve_color: PreserveColorOpt = _default("preserve_color"),
     style_size: StyleSizeOpt = None,
-    bit_depth: Annotated[BitDepth, typer.Option(help="Bits per channel of PNG/TIFF output.")] = BitDepth.b8,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
+    bit_depth: _declared("bit_depth") = _default("bit_depth"),
+    device: DeviceOpt = _default("device"),
+    precision: PrecisionOpt = _default("precision"),
     weights: WeightsOpt = None,
-    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixelsOpt = _default("max_pixels"),
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -190,48 +209,33 @@ def video_command(
     style: StyleOpt = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output video (.mp4, .mov, .mkv); default INPUT_stylized.EXT beside the input.")] = None,
-    alpha: AlphaOpt = 1.0,
+    alpha: AlphaOpt = _default("alpha"),
     style_weights: StyleWeightsOpt = None,
     signals: SignalsOpt = None,
-    preserve_color: PreserveColorOpt = False,
+    preserve_color: PreserveColorOpt = _default("preserve_color"),
     style_size: StyleSizeOpt = None,
-    codec: Annotated[Codec, typer.Option(
-        help="Video codec: h264, hevc (10-bit for deep sources), prores (422 HQ), ffv1 (lossless), *_nvenc.")] = Codec.h264,
-    crf: Annotated[Optional[int], typer.Option(min=0, max=51, help="Quality (lower is better); default 18 for h264, "
-                                                                   "20 for hevc.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Encoder preset (default fast for h264, medium for hevc, p5 for NVENC).")] = None,
-    pix_fmt: Annotated[Optional[str], typer.Option(
-        help="Output pixel format (default yuv420p; yuv422p10le for prores; 10-bit for deep sources).")] = None,
-    start: Annotated[float, typer.Option(min=0.0, help="Start this many seconds into the clip.")] = 0.0,
-    duration: Annotated[Optional[float], typer.Option(help="Process only this many seconds.")] = None,
-    height: Annotated[Optional[int], typer.Option(
-        min=5, help="Process and output at this height; width follows the display aspect ratio.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(
-        min=1, help="Frames per network batch (default: by frame size, 1 at 1080p and above).")] = None,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    compile: Annotated[CompileMode, typer.Option(
-        help="torch.compile the network: auto = when the clip is long enough to pay for it.")] = CompileMode.auto,
-    transport: Annotated[Transport, typer.Option(
-        help="How frames reach the device: rgb, yuv420 (4:2:0 planes, colour converted on the device), "
-             "auto (yuv420 on CUDA).")] = Transport.auto,
-    temporal: Annotated[Temporal, typer.Option(
-        help="Keep the painted texture steady from frame to frame (reset at scene cuts); off = every frame on its "
-             "own.")] = Temporal.on,
-    temporal_strength: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="How much of the previous frame's texture carries over where motion is tracked "
-                               "(0 = per-frame).")] = 0.95,
-    deinterlace: Annotated[Deinterlace, typer.Option(
-        help="auto: deinterlace (bwdif) sources flagged interlaced; on: every interlaced frame; off: keep fields.")
-    ] = Deinterlace.auto,
-    hdr: Annotated[HdrMode, typer.Option(
-        help="HDR (HLG/PQ) input: keep = 10-bit output with its HDR tags; tonemap = SDR BT.709.")] = HdrMode.keep,
-    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    codec: _declared("codec") = _default("codec"),
+    crf: _declared("crf") = _default("crf"),
+    preset: _declared("preset") = _default("preset"),
+    pix_fmt: _declared("pix_fmt") = _default("pix_fmt"),
+    start: _declared("start") = _default("start"),
+    duration: _declared("duration") = _default("duration"),
+    height: _declared("height") = _default("height"),
+    batch_size: _declared("batch_size") = _default("batch_size"),
+    device: DeviceOpt = _default("device"),
+    precision: PrecisionOpt = _default("precision"),
+    compile: _declared("compile") = _default("compile"),
+    transport: _declared("transport") = _default("transport"),
+    temporal: _declared("temporal") = _default("temporal"),
+    temporal_strength: _declared("temporal_strength") = _default("temporal_strength"),
+    deinterlace: _declared("deinterlace") = _default("deinterlace"),
+    hdr: _declared("hdr") = _default("hdr"),
+    max_pixels: MaxPixelsOpt = _default("max_pixels"),
     matte: MatteOpt = None,
     style_at: StyleAtOpt = None,
     alpha_at: AlphaAtOpt = None,
     keyframes: KeyframesOpt = None,
-    ease: EaseOpt = Ease.linear,
+    ease: EaseOpt = _default("ease"),
     weights: WeightsOpt = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report (per-stage and per-frame times) here.")] = None,
     chart: Annotated[Optional[Path], typer.Option(
@@ -278,8 +282,8 @@ def bench_command(
     naive: Annotated[bool, typer.Option(help="Run the upstream-way arms (slow at 4K).")] = True,
     repeat: Annotated[int, typer.Option(
         min=1, help="Rounds of every arm, all arms in turn: each arm's median, every ratio's range.")] = 1,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
+    device: DeviceOpt = _default("device"),
+    precision: PrecisionOpt = _default("precision"),
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 1,
     input: Annotated[Optional[Path], typer.Option("--input", help="Measure on this clip instead of synthesized footage.")] = None,
     style: Annotated[Optional[Path], typer.Option(help="Style image (default: a procedural painting).")] = None,
@@ -420,12 +424,12 @@ def preview_command(
     input: Annotated[Path, typer.Argument(help="Video file to preview.", show_default=False, metavar="INPUT")],
     style: StyleOpt = None,
     alpha: Annotated[Optional[list[float]], typer.Option(
-        min=0.0, max=1.0, help="Content-style weight; repeat to compare several (one column each).")] = None,
+        help=f"{OPTIONS['alpha'].help_text} Repeat to compare several (one column each).")] = None,
     frames: Annotated[int, typer.Option(min=1, max=48, help="Frames spread over the clip (rows).")] = 6,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The sheet (PNG); default INPUT_preview.png.")] = None,
     style_weights: StyleWeightsOpt = None,
     signals: SignalsOpt = None,
-    preserve_color: PreserveColorOpt = False,
+    preserve_color: PreserveColorOpt = _default("preserve_color"),
     style_size: StyleSizeOpt = None,
     height: Annotated[Optional[int], typer.Option(
         min=16, help="Height the frames are stylized and shown at  [default: the clip's, at most 270]")] = None,
@@ -435,10 +439,10 @@ def preview_command(
     style_at: StyleAtOpt = None,
     alpha_at: AlphaAtOpt = None,
     keyframes: KeyframesOpt = None,
-    ease: EaseOpt = Ease.linear,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    ease: EaseOpt = _default("ease"),
+    device: DeviceOpt = _default("device"),
+    precision: PrecisionOpt = _default("precision"),
+    max_pixels: MaxPixelsOpt = _default("max_pixels"),
     weights: WeightsOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,

@@ -24,23 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import MicroastError, shown
-from ..core.options import (
-    MAX_STYLE_SIZE,
-    Codec,
-    CompileMode,
-    Deinterlace,
-    Ease,
-    HdrMode,
-    Precision,
-    Temporal,
-    Transport,
-)
+from ..core.options import Codec
+from ..core.schema import MANIFEST_OPTIONS, Option
+from ..core.schema import OPTIONS as SCHEMA
 from ..jobs.plan import VideoJob
 from ..media.encode_plan import EncodeSettings, default_output
 
@@ -52,43 +43,12 @@ else:  # pragma: no cover - Python 3.10
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".mts", ".m2ts", ".avi", ".mxf", ".mpg"}
 
 
-def _range(lo: float, hi: float, kind: type = float):
-    def check(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-            raise ValueError(f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-        if not (math.isfinite(value) and lo <= value <= hi):
-            raise ValueError(f"must be between {lo} and {hi}, got {value!r}")
-        return kind(value)
-    return check
-
-
-def _choice(enum: type):
-    def check(value: Any) -> Any:
-        try:
-            return enum(str(value))
-        except ValueError:
-            raise ValueError(f"must be one of {', '.join(e.value for e in enum)}, got {value!r}") from None
-    return check
-
-
-def _typed(kind: type):
-    def check(value: Any) -> Any:
-        if not isinstance(value, kind):
-            raise ValueError(f"must be a {kind.__name__}, got {value!r}")
-        return value
-    return check
-
-
-#: The job options a manifest may set, with their checks (the video command's options).
-OPTIONS = {
-    "alpha": _range(0, 1), "preserve_color": _typed(bool), "style_size": _range(16, MAX_STYLE_SIZE, int),
-    "codec": _choice(Codec), "crf": _range(0, 51, int), "preset": _typed(str), "pix_fmt": _typed(str),
-    "height": _range(5, 100_000, int), "start": _range(0, 1e9), "duration": _range(1e-6, 1e9),
-    "temporal": _choice(Temporal), "temporal_strength": _range(0, 1), "deinterlace": _choice(Deinterlace),
-    "hdr": _choice(HdrMode), "max_pixels": _range(1, 1e12, int), "device": _typed(str),
-    "precision": _choice(Precision), "batch_size": _range(1, 256, int), "transport": _choice(Transport),
-    "compile": _choice(CompileMode), "ease": _choice(Ease),
-}
+#: The job options a manifest may set: the command line's, checked by their one declaration.
+OPTIONS = {name: SCHEMA[name] for name in MANIFEST_OPTIONS}
+#: The manifest's own settings (top level).
+SEGMENT_SECONDS = Option("segment_seconds", float, 10.0, "Long clips are processed in segments this long.", 0.5, 3600)
+WARMUP_FRAMES = Option("warmup_frames", int, 24, "Frames decoded before a segment's first, to settle the temporal "
+                       "stage.", 0, 1000)
 _TOP = {"output", "output_dir", "segment_seconds", "warmup_frames", "defaults", "inputs", "looks"}
 _LOOK_ONLY = {"style", "styles", "weights", "signals", "keyframes", "alpha_keyframes"}
 
@@ -169,8 +129,8 @@ def manifest_from_dict(data: dict[str, Any], path: str | Path) -> Manifest:
     defaults = _options(data.get("defaults", {}), "defaults", say, allow=set())
     looks = _looks(data.get("looks"), base, say)
     inputs = _inputs(data.get("inputs"), base, say)
-    segment = _top(data, "segment_seconds", 10.0, _range(0.5, 3600), say)
-    warmup = _top(data, "warmup_frames", 24, _range(0, 1000, int), say)
+    segment = _top(data, SEGMENT_SECONDS, say)
+    warmup = _top(data, WARMUP_FRAMES, say)
     template = data.get("output", "{stem}_{look}{ext}")
     out_dir = base / data.get("output_dir", ".")
     jobs = _jobs(inputs, looks, defaults, template, out_dir, say) if not problems else []
@@ -179,12 +139,13 @@ def manifest_from_dict(data: dict[str, Any], path: str | Path) -> Manifest:
     return Manifest(path, tuple(jobs), tuple(looks), segment, warmup)
 
 
-def _top(data: dict, key: str, default: Any, check: Any, say: Any) -> Any:
-    try:
-        return check(data.get(key, default))
-    except ValueError as err:
-        say(key, str(err))
-        return default
+def _top(data: dict, option: Option, say: Any) -> Any:
+    value = data.get(option.name, option.default)
+    why = option.problem(value)
+    if why is not None:
+        say(option.name, why)
+        return option.default
+    return option.kind(value)
 
 
 def _options(table: Any, where: str, say: Any, allow: set[str]) -> dict[str, Any]:
@@ -198,10 +159,11 @@ def _options(table: Any, where: str, say: Any, allow: set[str]) -> dict[str, Any
         if key not in OPTIONS:
             say(f"{where}.{key}", f"unknown option (known: {', '.join(sorted(OPTIONS))})")
             continue
-        try:
-            out[key] = OPTIONS[key](value)
-        except ValueError as err:
-            say(f"{where}.{key}", str(err))
+        why = OPTIONS[key].problem(value)
+        if why is None:
+            out[key] = OPTIONS[key].check(value)
+        else:
+            say(f"{where}.{key}", why)
     return out
 
 
@@ -251,7 +213,10 @@ def _keyframes(entry: dict[str, Any], base: Path, where: str, say: Any) -> list[
             say(f"{where}.{key}", "must be a list of [time, value] pairs (times in seconds, or \"120f\" frames)")
             continue
         for time, value in pairs:
-            if alpha:
+            why = OPTIONS["alpha"].problem(value) if alpha else None
+            if why is not None:
+                say(f"{where}.{key}", why)
+            elif alpha:
                 found.append(f"alpha:{time}:{value}")
             elif not (base / str(value)).is_file():
                 say(f"{where}.{key}", f"style image {shown(base / str(value))}: file not found")

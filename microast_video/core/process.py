@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+
 def _die_with_parent_prefix() -> tuple[str, ...]:
     """The command that makes what it runs get SIGKILL when its parent dies: util-linux's
     ``setpriv --pdeathsig KILL --`` (Linux), or nothing where there is none."""

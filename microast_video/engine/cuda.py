@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..core.frame import Frame
+from .transport import batch_matte
 
 if TYPE_CHECKING:
     from .stylizer import FrameEngine

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import OptionError
-from ..core.options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, Precision
 from ..core.output import check_output
 from ..core.stages import terminate_on_signals
 from ..engine.device import resolve_device, resolve_precision
@@ -17,27 +14,17 @@ from ..media.image import check_image, load_content_image
 from ..media.image_write import check_image_output, write_image
 from ..style.pretrained import load_model
 from ..style.signals import check_style_source, job_signals
+from .options import SharedOptions, check_declared
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageJob:
-    """One image to stylize, with every option of ``microast-video image``."""
+class ImageJob(SharedOptions):
+    """One image to stylize, with every option of ``microast-video image`` (all but ``content``
+    by keyword)."""
 
     content: Path
-    styles: tuple[Path, ...] = ()
-    output: Path | None = None
-    style_weights: tuple[float, ...] | None = None
-    signals: Path | None = None
-    style_size: int | None = None
-    alpha: float = 1.0
-    preserve_color: bool = False
     bit_depth: int = 8
-    device: str = "auto"
-    precision: Precision = Precision.auto
-    weights: Path | None = None
-    overwrite: bool = False
     quiet: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def default_image_output(content: Path) -> Path:
@@ -73,10 +60,7 @@ def run_image(job: ImageJob) -> dict[str, Any]:
 
 
 def _check(job: ImageJob) -> Path:
-    if not (math.isfinite(job.alpha) and 0.0 <= job.alpha <= 1.0):
-        raise OptionError(f"--alpha must be between 0 and 1, got {job.alpha}")
-    if job.style_size is not None and not 16 <= job.style_size <= MAX_STYLE_SIZE:
-        raise OptionError(f"--style-size must be between 16 and {MAX_STYLE_SIZE}, got {job.style_size}")
+    check_declared(job)
     check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
     check_image(job.content, what="content image", max_pixels=job.max_pixels)
     output = job.output or default_image_output(job.content)

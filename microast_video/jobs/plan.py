@@ -9,7 +9,6 @@ phases need into one :class:`JobPlan`.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -19,19 +18,17 @@ import torch
 from ..colour import spaces as cs
 from ..core.errors import InputError, OptionError, shown
 from ..core.options import (
-    DEFAULT_MAX_PIXELS,
-    MAX_STYLE_SIZE,
     CompileMode,
     Deinterlace,
     Ease,
     HdrMode,
-    Precision,
     Temporal,
     Transport,
     megapixels,
 )
 from ..core.output import check_output
 from ..core.paths import cache_dir
+from ..core.schema import ENCODE_OPTIONS, default
 from ..engine.device import resolve_device, resolve_precision
 from ..engine.stylizer import EngineSettings, engine_settings
 from ..engine.transport import RGBTransport, YUV420Transport
@@ -48,6 +45,7 @@ from ..media.probe import VideoInfo, probe
 from ..models.microast import MIN_SIDE
 from ..style.controls import (
     MatteSource,
+    alpha_value,
     check_keyframes,
     load_keyframe_file,
     parse_keyframe,
@@ -55,45 +53,35 @@ from ..style.controls import (
 )
 from ..style.signals import check_style_source
 from ..temporal.stabilizer import TemporalSettings
+from .options import SharedOptions, check_declared
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoJob:
-    """One video to stylize, with every option of ``microast-video INPUT``."""
+class VideoJob(SharedOptions):
+    """One video to stylize, with every option of ``microast-video INPUT`` (all but ``input``
+    by keyword; defaults and checks from :data:`~microast_video.core.schema.OPTIONS`)."""
 
     input: Path
-    styles: tuple[Path, ...] = ()
-    output: Path | None = None
-    style_weights: tuple[float, ...] | None = None
-    signals: Path | None = None
-    style_size: int | None = None
-    alpha: float = 1.0
-    preserve_color: bool = False
-    device: str = "auto"
-    precision: Precision = Precision.auto
-    batch_size: int | None = None  # None: by frame size (see auto_batch_size)
+    batch_size: int | None = default("batch_size")  # None: by frame size (see auto_batch_size)
     encode: EncodeSettings = EncodeSettings()
-    start: float = 0.0
-    duration: float | None = None
-    height: int | None = None
-    overwrite: bool = False
+    start: float = default("start")
+    duration: float | None = default("duration")
+    height: int | None = default("height")
     report: Path | None = None
-    weights: Path | None = None
     progress: bool = True
     queue_frames: int | None = None  # None: about 100 MB of frames per queue, 1 to 8 frames
-    compile: CompileMode = CompileMode.auto
-    transport: Transport = Transport.auto
+    compile: CompileMode = default("compile")
+    transport: Transport = default("transport")
     freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
-    max_pixels: int = DEFAULT_MAX_PIXELS  # largest picture decoded (input frames, style images)
-    deinterlace: Deinterlace = Deinterlace.auto
-    hdr: HdrMode = HdrMode.keep
-    temporal: Temporal = Temporal.on
-    temporal_strength: float = TemporalSettings().strength
+    deinterlace: Deinterlace = default("deinterlace")
+    hdr: HdrMode = default("hdr")
+    temporal: Temporal = default("temporal")
+    temporal_strength: float = default("temporal_strength")
     matte: Path | None = None  # regions: styles[0] where the matte is white, styles[1] (or the original) elsewhere
     style_at: tuple[str, ...] = ()  # style keyframes "TIME:IMAGE"
     alpha_at: tuple[str, ...] = ()  # alpha keyframes "TIME:VALUE"
     keyframes: Path | None = None  # a keyframe file (TOML)
-    ease: Ease = Ease.linear
+    ease: Ease = default("ease")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,33 +138,11 @@ def expected_frames(info: VideoInfo, start: float, duration: float | None) -> in
 
 def check_options(job: VideoJob) -> None:
     """Refuse bad option values (one line each) before anything is opened."""
-    if job.batch_size is not None and job.batch_size < 1:
-        raise OptionError(f"--batch-size must be >= 1, got {job.batch_size}")
+    check_declared(job)
+    check_declared(job.encode, ENCODE_OPTIONS)
     if job.queue_frames is not None and job.queue_frames < 1:
         raise OptionError(f"queue_frames must be >= 1, got {job.queue_frames}")
-    if not math.isfinite(job.start) or job.start < 0:
-        raise OptionError(f"--start must be a finite number of seconds >= 0, got {job.start}")
-    if job.duration is not None and not (math.isfinite(job.duration) and job.duration > 0):
-        raise OptionError(f"--duration must be a finite number of seconds > 0, got {job.duration}")
-    if not (math.isfinite(job.alpha) and 0.0 <= job.alpha <= 1.0):
-        raise OptionError(f"--alpha must be between 0 and 1, got {job.alpha}")
-    if job.style_size is not None and not 16 <= job.style_size <= MAX_STYLE_SIZE:
-        raise OptionError(f"--style-size must be between 16 and {MAX_STYLE_SIZE}, got {job.style_size}")
-    if job.height is not None and job.height < 5:
-        raise OptionError(f"--height must be at least 5 px, got {job.height}")
-    if job.max_pixels < 1:
-        raise OptionError(f"--max-pixels must be >= 1, got {job.max_pixels}")
-    if not (math.isfinite(job.temporal_strength) and 0.0 <= job.temporal_strength <= 1.0):
-        raise OptionError(f"--temporal-strength must be between 0 and 1, got {job.temporal_strength}")
-    try:
-        Temporal(job.temporal)
-    except ValueError:
-        raise OptionError(f"--temporal must be on or off, got {job.temporal!r}") from None
     check_controls(job)
-    try:
-        Transport(job.transport)
-    except ValueError:
-        raise OptionError(f"--transport must be auto, rgb or yuv420, got {job.transport!r}") from None
     if not (job.style_at or job.keyframes):
         check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
 
@@ -199,12 +165,7 @@ def check_controls(job: VideoJob) -> None:
         check_style_source([Path(image)], None, None, job.max_pixels)
     for text in job.alpha_at:
         _, value = parse_keyframe(text, "--alpha-at")
-        try:
-            alpha = float(value)
-        except ValueError:
-            alpha = math.nan
-        if not 0.0 <= alpha <= 1.0:
-            raise OptionError(f"--alpha-at {text!r}: the alpha must be a number between 0 and 1")
+        alpha_value(value, f"--alpha-at {text!r}:")
 
 
 def plan_keyframes(job: VideoJob, rate: Fraction) -> Keyframes | None:

@@ -19,6 +19,7 @@ from ..core.errors import OptionError
 from ..core.frame import Frame
 from ..core.options import Codec
 from ..core.output import check_output, write_bytes
+from ..core.schema import OPTIONS
 from ..core.stages import terminate_on_signals
 from ..engine.stylizer import FrameEngine
 from ..media.decode import decode_frames
@@ -62,8 +63,8 @@ def run_preview(job: PreviewJob) -> dict[str, Any]:
     """Stylize ``job.frames`` frames for every look and write the sheet; returns what was written."""
     if not 1 <= job.frames <= 48:
         raise OptionError(f"--frames must be between 1 and 48, got {job.frames}")
-    if not all(0.0 <= a <= 1.0 for a in job.alphas):
-        raise OptionError(f"--alpha must be between 0 and 1, got {list(job.alphas)}")
+    for alpha in job.alphas:
+        OPTIONS["alpha"].check(alpha)
     output = job.output or job.video.input.with_name(f"{job.video.input.stem}_preview.png")
     v = job.video
     check_output(output, (v.input, *v.styles, v.signals, v.matte), overwrite=job.overwrite, what="preview")

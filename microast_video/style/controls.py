@@ -27,6 +27,7 @@ from ..colour.convert import luma
 from ..core.errors import InputError, OptionError, shown
 from ..core.frame import Frame
 from ..core.options import Ease
+from ..core.schema import KEYFRAME_OPTIONS, OPTIONS
 from ..media.probe import VideoInfo, file_url, probe
 from ..models.signals import StyleSignals
 
@@ -61,22 +62,42 @@ def parse_keyframe(text: str, what: str) -> tuple[str, str]:
     return parse_time(time.strip(), what), value.strip()
 
 
+def alpha_value(text: str | float, where: str) -> float:
+    """An alpha keyframe's value, checked as ``--alpha`` is (one line naming ``where``)."""
+    try:
+        value = float(text) if isinstance(text, str) else text
+    except ValueError:
+        value = text
+    return OPTIONS["alpha"].check(value, where)
+
+
+#: What a keyframes file may hold: style keyframes, and the options in ``KEYFRAME_OPTIONS``.
+KEYFRAME_KEYS = ("style", *KEYFRAME_OPTIONS)
+
+
 def load_keyframe_file(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, float]], Ease | None]:
     """A keyframe file (TOML): ``style = [[0, "a.jpg"], [4.5, "b.jpg"]]``, ``alpha = [[0, 1.0], ...]``,
-    ``ease = "smooth"``; style paths relative to the file."""
+    ``ease = "smooth"``; style paths relative to the file. Every value is checked as its
+    option is on the command line; an unknown key is refused with the known ones."""
+    name = f"keyframes {shown(path)}"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise InputError(f"keyframes {shown(path)}: not a readable TOML file ({' '.join(str(err).split())})") from None
+        raise InputError(f"{name}: not a readable TOML file ({' '.join(str(err).split())})") from None
+    for key in data:
+        if key not in KEYFRAME_KEYS:
+            raise OptionError(f"{name}: {key}: unknown key (known: {', '.join(sorted(KEYFRAME_KEYS))})")
     styles, alphas = [], []
     try:
         for time, image in data.get("style", []):
-            styles.append((parse_time(str(time), f"keyframes {shown(path)}"), str(path.parent / image)))
-        for time, value in data.get("alpha", []):
-            alphas.append((parse_time(str(time), f"keyframes {shown(path)}"), float(value)))
-        ease = Ease(data["ease"]) if "ease" in data else None
+            styles.append((parse_time(str(time), name), str(path.parent / image)))
+        for i, (time, value) in enumerate(data.get("alpha", [])):
+            alphas.append((parse_time(str(time), name), alpha_value(value, f"{name}: alpha[{i}]:")))
     except (TypeError, ValueError) as err:
-        raise InputError(f"keyframes {shown(path)}: {' '.join(str(err).split())}") from None
+        if isinstance(err, OptionError):
+            raise
+        raise InputError(f"{name}: {' '.join(str(err).split())}") from None
+    ease = OPTIONS["ease"].check(data["ease"], f"{name}: ease:") if "ease" in data else None
     return styles, alphas, ease
 
 

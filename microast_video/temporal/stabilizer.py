@@ -41,6 +41,7 @@ import torch
 from ..colour.convert import luma, uint16_bits_to_float
 from ..core.frame import Frame, pack_planes, unpack_planes
 from ..core.paths import cache_dir
+from ..core.schema import default
 from ..native.temporal import TemporalKernels, temporal_kernels
 
 
@@ -68,7 +69,7 @@ class TemporalSettings:
         flow_preset: OpenCV DIS preset ("ultrafast", "fast", "medium").
     """
 
-    strength: float = 0.95
+    strength: float = default("temporal_strength")
     method: str = "texture"
     lowpass: float = 0.7
     flow_height: int = 270
