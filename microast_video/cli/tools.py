@@ -1,0 +1,170 @@
+"""The commands around the stylizing ones: ``bench``, ``export``, ``flicker`` and ``batch``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..core.options import Codec, CompileMode
+from .app import app, say_error, user_errors
+from .options import (
+    DebugOpt,
+    DeviceOpt,
+    OverwriteOpt,
+    PrecisionOpt,
+    QuietOpt,
+    SignalsOpt,
+    StyleSizeOpt,
+    WeightsOpt,
+    default_of,
+)
+
+
+@app.command("bench")
+def bench_command(
+    resolution: Annotated[str, typer.Option(help="Frame size WxH of the synthesized footage.")] = "3840x2160",
+    frames: Annotated[int, typer.Option(min=1, help="Measured frames per arm (after the warm-up).")] = 4,
+    warmup: Annotated[int, typer.Option(min=0, help="Warm-up frames per arm, not counted.")] = 1,
+    peers: Annotated[bool, typer.Option(
+        "--peers", help="Also export to ONNX and run ONNX Runtime and OpenVINO (the optional extras).")] = False,
+    naive: Annotated[bool, typer.Option(help="Run the upstream-way arms (slow at 4K).")] = True,
+    repeat: Annotated[int, typer.Option(
+        min=1, help="Rounds of every arm, all arms in turn: each arm's median, every ratio's range.")] = 1,
+    device: DeviceOpt = default_of("device"),
+    precision: PrecisionOpt = default_of("precision"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Frames per network batch.")] = 1,
+    input: Annotated[Optional[Path], typer.Option("--input", help="Measure on this clip instead of synthesized footage.")] = None,
+    style: Annotated[Optional[Path], typer.Option(help="Style image (default: a procedural painting).")] = None,
+    codec: Annotated[Codec, typer.Option(help="Codec of the end-to-end runs.")] = Codec.h264,
+    compile: Annotated[CompileMode, typer.Option(
+        help="torch.compile (a long job's steady state; its one-off cost falls in the warm-up and is reported "
+             "apart; not auto: a run with auto is added for a short job's time to first frame).")] = CompileMode.on,
+    preset: Annotated[Optional[str], typer.Option(help="Encoder preset of the end-to-end runs.")] = None,
+    weights: WeightsOpt = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Measure every arm the same way: ours, the upstream way, and (--peers) ONNX Runtime and OpenVINO."""
+    with user_errors(debug):
+        from ..bench.bench import BenchOptions, format_table, run_bench
+        from ..core.options import parse_resolution
+        from ..core.output import check_output, json_bytes, write_bytes
+        from ..core.stages import terminate_on_signals
+
+        if json_path is not None:
+            check_output(json_path, (input, style), overwrite=overwrite, what="--json")
+        with terminate_on_signals():
+            result = run_bench(BenchOptions(
+                resolution=parse_resolution(resolution), frames=frames, warmup=warmup, device=device,
+                precision=precision.value, batch_size=batch_size, input_path=input, style=style, codec=codec.value,
+                preset=preset, weights=weights, compile=compile.value, peers=peers, naive=naive, repeat=repeat),
+                log=lambda m: typer.echo(m, err=True))
+        typer.echo(format_table(result))
+        if json_path is not None:
+            write_bytes(json_path, json_bytes(result), overwrite=overwrite, what="--json")
+
+
+@app.command("export")
+def export_command(
+    onnx: Annotated[Path, typer.Option("--onnx", help="The ONNX file to write.", show_default=False)],
+    style: Annotated[Optional[Path], typer.Option(
+        "--style", "-s", help="Fix this style inside the model (input: the frame only).")] = None,
+    signals: SignalsOpt = None,
+    size: Annotated[Optional[str], typer.Option(help="Fixed frame size WxH  [default: 1920x1080]")] = None,
+    dynamic: Annotated[bool, typer.Option(
+        "--dynamic", help="Any frame size whose sides are multiples of 4, instead of one fixed size.")] = False,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Content-style weight fixed in the model.")] = 1.0,
+    style_size: StyleSizeOpt = None,
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Export the network to ONNX (for ONNX Runtime, OpenVINO, TensorRT, vs-mlrt, FFmpeg's dnn filters)."""
+    with user_errors(debug):
+        from ..core.output import check_output
+        from ..core.stages import terminate_on_signals
+        from ..engine.onnx import ExportSpec, check_export, export_onnx
+        from ..style.pretrained import load_model
+        from ..style.signals import job_signals
+
+        fixed = check_export(style, signals, size, dynamic)
+        check_output(onnx, [p for p in (style, signals) if p], overwrite=overwrite, what="ONNX model")
+        with terminate_on_signals():
+            model = load_model(weights, device="cpu", progress=True)
+            mix = None if style is None and signals is None else job_signals(
+                model, [style] if style else [], None, signals, style_size)
+            export_onnx(model, ExportSpec(mix, fixed, alpha), onnx, overwrite=overwrite)
+        typer.echo(f"wrote {onnx}", err=True)
+
+
+@app.command("flicker")
+def flicker_command(
+    source: Annotated[Path, typer.Argument(help="The source clip the others were stylized from.", show_default=False)],
+    stylized: Annotated[list[Path], typer.Argument(help="Stylized clips to measure (same frames as the source).",
+                                                   show_default=False)],
+    reference: Annotated[Optional[Path], typer.Option(
+        help="The per-frame output (--temporal off) to compare with: ratios, texture and low-pass fidelity.")] = None,
+    height: Annotated[int, typer.Option(min=16, max=4320, help="Common height every clip is resized to.")] = 270,
+    frames: Annotated[Optional[int], typer.Option(min=2, help="Measure only the first N frames.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Measure flicker: warping error (Lai et al. 2018), texture ratio and low-pass fidelity."""
+    with user_errors(debug):
+        from ..core.output import check_output, json_bytes, write_bytes
+        from ..core.stages import terminate_on_signals
+        from ..media.probe import probe
+        from ..temporal.flicker import format_flicker, measure_flicker
+
+        clips = [source, *stylized, *([reference] if reference else [])]
+        for clip in clips:
+            probe(clip)  # every clip readable before any work
+        if json_path is not None:
+            check_output(json_path, clips, overwrite=overwrite, what="--json")
+        with terminate_on_signals():
+            result = measure_flicker(source, stylized, reference=reference, height=height, frames=frames)
+        typer.echo(format_flicker(result))
+        if json_path is not None:
+            write_bytes(json_path, json_bytes(result), overwrite=overwrite, what="--json")
+
+
+@app.command("batch")
+def batch_command(
+    manifest: Annotated[Path, typer.Argument(help="The batch manifest (TOML): inputs x looks -> outputs.",
+                                             show_default=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything and print the plan; run nothing.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run only the jobs the last report marks failed.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine (one per GPU where there are GPUs).")] = 1,
+    ray: Annotated[Optional[str], typer.Option(
+        help="Run the segments on Ray: 'local' (a cluster of --workers CPUs here), 'auto' or a cluster address.")] = None,
+    flicker: Annotated[bool, typer.Option("--flicker", help="Measure each output's warping error (also at segment seams).")] = False,
+    report_dir: Annotated[Optional[Path], typer.Option(help="Where report.json, report.html and contact sheets go "
+                                                            "(default: MANIFEST-report beside the manifest).")] = None,
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run many clips x looks from a manifest: resumable by segments, failures isolated, a report to review."""
+    with user_errors(debug):
+        from ..batch.manifest import ManifestError
+        from ..batch.run import run_batch
+        from ..batch.types import BatchOptions
+
+        options = BatchOptions(dry_run=dry_run, overwrite=overwrite, retry_failed=retry_failed, workers=workers,
+                               ray=ray, weights=weights, report_dir=report_dir, progress=not quiet, flicker=flicker)
+        try:
+            report = run_batch(manifest, options, log=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)))
+        except ManifestError as err:  # every problem, one line each
+            for problem in err.problems:
+                say_error(problem)
+            raise typer.Exit(err.exit_code) from None
+        s = report["summary"]
+        typer.echo(f"batch: {s['done']} done, {s['failed']} failed, {s['skipped']} up to date"
+                   + (" (dry run: nothing run)" if dry_run else ""), err=True)
+        if s["failed"]:
+            raise typer.Exit(1)

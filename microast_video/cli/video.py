@@ -1,0 +1,211 @@
+"""The commands that stylize: ``video`` (the default), ``image``, ``signals`` and ``preview``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..core.schema import OPTIONS
+from .app import app, user_errors
+from .options import (
+    AlphaAtOpt,
+    AlphaOpt,
+    DebugOpt,
+    DeviceOpt,
+    EaseOpt,
+    KeyframesOpt,
+    MatteOpt,
+    MaxPixelsOpt,
+    OverwriteOpt,
+    PrecisionOpt,
+    PreserveColorOpt,
+    QuietOpt,
+    SignalsOpt,
+    StyleAtOpt,
+    StyleOpt,
+    StyleSizeOpt,
+    StyleWeightsOpt,
+    WeightsOpt,
+    declared,
+    default_of,
+)
+
+
+@app.command("image")
+def image_command(
+    content: Annotated[Path, typer.Argument(help="Content image to stylize (any size, 4K included).", metavar="CONTENT")],
+    style: StyleOpt = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Output image (.png, .jpg, .tif, .webp); default CONTENT_stylized.png.")] = None,
+    alpha: AlphaOpt = default_of("alpha"),
+    style_weights: StyleWeightsOpt = None,
+    signals: SignalsOpt = None,
+    preserve_color: PreserveColorOpt = default_of("preserve_color"),
+    style_size: StyleSizeOpt = None,
+    bit_depth: declared("bit_depth") = default_of("bit_depth"),
+    device: DeviceOpt = default_of("device"),
+    precision: PrecisionOpt = default_of("precision"),
+    weights: WeightsOpt = None,
+    max_pixels: MaxPixelsOpt = default_of("max_pixels"),
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Stylize one image."""
+    with user_errors(debug):
+        from ..jobs.image import ImageJob, run_image
+        from ..style.signals import parse_weights
+
+        done = run_image(ImageJob(
+            content=content, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
+            signals=signals, style_size=style_size, alpha=alpha, preserve_color=preserve_color,
+            bit_depth=bit_depth.bits, device=device, precision=precision, weights=weights, overwrite=overwrite,
+            quiet=quiet, max_pixels=max_pixels))
+        if not quiet:
+            w, h = done["size"]
+            typer.echo(f"wrote {done['output']} ({w}x{h}, {done['device']}, {done['precision']})", err=True)
+
+
+@app.command("signals")
+def signals_command(
+    style: StyleOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Signals file to write (.npz).")] = Path(
+        "style.signals.npz"),
+    style_weights: StyleWeightsOpt = None,
+    style_size: StyleSizeOpt = None,
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compute a style's modulation signals once and save them for batch jobs (--signals)."""
+    with user_errors(debug):
+        from ..core.output import check_output
+        from ..core.stages import terminate_on_signals
+        from ..style.pretrained import load_model
+        from ..style.signals import check_style_source, job_signals, parse_weights
+        from ..style.signals_file import save_signals
+
+        mix = parse_weights(style_weights)
+        with terminate_on_signals():
+            check_style_source(style or [], None, mix)
+            check_output(output, list(style or []), overwrite=overwrite, what="style signals")
+            model = load_model(weights, device="cpu")
+            save_signals(job_signals(model, style or [], mix, None, style_size), output, overwrite=overwrite)
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("video")
+def video_command(
+    input: Annotated[Path, typer.Argument(help="Video file (any container and codec FFmpeg reads).",
+                                          show_default=False, metavar="INPUT")],
+    style: StyleOpt = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Output video (.mp4, .mov, .mkv); default INPUT_stylized.EXT beside the input.")] = None,
+    alpha: AlphaOpt = default_of("alpha"),
+    style_weights: StyleWeightsOpt = None,
+    signals: SignalsOpt = None,
+    preserve_color: PreserveColorOpt = default_of("preserve_color"),
+    style_size: StyleSizeOpt = None,
+    codec: declared("codec") = default_of("codec"),
+    crf: declared("crf") = default_of("crf"),
+    preset: declared("preset") = default_of("preset"),
+    pix_fmt: declared("pix_fmt") = default_of("pix_fmt"),
+    start: declared("start") = default_of("start"),
+    duration: declared("duration") = default_of("duration"),
+    height: declared("height") = default_of("height"),
+    batch_size: declared("batch_size") = default_of("batch_size"),
+    device: DeviceOpt = default_of("device"),
+    precision: PrecisionOpt = default_of("precision"),
+    compile: declared("compile") = default_of("compile"),
+    transport: declared("transport") = default_of("transport"),
+    temporal: declared("temporal") = default_of("temporal"),
+    temporal_strength: declared("temporal_strength") = default_of("temporal_strength"),
+    deinterlace: declared("deinterlace") = default_of("deinterlace"),
+    hdr: declared("hdr") = default_of("hdr"),
+    max_pixels: MaxPixelsOpt = default_of("max_pixels"),
+    matte: MatteOpt = None,
+    style_at: StyleAtOpt = None,
+    alpha_at: AlphaAtOpt = None,
+    keyframes: KeyframesOpt = None,
+    ease: EaseOpt = default_of("ease"),
+    weights: WeightsOpt = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write a JSON report (per-stage and per-frame times) here.")] = None,
+    chart: Annotated[Optional[Path], typer.Option(
+        help="Draw a PNG chart of per-frame time and stage busy time here (needs the chart extra).")] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Stylize a video: `microast-video INPUT --style STYLE` (the default command)."""
+    with user_errors(debug):
+        from ..core.output import check_output
+        from ..jobs.chart import check_chart_available, write_chart
+        from ..jobs.plan import VideoJob
+        from ..jobs.report import summary_line
+        from ..jobs.video import run_video
+        from ..media.encode_plan import EncodeSettings
+        from ..style.signals import parse_weights
+
+        if chart is not None:
+            check_chart_available()
+            check_output(chart, (input, *(style or ()), signals, matte), overwrite=overwrite, what="--chart")
+        result = run_video(VideoJob(
+            input=input, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
+            signals=signals, style_size=style_size, alpha=alpha, preserve_color=preserve_color, device=device,
+            precision=precision, batch_size=batch_size,
+            encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt), start=start,
+            duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
+            progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, hdr=hdr,
+            max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength, matte=matte,
+            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease))
+        if chart is not None:
+            write_chart(chart, result, overwrite=overwrite)
+        if not quiet:
+            typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
+
+
+@app.command("preview")
+def preview_command(
+    input: Annotated[Path, typer.Argument(help="Video file to preview.", show_default=False, metavar="INPUT")],
+    style: StyleOpt = None,
+    alpha: Annotated[Optional[list[float]], typer.Option(
+        help=f"{OPTIONS['alpha'].help_text} Repeat to compare several (one column each).")] = None,
+    frames: Annotated[int, typer.Option(min=1, max=48, help="Frames spread over the clip (rows).")] = 6,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The sheet (PNG); default INPUT_preview.png.")] = None,
+    style_weights: StyleWeightsOpt = None,
+    signals: SignalsOpt = None,
+    preserve_color: PreserveColorOpt = default_of("preserve_color"),
+    style_size: StyleSizeOpt = None,
+    height: Annotated[Optional[int], typer.Option(
+        min=16, help="Height the frames are stylized and shown at  [default: the clip's, at most 270]")] = None,
+    start: Annotated[float, typer.Option(min=0.0, help="Preview from this many seconds into the clip.")] = 0.0,
+    duration: Annotated[Optional[float], typer.Option(help="... over this many seconds.")] = None,
+    matte: MatteOpt = None,
+    style_at: StyleAtOpt = None,
+    alpha_at: AlphaAtOpt = None,
+    keyframes: KeyframesOpt = None,
+    ease: EaseOpt = default_of("ease"),
+    device: DeviceOpt = default_of("device"),
+    precision: PrecisionOpt = default_of("precision"),
+    max_pixels: MaxPixelsOpt = default_of("max_pixels"),
+    weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Stylize a few frames of a clip with every look, in seconds: one contact sheet (rows = frames, columns = looks)."""
+    with user_errors(debug):
+        from ..jobs.plan import VideoJob
+        from ..jobs.preview import PreviewJob, run_preview
+        from ..style.signals import parse_weights
+
+        video = VideoJob(input=input, styles=tuple(style or ()), style_weights=parse_weights(style_weights),
+                         signals=signals, style_size=style_size, preserve_color=preserve_color, device=device,
+                         precision=precision, start=start, duration=duration, height=height, weights=weights,
+                         progress=not quiet, max_pixels=max_pixels, matte=matte, style_at=tuple(style_at or ()),
+                         alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease)
+        done = run_preview(PreviewJob(video, tuple(alpha or (1.0,)), frames, output, overwrite))
+        if not quiet:
+            typer.echo(f"wrote {done['output']} ({len(done['frames'])} frames x {len(done['looks'])} look(s))", err=True)
