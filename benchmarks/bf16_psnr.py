@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from microast_video import decode_frames, load_model, load_style_image, probe
+from microast_video.models import PYTORCH
 from microast_video.native import model as _native
 from microast_video.media.image import read_image
-from microast_video.style.weights import cache_dir
+from microast_video.core.paths import cache_dir
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 PATHS = {"whole": {}, "strips": {"strip_rows": 64}, "strips, middle whole": {"strip_rows": 64, "strip_middle": False}}
@@ -65,9 +66,10 @@ def main() -> None:
     parser.add_argument("--frame", type=int, default=10)
     parser.add_argument("--no-native", action="store_true", help="strips with PyTorch's upsampling and convs")
     args = parser.parse_args()
-    why = None if args.no_native else _native.enable(cache_dir())
+    kernels, why = (PYTORCH, None) if args.no_native else _native.strip_kernels(cache_dir())
     print(f"native kernel: {'off' if args.no_native else why or 'on'}")
     model = load_model(None, device="cpu", progress=False).to(memory_format=torch.channels_last)  # the engine's layout
+    model.use_kernels(kernels)
     styles = sorted((MEDIA / "styles").iterdir())
     results: dict[str, list[float]] = {name: [] for name in PATHS}
     with torch.inference_mode():

@@ -34,17 +34,17 @@ def main() -> None:
     from microast_video.engine.stylizer import Stylizer, engine_settings, prepare_runtime
     from microast_video.style.pretrained import load_model
     from microast_video.style.signals import compute_signals
-    from microast_video.models import microast, strips
+    from microast_video.models import MiddleKernels, StripKernels, microast
 
     model = load_model(None)
     signals = compute_signals(model, [ROOT / "samples" / "style.jpg"])
     settings = engine_settings(torch.device("cpu"), torch.bfloat16, h, w)
     note = prepare_runtime(model, settings)
-    full = strips._middle
+    full = model.kernels.middle
     if full is None:
         raise SystemExit(f"middle_kernels.py: the native kernels are not available here ({note})")
     arms = {"native": full,
-            "centring and tails": strips.MiddleKernels(full.centre_pad, full.tail, lambda *a: None, lambda *a: None),
+            "centring and tails": MiddleKernels(full.centre_pad, full.tail, lambda *a: None, lambda *a: None),
             "PyTorch": None}
     middle: dict[str, list[float]] = {name: [] for name in arms}
     total: dict[str, list[float]] = {name: [] for name in arms}
@@ -64,11 +64,10 @@ def main() -> None:
     stylizer(x)
     for _ in range(args.rounds):
         for arm, kernels in arms.items():
-            strips.use_middle_kernels(kernels)
+            model.use_kernels(StripKernels(model.kernels.up_dw, kernels))
             t = time.perf_counter()
             stylizer(x)
             total[arm].append(time.perf_counter() - t)
-    strips.use_middle_kernels(full)
     print(f"middle_kernels {args.size}, bf16, uncompiled, {torch.get_num_threads()} threads, {args.rounds} rounds")
     for name in arms:
         print(f"  {name:20s} middle {' '.join(f'{v:.3f}' for v in middle[name])} s; "

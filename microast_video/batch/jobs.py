@@ -30,7 +30,7 @@ from .chained import finish, run_chained
 from .manifest import Manifest, ManifestError
 from .segments import WorkFolder
 from .types import BatchOptions, JobRun
-from .workers import SegmentTask, run_task, signals_to_arrays, stylizer_for
+from .workers import SegmentTask, run_task, signals_to_arrays, stylizer_for, use_device
 
 
 def _signals_key(run: JobRun) -> tuple[str, int | None, int]:
@@ -164,17 +164,14 @@ def _worker_devices(workers: int) -> list[str | None]:
 
 
 def _init_worker(devices: Any, threads: int) -> None:
-
     device = devices.get()
-    if device:
-        os.environ["MICROAST_VIDEO_WORKER_DEVICE"] = device
-    else:
+    use_device(device)
+    if not device:
         torch.set_num_threads(threads)  # the cores shared out between the workers
 
 
 def _run_pool(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, options: BatchOptions,
               report_dir: Path, log: Callable[[str], None]) -> None:
-
     devices = _worker_devices(options.workers)
     context = mp.get_context("spawn")
     queue = context.Queue()
@@ -226,7 +223,7 @@ def after_job(run: JobRun, report_dir: Path, options: BatchOptions, log: Callabl
 def flicker_figures(run: JobRun) -> dict[str, Any]:
     """Warping error of the output (vs the source's), and at the segment seams vs the whole clip."""
 
-    figures = measure_flicker(run.job.input, [run.job.output], height=270, start=run.video.start,
+    figures = measure_flicker(run.job.input, [run.job.output], start=run.video.start,
                       duration=run.video.duration)
     row = figures["clips"][0]
     pairs = row["pair_errors"]  # pair (t-1, t) at index t-1; None where no pixel was reliable

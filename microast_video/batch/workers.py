@@ -8,7 +8,6 @@ per process and reused. A task whose segment is already finished returns its rec
 from __future__ import annotations
 
 import dataclasses
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,6 @@ def signals_to_arrays(signals: Any) -> dict[str, np.ndarray]:
 
 
 def _model(weights: Path | None, device: Any) -> Any:
-
     key = (str(weights), str(device))
     if key not in _MODELS:
         _MODELS[key] = load_model(weights, device=device, progress=False)
@@ -65,12 +63,20 @@ def stylizer_for(plan: Any, signals: Any, weights: Path | None) -> Any:
     return Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix)
 
 
+#: This worker process's GPU (None: the job's own device), given once by the pool's initializer.
+_DEVICE: list[str | None] = [None]
+
+
+def use_device(device: str | None) -> None:
+    """Run every task of this worker process on ``device`` (``cuda:N``; None: the job's own)."""
+    _DEVICE[0] = device
+
+
 def run_task(task: SegmentTask) -> dict[str, Any]:
     """Encode ``task.segment`` (independently: warm-up frames instead of the previous segment's state)."""
 
 
-    device = os.environ.get("MICROAST_VIDEO_WORKER_DEVICE")
-    job = dataclasses.replace(task.job, device=device) if device else task.job
+    job = dataclasses.replace(task.job, device=_DEVICE[0]) if _DEVICE[0] else task.job
     plan = plan_video(job)
     work = WorkFolder(plan.output, task.fingerprint)
     if (record := work.done(task.segment.index)) is not None:

@@ -95,7 +95,6 @@ def ratio_range(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float]:
 
 
 def process_settings(allocator: bool) -> dict[str, Any]:
-
     return {"threads": torch.get_num_threads(), "allocator": "tuned" if allocator else "glibc default",
             "openmp_wait": openmp_wait_setting(os.environ),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

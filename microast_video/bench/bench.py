@@ -101,7 +101,6 @@ def _check(options: BenchOptions) -> Path | None:
 
 
 def _footage(options: BenchOptions, tmp: Path, log: Callable[[str], None]) -> tuple[Path, Path]:
-
     clip, style = options.input_path, options.style
     if clip is None:
         w, h = options.resolution

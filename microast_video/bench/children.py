@@ -55,13 +55,11 @@ from .arms import (
 
 
 def _model(args: dict[str, Any]) -> Any:
-
     device = resolve_device(args["device"], quiet=True)
     return load_model(args.get("weights"), device=device, progress=False), device
 
 
 def _signals(model: Any, args: dict[str, Any], device: Any) -> Any:
-
     return compute_signals(model, [args["style"]])
 
 

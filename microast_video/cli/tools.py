@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..core.options import Codec, CompileMode
+from ..core.options import FLICKER_HEIGHT, Codec, CompileMode
 from .app import app, say_error, user_errors
 from .options import (
     DebugOpt,
@@ -107,7 +107,7 @@ def flicker_command(
                                                    show_default=False)],
     reference: Annotated[Optional[Path], typer.Option(
         help="The per-frame output (--temporal off) to compare with: ratios, texture and low-pass fidelity.")] = None,
-    height: Annotated[int, typer.Option(min=16, max=4320, help="Common height every clip is resized to.")] = 270,
+    height: Annotated[int, typer.Option(min=16, max=4320, help="Common height every clip is resized to.")] = FLICKER_HEIGHT,
     frames: Annotated[Optional[int], typer.Option(min=2, help="Measure only the first N frames.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
     overwrite: OverwriteOpt = False,

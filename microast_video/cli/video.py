@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from ..core.options import PREVIEW_HEIGHT
 from ..core.schema import OPTIONS
 from .app import app, user_errors
 from .options import (
@@ -140,18 +141,11 @@ def video_command(
 ) -> None:
     """Stylize a video: `microast-video INPUT --style STYLE` (the default command)."""
     with user_errors(debug):
-        from ..core.output import check_output
-        from ..jobs.chart import check_chart_available, write_chart
         from ..jobs.plan import VideoJob
-        from ..jobs.report import summary_line
-        from ..jobs.video import run_video
         from ..media.encode_plan import EncodeSettings
         from ..style.signals import parse_weights
 
-        if chart is not None:
-            check_chart_available()
-            check_output(chart, (input, *(style or ()), signals, matte), overwrite=overwrite, what="--chart")
-        result = run_video(VideoJob(
+        _run_video(VideoJob(
             input=input, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
             signals=signals, style_size=style_size, alpha=alpha, preserve_color=preserve_color, device=device,
             precision=precision, batch_size=batch_size,
@@ -159,11 +153,24 @@ def video_command(
             duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
             progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, hdr=hdr,
             max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength, matte=matte,
-            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease))
-        if chart is not None:
-            write_chart(chart, result, overwrite=overwrite)
-        if not quiet:
-            typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
+            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease), chart)
+
+
+def _run_video(job: Any, chart: Path | None) -> None:
+    """The video job, with its chart (checked before any work) and its summary line."""
+    from ..core.output import check_output
+    from ..jobs.chart import check_chart_available, write_chart
+    from ..jobs.report import summary_line
+    from ..jobs.video import run_video
+
+    if chart is not None:
+        check_chart_available()
+        check_output(chart, (job.input, *job.styles, job.signals, job.matte), overwrite=job.overwrite, what="--chart")
+    result = run_video(job)
+    if chart is not None:
+        write_chart(chart, result, overwrite=job.overwrite)
+    if job.progress:
+        typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
 
 
 @app.command("preview")
@@ -179,7 +186,7 @@ def preview_command(
     preserve_color: PreserveColorOpt = default_of("preserve_color"),
     style_size: StyleSizeOpt = None,
     height: Annotated[Optional[int], typer.Option(
-        min=16, help="Height the frames are stylized and shown at  [default: the clip's, at most 270]")] = None,
+        min=16, help=f"Height the frames are stylized and shown at (default: the clip's, at most {PREVIEW_HEIGHT}).")] = None,
     start: Annotated[float, typer.Option(min=0.0, help="Preview from this many seconds into the clip.")] = 0.0,
     duration: Annotated[Optional[float], typer.Option(help="... over this many seconds.")] = None,
     matte: MatteOpt = None,

@@ -95,6 +95,11 @@ def megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:.3g} MP"
 
 
+#: The common height every clip is resized to before flicker is measured (``flicker --height``).
+FLICKER_HEIGHT = 270
+#: The largest height a preview stylizes and shows its frames at (``preview --height``).
+PREVIEW_HEIGHT = 270
+
 #: Largest ``--style-size`` (longest side of the style image the network sees).
 MAX_STYLE_SIZE = 4096
 

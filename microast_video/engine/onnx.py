@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..core.errors import OptionError
-from ..core.options import parse_resolution
+from ..core.options import MAX_STYLE_SIZE, parse_resolution
 from ..core.output import AtomicFile
 from ..models import MicroAST, StyleSignals
 from ..models.export import ContentPath, FullNetwork
@@ -84,7 +84,7 @@ def export_onnx(model: MicroAST, spec: ExportSpec, target: Path, *, overwrite: b
         height, width = dim("height", min=8, max=8192), dim("width", min=8, max=8192)
         dynamic = {"content": {2: 4 * height, 3: 4 * width}}
         if spec.signals is None:
-            dynamic["style"] = {2: dim("style_height", min=16, max=4096), 3: dim("style_width", min=16, max=4096)}
+            dynamic["style"] = {2: dim("style_height", min=16, max=MAX_STYLE_SIZE), 3: dim("style_width", min=16, max=MAX_STYLE_SIZE)}
     with AtomicFile(target, overwrite=overwrite, what="ONNX model") as out, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(net, args, input_names=names, output_names=["stylized"], opset_version=OPSET,

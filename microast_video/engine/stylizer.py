@@ -26,10 +26,10 @@ from ..colour.convert import preserve_color
 from ..core.frame import Frame
 from ..core.paths import cache_dir
 from ..core.stages import StageTimes
-from ..models import MicroAST
+from ..models import PYTORCH, MicroAST
 from ..models.microast import to_samples, to_unit
 from ..models.signals import StyleSignals
-from ..models.strips import KeptMap
+from ..models.strip_runner import KeptMap
 from ..native import model as native_model
 from ..native.build import cxx_compiler
 from ..style.controls import Schedule
@@ -129,8 +129,8 @@ def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
     Puts the model in the settings' memory format (in place), turns on cuDNN autotuning on
     CUDA (fixed frame sizes), tunes glibc's allocator for the fast CPU path (see
     :func:`~microast_video.engine.device.tune_cpu_allocator`), points inductor's kernel
-    cache at ``settings.kernel_cache`` when compiling, and switches the native kernel on or
-    off (:mod:`microast_video.native.model`).
+    cache at ``settings.kernel_cache`` when compiling, and gives the model its native kernels
+    for strips, or none (:mod:`microast_video.native.model`, :meth:`MicroAST.use_kernels`).
 
     Returns None, or a note: why the native kernel asked for could not run.
     """
@@ -143,9 +143,11 @@ def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
     if settings.compile and settings.kernel_cache is not None:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.kernel_cache))
     if not (settings.native and device.type == "cpu" and settings.strip_rows is not None):
-        native_model.disable()
+        model.use_kernels(PYTORCH)
         return None
-    return native_model.enable(cache_dir())
+    kernels, why = native_model.strip_kernels(cache_dir())
+    model.use_kernels(kernels)
+    return why
 
 
 def compile_unavailable() -> str | None:

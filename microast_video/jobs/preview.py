@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import OptionError
 from ..core.frame import Frame
-from ..core.options import Codec
+from ..core.options import PREVIEW_HEIGHT, Codec
 from ..core.output import check_output, write_bytes
 from ..core.schema import OPTIONS
 from ..core.stages import terminate_on_signals
@@ -30,9 +30,6 @@ from ..style.pretrained import load_model
 from .contact import labelled, png_bytes, sheet_grid, spread
 from .plan import JobPlan, VideoJob, plan_video
 from .video import build_stylizer
-
-#: The default height of a preview's frames (a clip smaller than this keeps its own).
-PREVIEW_HEIGHT = 270
 
 
 @dataclasses.dataclass(frozen=True)

@@ -155,30 +155,52 @@ def decode_frames(
     """
     if planes and info.rotation:
         raise ValueError(f"4:2:0 planes cannot be turned upright; {info.rotation = }")
-    tb = info.time_base
-    window_pts = math.floor((info.start_time + Fraction(start).limit_denominator(1_000_000)) / tb)
-    zero = start if origin is None else origin
-    origin_pts = math.floor((info.start_time + Fraction(zero).limit_denominator(1_000_000)) / tb)
-    end_pts = None if duration is None else window_pts + math.ceil(Fraction(duration).limit_denominator(1_000_000) / tb)
     upright = info.upright_size if size is None else size
     stored = (upright[1], upright[0]) if info.rotation in (90, 270) else upright
     options = reformat_options(info, stored, deep=deep, planes=planes)
     to_pixels = _rgb_converter(info, stored, options) if native and not (deep or planes) else None
-    clock = FrameClock(tb, info.frame_rate, None if anchor is None else anchor * tb)
+    window = _Window.of(info, start, duration, origin)
+    clock = FrameClock(info.time_base, info.frame_rate, None if anchor is None else anchor * info.time_base)
     stats = stats if stats is not None else DecodeStats()
+    decoded = _timed_frames(info, start, window.first, threads, deinterlace, stats)
+    pixels = to_pixels if to_pixels is not None else (lambda frame: frame.to_ndarray(**options))
+    yield from _placed(info, decoded, window, pixels, clock, "yuv420p" if planes else "rgb", stats)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    """The frames a decode keeps, in the stream's time base: [first, end), and where output time 0 is."""
+
+    first: int
+    origin: int
+    end: int | None
+
+    @staticmethod
+    def of(info: VideoInfo, start: float, duration: float | None, origin: float | None) -> _Window:
+        tb = info.time_base
+        first = math.floor((info.start_time + Fraction(start).limit_denominator(1_000_000)) / tb)
+        zero = start if origin is None else origin
+        origin_pts = math.floor((info.start_time + Fraction(zero).limit_denominator(1_000_000)) / tb)
+        end = None if duration is None else first + math.ceil(Fraction(duration).limit_denominator(1_000_000) / tb)
+        return _Window(first, origin_pts, end)
+
+
+def _placed(info: VideoInfo, decoded: Iterator[tuple[int, av.VideoFrame]], window: _Window,
+            pixels: Callable[[av.VideoFrame], np.ndarray], clock: FrameClock, layout: str,
+            stats: DecodeStats) -> Iterator[Frame]:
+    """The decoded frames inside ``window``, upright, on the output's clock, counted in ``stats``."""
     index = 0
     try:
-        for pts, frame in _timed_frames(info, start, window_pts, threads, deinterlace, stats):
-            if pts < window_pts:
+        for pts, frame in decoded:
+            if pts < window.first:
                 continue
-            if end_pts is not None and pts >= end_pts:
+            if window.end is not None and pts >= window.end:
                 return
-            pixels = to_pixels(frame) if to_pixels is not None else frame.to_ndarray(**options)
+            data = pixels(frame)
             if info.rotation:
-                pixels = np.rot90(pixels, _ROT90[info.rotation])
-            out_pts, out_duration = clock.place(pts - origin_pts, frame.duration or None)
-            out = Frame(index, out_pts, out_duration, clock.time_base, np.ascontiguousarray(pixels),
-                        "yuv420p" if planes else "rgb")
+                data = np.rot90(data, _ROT90[info.rotation])
+            out_pts, out_duration = clock.place(pts - window.origin, frame.duration or None)
+            out = Frame(index, out_pts, out_duration, clock.time_base, np.ascontiguousarray(data), layout)
             stats.frames = index = index + 1
             stats.end_seconds = out.seconds + (float(out.duration * out.time_base) if out.duration
                                                else 1 / float(info.frame_rate))

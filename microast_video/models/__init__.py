@@ -1,6 +1,7 @@
 """The MicroAST network as pure ``nn.Module``s: no file, network or device I/O here."""
 
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
+from .kernels import PYTORCH, MiddleKernels, StripKernels
 from .microast import (
     ContentEncoder,
     Decoder,
@@ -14,7 +15,7 @@ from .microast import (
     mean_std,
 )
 from .signals import StyleSignals, mix_signals
-from .strips import KeptMap
+from .strip_runner import KeptMap
 
 __all__ = [
     "CHECKPOINT_PARTS",
@@ -22,6 +23,9 @@ __all__ = [
     "Decoder",
     "Encoder",
     "KeptMap",
+    "MiddleKernels",
+    "PYTORCH",
+    "StripKernels",
     "MicroAST",
     "ModulatedResBlock",
     "Modulator",

@@ -12,25 +12,25 @@ device I/O. Loading the official weights from disk is
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint_keys import CHECKPOINT_PARTS, upstream_to_project_keys
+from .kernels import PYTORCH, StripKernels
 from .regions import Regions, featmod_regions, mixed
-from .signals import StyleSignals
+from .samples import full_precision, to_samples, to_unit
+from .signals import EPS, StyleSignals
 from .strip_blocks import Modulate, Residual, strip_mean_std
-from .strips import Conv, KeptMap, Op, UpConv, centred_conv, run_strips, strip_bounds
+from .strip_runner import KeptMap, run_strips, strip_bounds
+from .strips import Conv, Op, UpConv, centred_conv
 
 #: Channels of the quarter-resolution feature maps.
 FEATURES = 64
 #: Frames smaller than this on either side cannot be reflection-padded by the 9x9 conv.
 MIN_SIDE = 5
-#: Variance epsilon of the statistics (added to the unbiased variance).
-EPS = 1e-5
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -71,27 +71,6 @@ def featmod(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     # for bit-level agreement with the upstream code (in place: the same roundings, one
     # frame-sized temporary instead of four).
     return (x.float() - x_mean).div_(x_std).mul_(std).add_(mean)
-
-
-def to_unit(x: Tensor) -> Tensor:
-    """Pixels as float32 in [0, 1]: uint8 samples are divided by 255, floats pass through."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-
-
-def to_samples(y: Tensor) -> Tensor:
-    """Float pixels -> uint8 samples: clamped to [0, 1], times 255, rounded to nearest
-    (modifies a float32 ``y`` in place)."""
-    return y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-
-
-def full_precision(x: Tensor) -> contextlib.AbstractContextManager[None]:
-    """Run a precision-critical region in float32 even inside a reduced-precision autocast.
-
-    Used for the encoder's full-resolution head: rounding its activations to bf16 costs
-    10-15 dB of PSNR on photographs (measured), because FeatMod later normalises features
-    whose variations are small next to their offsets.
-    """
-    return torch.autocast(x.device.type, enabled=False)
 
 
 class ResBlock(nn.Module):
@@ -238,16 +217,25 @@ class Decoder(nn.Module):
         x = F.relu(self.up2_pw(x))
         return self.conv_out(x)
 
-    def tail_ops(self) -> list[Op]:
-        """The upsampling tail (quarter resolution -> RGB), as strip ops."""
+    def tail_ops(self, up_dw: Callable[..., Tensor | None] | None = None) -> list[Op]:
+        """The upsampling tail (quarter resolution -> RGB), as strip ops (``up_dw``: the fused
+        upsampling + grouped conv kernel, :attr:`.kernels.StripKernels.up_dw`)."""
         # Both depthwise convs read two inputs per group; the second's come in blocked order
         # (strips.blocked_order) from the 1x1 conv's reordered weights.
-        return [UpConv(Conv(self.up1_dw, True)), Conv(self.up1_pw, True, blocks_out=2),
-                UpConv(Conv(self.up2_dw, True, blocked_in=True)), Conv(self.up2_pw, True),
+        return [UpConv(Conv(self.up1_dw, True), up_dw), Conv(self.up1_pw, True, blocks_out=2),
+                UpConv(Conv(self.up2_dw, True, blocked_in=True), up_dw), Conv(self.up2_pw, True),
                 Conv(self.conv_out, False, phases=4)]
 
     def forward(self, c2: Tensor, s: StyleSignals, alpha: float = 1.0) -> Tensor:
         return self.forward_full_res(self.forward_half(self.forward_low_res(c2, s, alpha)))
+
+
+def _checked_alpha(alpha: float | Tensor) -> float | Tensor:
+    """``alpha`` (a number, or (N, 1, 1, 1) per frame) as the network takes it, in [0, 1]."""
+    low, high = (alpha, alpha) if isinstance(alpha, (int, float)) else (float(alpha.min()), float(alpha.max()))
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha = }")
+    return float(alpha) if isinstance(alpha, (int, float)) else alpha
 
 
 def _pad_to_multiple(x: Tensor, m: int = 4) -> tuple[Tensor, int, int]:
@@ -282,6 +270,11 @@ class MicroAST(nn.Module):
         self.style_encoder = StyleEncoder()
         self.modulator = Modulator()
         self.decoder = Decoder()
+        self.kernels: StripKernels = PYTORCH  # the native kernels its strip ops try first
+
+    def use_kernels(self, kernels: StripKernels) -> None:
+        """The native kernels this model's strip ops try first (:data:`.kernels.PYTORCH`: none)."""
+        self.kernels = kernels
 
     def load_upstream_state(self, checkpoints: Mapping[str, Mapping[str, Tensor]]) -> MicroAST:
         """Load the four upstream state dicts (keyed by part name), strictly."""
@@ -341,7 +334,7 @@ class MicroAST(nn.Module):
             quantize: return uint8 samples (:func:`to_samples`: clamped, rounded), made
                 strip by strip in strips (NHWC memory), instead of the raw float output.
             kept: with ``strip_middle``, the quarter-resolution map is this
-                :class:`~.strips.KeptMap`'s (allocated once for a stream of frames, not per call).
+                :class:`~.strip_runner.KeptMap`'s (allocated once for a stream of frames, not per call).
 
         Returns:
             (N, 3, H, W) raw output, not clamped (``alpha < 1`` can leave [0, 1] far); with
@@ -349,10 +342,7 @@ class MicroAST(nn.Module):
         """
         if content.ndim != 4 or content.shape[1] != 3:
             raise ValueError(f"content must be (N, 3, H, W), got {tuple(content.shape) = }")
-        low, high = (alpha, alpha) if isinstance(alpha, (int, float)) else (float(alpha.min()), float(alpha.max()))
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha = }")
-        alpha = float(alpha) if isinstance(alpha, (int, float)) else alpha
+        alpha = _checked_alpha(alpha)
         check_frame_size(*content.shape[-2:], what="frame")
         if content.dtype == torch.uint8 and (strip_rows is None or content.shape[2] % 4 or content.shape[3] % 4):
             content = to_unit(content)  # whole frames, or reflection padding: float up front
@@ -376,20 +366,20 @@ class MicroAST(nn.Module):
         """The quarter-resolution middle in strips (:mod:`.strip_blocks`), each FeatMod's
         statistics in a pass of their own, every step written over ``feat`` (in place): only
         that one quarter-resolution map exists whole."""
-        enc, dec = self.content_encoder, self.decoder
-        c2 = run_strips([Residual(enc.res1.conv1, enc.res1.conv2), Residual(enc.res2.conv1, enc.res2.conv2)],
-                        feat, bounds, in_place=True)
+        enc, dec, k = self.content_encoder, self.decoder, self.kernels.middle
+        c2 = run_strips([Residual(enc.res1.conv1, enc.res1.conv2, middle=k),
+                         Residual(enc.res2.conv1, enc.res2.conv2, middle=k)], feat, bounds, in_place=True)
         b1, b2 = dec.block1, dec.block2
-        x = run_strips([Modulate(*strip_mean_std(c2, bounds, EPS), s.mean2, s.std2, alpha),
-                        Residual(b1.conv1, b1.conv2, s.w2, s.b2)], c2, bounds, in_place=True)
-        return run_strips([Modulate(*strip_mean_std(x, bounds, EPS), s.mean1, s.std1, alpha),
-                           Residual(b2.conv1, b2.conv2, s.w1, s.b1)], x, bounds, in_place=True)
+        x = run_strips([Modulate(*strip_mean_std(c2, bounds, EPS, k), s.mean2, s.std2, alpha, k),
+                        Residual(b1.conv1, b1.conv2, s.w2, s.b2, k)], c2, bounds, in_place=True)
+        return run_strips([Modulate(*strip_mean_std(x, bounds, EPS, k), s.mean1, s.std1, alpha, k),
+                           Residual(b2.conv1, b2.conv2, s.w1, s.b1, k)], x, bounds, in_place=True)
 
     def _forward_strips(self, x: Tensor, signals: StyleSignals, alpha: float | Tensor, rows: int,
                         regions: Regions | None = None, strip_middle: bool = True, quantize: bool = False,
                         kept: KeptMap | None = None) -> Tensor:
         enc, dec = self.content_encoder, self.decoder
-        head, tail = enc.head_ops(), dec.tail_ops()
+        head, tail = enc.head_ops(), dec.tail_ops(self.kernels.up_dw)
         quarter = x.shape[2] // 4
         with full_precision(x):
             feat = run_strips(head, x, strip_bounds(quarter, max(1, rows // 4)), prepare=to_unit,

@@ -17,10 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .signals import StyleSignals
+from .signals import EPS, StyleSignals
 
-#: Variance epsilon, as in the network's statistics.
-EPS = 1e-5
 #: A region with less weight than this (in quarter-resolution pixels) is empty: its
 #: statistics fall back to the whole frame's.
 MIN_WEIGHT = 2.0

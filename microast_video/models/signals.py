@@ -9,6 +9,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+#: Variance epsilon of the network's statistics (added to the unbiased variance), as upstream.
+EPS = 1e-5
+
 
 @dataclasses.dataclass(frozen=True)
 class StyleSignals:

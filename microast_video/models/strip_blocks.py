@@ -19,14 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import strips
+from .kernels import MiddleKernels
 from .strips import Conv
 
 
-def strip_mean_std(x: Tensor, bounds: Sequence[tuple[int, int]], eps: float) -> tuple[Tensor, Tensor]:
+def strip_mean_std(x: Tensor, bounds: Sequence[tuple[int, int]], eps: float, middle: MiddleKernels | None = None
+                   ) -> tuple[Tensor, Tensor]:
     """Per-channel mean and ``sqrt(unbiased var + eps)`` of (N, C, H, W) ``x``, strip by strip
-    (float64 sums; no frame-sized temporary). Returns (N, C, 1, 1) float32 each."""
-    native = None if strips._middle is None else strips._middle.stats(x, eps)
+    (float64 sums; no frame-sized temporary), or by ``middle``'s native kernel. Returns
+    (N, C, 1, 1) float32 each."""
+    native = None if middle is None else middle.stats(x, eps)
     if native is not None:
         return native
     n, c, h, w = x.shape
@@ -51,6 +53,7 @@ class Residual:
     conv2: torch.nn.Conv2d
     w: Tensor | None = None
     b: Tensor | None = None
+    middle: MiddleKernels | None = None  # native kernels for the convs' input and tail (bf16 autocast)
 
     def out_height(self, h: int) -> int:
         return h
@@ -61,7 +64,7 @@ class Residual:
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         m0, m1 = Conv(self.conv1, False).needs(o0, o1, h)
-        if strips._middle is not None and torch.is_autocast_enabled(x.device.type):
+        if self.middle is not None and torch.is_autocast_enabled(x.device.type):
             out = self._natively(x, a, h, o0, o1, m0, m1)
             if out is not None:
                 return out
@@ -76,17 +79,17 @@ class Residual:
 
     def _natively(self, x: Tensor, a: int, h: int, o0: int, o1: int, m0: int, m1: int) -> Tensor | None:
         """:meth:`apply` with each conv's input and its pointwise tail made by the native
-        :class:`~.strips.MiddleKernels` (one pass each, the same operations); None where they
+        :class:`~.kernels.MiddleKernels` (one pass each, the same operations); None where they
         do not apply."""
         modulated = self.w is not None
-        got = Conv(self.conv1, False, centred=True).centred_raw(x, a, h, m0, m1)
+        got = Conv(self.conv1, False, centred=True, middle=self.middle).centred_raw(x, a, h, m0, m1)
         z = x.narrow(2, m0 - a, m1 - m0) if modulated else None
-        mid = None if got is None else strips._middle.tail(*got, self.w, self.b, z, None, True)
-        got = None if mid is None else Conv(self.conv2, False, centred=True).centred_raw(mid, m0, h, o0, o1)
+        mid = None if got is None else self.middle.tail(*got, self.w, self.b, z, None, True)
+        got = None if mid is None else Conv(self.conv2, False, centred=True, middle=self.middle).centred_raw(mid, m0, h, o0, o1)
         if got is None:
             return None
         z = mid.narrow(2, o0 - m0, o1 - o0) if modulated else None
-        return strips._middle.tail(*got, self.w, self.b, z, x.narrow(2, o0 - a, o1 - o0), False)
+        return self.middle.tail(*got, self.w, self.b, z, x.narrow(2, o0 - a, o1 - o0), False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Modulate:
     mean: Tensor
     std: Tensor
     alpha: float | Tensor = 1.0
+    middle: MiddleKernels | None = None  # FeatMod in one native pass (bf16 autocast)
 
     def out_height(self, h: int) -> int:
         return h
@@ -108,8 +112,8 @@ class Modulate:
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
         rows = x.narrow(2, o0 - a, o1 - o0).float()
-        native = None if strips._middle is None else strips._middle.modulate(rows, self.m, self.s, self.mean,
-                                                                              self.std, self.alpha)
+        native = None if self.middle is None else self.middle.modulate(rows, self.m, self.s, self.mean, self.std,
+                                                                        self.alpha)
         if native is not None:
             return native
         out = (rows - self.m).div_(self.s).mul_(self.std).add_(self.mean)

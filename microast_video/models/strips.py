@@ -15,14 +15,16 @@ real neighbours. The result equals whole-frame execution up to float rounding.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .kernels import MiddleKernels
+from .samples import autocast_dtype
 
 
 def centred_conv(conv: nn.Conv2d, x: Tensor, *, valid: bool = False) -> Tensor:
@@ -44,7 +46,7 @@ def centred_conv(conv: nn.Conv2d, x: Tensor, *, valid: bool = False) -> Tensor:
     if not torch.is_autocast_enabled(x.device.type):
         return run(x, conv.weight, conv.bias) if valid else conv(x)  # the module call: its hooks run
     mu = x.float().mean(dim=(2, 3), keepdim=True)
-    centred = (x - mu).to(_autocast_dtype(x.device.type))  # the cast autocast would make, done now
+    centred = (x - mu).to(autocast_dtype(x.device.type))  # the cast autocast would make, done now
     y = run(centred, conv.weight, None)
     del centred
     return y.float().add_(_centring_shift(conv, mu))
@@ -61,13 +63,6 @@ def _centring_shift(conv: nn.Conv2d, mu: Tensor) -> Tensor:
     return shift[:, :, None, None]
 
 
-def _autocast_dtype(device_type: str) -> torch.dtype:
-    get = getattr(torch, "get_autocast_dtype", None)
-    if get is not None:
-        return get(device_type)
-    return torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
-
-
 @dataclasses.dataclass(frozen=True)
 class Conv:
     """A reflection-padded conv (optionally followed by ReLU) as a strip op."""
@@ -79,6 +74,7 @@ class Conv:
     centred: bool = False  # through centred_conv (the quarter-resolution blocks under autocast)
     blocks_out: int = 1  # > 1: outputs in blocked order (see blocked_order) for the next conv
     blocked_in: bool = False  # the input's channels arrive in blocked order (a summed-groups conv)
+    middle: MiddleKernels | None = None  # native kernels of a centred conv (:meth:`centred_raw`)
 
     def prepared(self) -> Conv:
         """This op with its polyphase or reordered weights built (once, not per strip)."""
@@ -148,7 +144,7 @@ class Conv:
         native pass (:attr:`MiddleKernels.centre_pad`; the mean is the unpadded rows', which
         centres as exactly): the raw output (reduced precision, no bias) and the float32
         ``bias + W·mu`` (N, out, 1, 1) that completes it; None where the native centring does not apply."""
-        got = None if _middle is None else _middle.centre_pad(*self._window_rows(x, a, h, o0, o1))
+        got = None if self.middle is None else self.middle.centre_pad(*self._window_rows(x, a, h, o0, o1))
         if got is None:
             return None
         rows, mu = got
@@ -277,50 +273,6 @@ class Upsample2:
         return up.narrow(2, o0 - 2 * a, o1 - o0)
 
 
-#: The fused upsampling + grouped conv for :class:`UpConv` (``microast_video.native.model``
-#: switches it on for the CPU engine), or None: PyTorch's ops. Called as
-#: ``fn(x, conv, a, h, o0, o1, blocked=..., relu=...)``; it returns None where it does not apply.
-_fused_up_dw: Callable[..., Tensor | None] | None = None
-
-
-def use_fused_up_dw(fn: Callable[..., Tensor | None] | None) -> None:
-    """Set (or with None, clear) the fused kernel :class:`UpConv` tries first."""
-    global _fused_up_dw
-    _fused_up_dw = fn
-
-
-@dataclasses.dataclass(frozen=True)
-class MiddleKernels:
-    """Native kernels for the quarter-resolution middle in strips under bf16 autocast (made by
-    ``microast_video.native.model``). Each returns None where it does not apply, and PyTorch's ops
-    run; the results are the same up to float rounding.
-
-    Attributes:
-        centre_pad: ``fn(rows, (left, right, top, bottom))`` on a centred conv's unpadded window
-            rows: (the rows padded, minus their per-channel mean, rounded, NHWC; the mean,
-            (N, C, 1, 1) float32). See :meth:`Conv.centred_raw`.
-        tail: ``fn(y, shift, w, b, z, res, relu)``: a residual block's pointwise tail after
-            such a conv (``microast_video.native.model.epilogue``).
-        stats: ``fn(x, eps)``: FeatMod's (mean, spread) of a whole map (:func:`.strip_blocks.strip_mean_std`).
-        modulate: ``fn(rows, m, s, mean, std, alpha)``: FeatMod on rows (:class:`.strip_blocks.Modulate`).
-    """
-
-    centre_pad: Callable[[Tensor, tuple[int, int, int, int]], tuple[Tensor, Tensor] | None]
-    tail: Callable[..., Tensor | None]
-    stats: Callable[[Tensor, float], tuple[Tensor, Tensor] | None]
-    modulate: Callable[..., Tensor | None]
-
-
-#: The middle's native kernels, or None: PyTorch's ops.
-_middle: MiddleKernels | None = None
-
-
-def use_middle_kernels(kernels: MiddleKernels | None) -> None:
-    """Set (or with None, clear) the native kernels the middle's strip ops try first."""
-    global _middle
-    _middle = kernels
-
-
 @dataclasses.dataclass(frozen=True)
 class UpConv:
     """:class:`Upsample2` followed by a summed-groups :class:`Conv`, one input block at a
@@ -329,6 +281,7 @@ class UpConv:
     made the upsampling 2-3x slower; measured)."""
 
     conv: Conv
+    up_dw: Callable[..., Tensor | None] | None = None  # the fused kernel (:attr:`.kernels.StripKernels.up_dw`)
 
     def out_height(self, h: int) -> int:
         return self.conv.out_height(2 * h)
@@ -337,8 +290,8 @@ class UpConv:
         return Upsample2().needs(*self.conv.needs(o0, o1, 2 * h), h)
 
     def apply(self, x: Tensor, a: int, h: int, o0: int, o1: int) -> Tensor:
-        if _fused_up_dw is not None:
-            out = _fused_up_dw(x, self.conv.conv, a, h, o0, o1, blocked=self.conv.blocked_in, relu=self.conv.relu)
+        if self.up_dw is not None:
+            out = self.up_dw(x, self.conv.conv, a, h, o0, o1, blocked=self.conv.blocked_in, relu=self.conv.relu)
             if out is not None:
                 return out
         m0, m1 = self.conv.needs(o0, o1, 2 * h)
@@ -355,125 +308,3 @@ def _reflect(i: int, h: int) -> int:
 
 
 Op = Conv | Upsample2 | UpConv
-
-
-def _row_ranges(ops: Sequence[Op], height: int, r0: int, r1: int) -> list[tuple[int, int]]:
-    """The rows each layer of ``ops`` computes for output rows [r0, r1) of a height-``height``
-    input: the input rows first, the output rows last."""
-    heights = [height]
-    for op in ops:
-        heights.append(op.out_height(heights[-1]))
-    ranges = [(r0, r1)]
-    for op, h in zip(reversed(ops), reversed(heights[:-1])):
-        ranges.append(op.needs(*ranges[-1], h))
-    return ranges[::-1]
-
-
-def run_strip(ops: Sequence[Op], x: Tensor, r0: int, r1: int, prepare: Callable[[Tensor], Tensor] | None = None
-              ) -> Tensor:
-    """Rows [r0, r1) of ``ops`` applied in turn to the whole map ``x`` (N, C, H, W).
-
-    Only the rows each layer needs are computed; the result equals slicing the output of
-    whole-map execution (up to float rounding). ``prepare`` is applied to the rows of ``x``
-    the strip reads (e.g. 8-bit samples to float), so ``x`` need not be converted whole.
-    """
-    h = x.shape[2]
-    ranges = _row_ranges(ops, h, r0, r1)
-    a, b = ranges[0]
-    cur = x.narrow(2, a, b - a)
-    if prepare is not None:
-        cur = prepare(cur)
-    for op, (o0, o1) in zip(ops, ranges[1:]):
-        cur = op.apply(cur, a, h, o0, o1)
-        h = op.out_height(h)
-        a = o0
-    return cur
-
-
-def run_strips(ops: Sequence[Op], x: Tensor, bounds: Sequence[tuple[int, int]], *,
-               prepare: Callable[[Tensor], Tensor] | None = None, finish: Callable[[Tensor], Tensor] | None = None,
-               memory_format: torch.memory_format | None = None, in_place: bool = False,
-               empty: Callable[..., Tensor] = torch.empty) -> Tensor:
-    """``ops`` applied to ``x`` strip by strip, written into one preallocated output.
-
-    Equals ``finish(torch.cat([run_strip(ops, x, a, b, prepare) for a, b in bounds], dim=2))``
-    without holding every strip and the concatenation at once: ``prepare`` converts each
-    strip's input rows and ``finish`` each output strip (e.g. to 8-bit samples), so neither
-    conversion ever holds a whole frame. ``memory_format``: the output's (default: the
-    strips' own). ``empty``: allocates the output (``torch.empty``'s signature; a
-    :class:`KeptMap` reuses one map from call to call).
-
-    ``in_place``: write the output over ``x`` (``ops`` keep its shape and dtype), so only one
-    whole map exists: each output strip is held back until no later strip reads the input
-    rows it covers (for the middle's short receptive fields, one strip at a time).
-    """
-    if in_place:
-        return _run_strips_in_place(ops, x, bounds, prepare)
-    out: Tensor | None = None
-    height = bounds[-1][1]
-    for a, b in bounds:
-        piece = run_strip(ops, x, a, b, prepare)
-        if finish is not None:
-            piece = finish(piece)
-        if out is None:
-            layout = memory_format or (torch.channels_last if piece.is_contiguous(memory_format=torch.channels_last)
-                                       and not piece.is_contiguous() else torch.contiguous_format)
-            out = empty((piece.shape[0], piece.shape[1], height, piece.shape[3]), dtype=piece.dtype,
-                        device=piece.device, memory_format=layout)
-        out[:, :, a:b].copy_(piece)
-        del piece
-    return out
-
-
-def _run_strips_in_place(ops: Sequence[Op], x: Tensor, bounds: Sequence[tuple[int, int]],
-                         prepare: Callable[[Tensor], Tensor] | None) -> Tensor:
-    """:func:`run_strips` writing over ``x`` (see its ``in_place``)."""
-    height = x.shape[2]
-    for op in ops:
-        height = op.out_height(height)
-    if height != x.shape[2] or bounds[-1][1] != height:
-        raise ValueError(f"in-place strips need ops that keep the map's height, got {x.shape = }, {height = }")
-    # The first input row each strip reads; a finished strip is written once every later one starts below it.
-    starts = [_row_ranges(ops, x.shape[2], a, b)[0][0] for a, b in bounds] + [x.shape[2]]
-    pending: collections.deque[tuple[int, int, Tensor]] = collections.deque()
-    for i, (a, b) in enumerate(bounds):
-        piece = run_strip(ops, x, a, b, prepare)
-        if piece.dtype != x.dtype or piece.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
-            raise ValueError(f"in-place strips need fresh output strips of the input's dtype, got {piece.dtype = }")
-        pending.append((a, b, piece))
-        while pending and pending[0][1] <= min(starts[i + 1:]):
-            a0, b0, done = pending.popleft()
-            x[:, :, a0:b0].copy_(done)
-    return x
-
-
-class KeptMap:
-    """One whole map kept from call to call: an ``empty`` for :func:`run_strips` that returns the
-    same tensor while the shape, dtype, device and layout stay the same (a new one otherwise).
-
-    The quarter-resolution map of a UHD frame is 133 MB in float32. Allocated afresh for every
-    frame, such blocks and the smaller ones between them broke glibc's heap into pieces that
-    later blocks did not fit (the heap grew ~1.4x what was in use); kept, it is allocated once.
-    The caller must be done with the previous call's map before the next call (one job's
-    frames, in turn).
-    """
-
-    def __init__(self) -> None:
-        self._map: Tensor | None = None
-
-    def __call__(self, shape: Sequence[int], *, dtype: torch.dtype, device: torch.device,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
-        m = self._map
-        if (m is None or tuple(m.shape) != tuple(shape) or m.dtype != dtype or m.device != torch.device(device)
-                or not m.is_contiguous(memory_format=memory_format)):
-            self._map = m = None  # the old map goes before the new one is made
-            m = self._map = torch.empty(tuple(shape), dtype=dtype, device=device, memory_format=memory_format)
-        return m
-
-
-def strip_bounds(height: int, rows: int) -> list[tuple[int, int]]:
-    """Split ``height`` rows into consecutive strips of about ``rows`` rows (at least 1)."""
-    rows = max(1, rows)
-    count = max(1, math.ceil(height / rows))
-    edges = [round(i * height / count) for i in range(count + 1)]
-    return [(edges[i], edges[i + 1]) for i in range(count) if edges[i + 1] > edges[i]]

@@ -13,7 +13,7 @@ the strip's mean, then the strip padded, centred and rounded in one pass (PyTorc
 four passes, ~7x the time), the residual blocks' pointwise tail after each such conv
 (:func:`epilogue`: shift, modulation, residual, ReLU in one pass), FeatMod's statistics
 (:func:`channel_stats`, two reads, sums independent of the threads) and FeatMod itself
-(:func:`modulate`, one pass): :class:`~.models.strips.MiddleKernels`, under bf16 autocast only.
+(:func:`modulate`, one pass): :class:`~microast_video.models.kernels.MiddleKernels`, under bf16 autocast only.
 Together the UHD middle takes a third less time (one process, interleaved: 0.95 s against
 1.41 s per frame with PyTorch's ops).
 ``native/temporal.cpp`` warps the temporal stage's state and blends it with the current frame
@@ -39,7 +39,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..models import strips
+from ..models.kernels import PYTORCH, MiddleKernels, StripKernels
+from ..models.samples import autocast_dtype
 from .build import library, loaded
 
 #: (groups, inputs per group) that up_dw.cpp is built for: MicroAST's two upsampling convs.
@@ -47,28 +48,19 @@ SHAPES = frozenset({(32, 2), (16, 2)})
 _registered: list[object] = []  # the custom op, registered once per process
 
 
-def enable(cache: Path) -> str | None:
-    """Build (once per machine), load and switch on the fused kernel for strips.
-
-    Returns None when it is on, or one line saying why the PyTorch ops run instead."""
+def strip_kernels(cache: Path) -> tuple[StripKernels, str | None]:
+    """The CPU engine's native kernels for a model's strip ops (built once per machine, loaded
+    once per process), for :meth:`MicroAST.use_kernels <microast_video.models.MicroAST.use_kernels>`:
+    (them, None), or (:data:`~microast_video.models.kernels.PYTORCH`, one line saying why
+    PyTorch's ops run instead)."""
     if not hasattr(torch.library, "custom_op"):
-        disable()
-        return f"native kernel unavailable with torch {torch.__version__} (needs torch.library.custom_op)"
+        return PYTORCH, f"native kernel unavailable with torch {torch.__version__} (needs torch.library.custom_op)"
     lib, why = library(cache)
     if lib is None:
-        disable()
-        return why
+        return PYTORCH, why
     if not _registered:
         _registered.append(_register())
-    strips.use_fused_up_dw(fused_up_dw)
-    strips.use_middle_kernels(strips.MiddleKernels(centre_pad, epilogue, channel_stats, modulate))
-    return None
-
-
-def disable() -> None:
-    """Run the PyTorch ops again (the fused kernels stay loaded)."""
-    strips.use_fused_up_dw(None)
-    strips.use_middle_kernels(None)
+    return StripKernels(fused_up_dw, MiddleKernels(centre_pad, epilogue, channel_stats, modulate)), None
 
 
 def _register() -> object:
@@ -121,7 +113,7 @@ def fused_up_dw(x: Tensor, conv: torch.nn.Conv2d, a: int, h: int, o0: int, o1: i
     if conv.out_channels != groups or channels % groups or (groups, channels // groups) not in SHAPES:
         return None
     if torch.is_autocast_enabled("cpu"):
-        if strips._autocast_dtype("cpu") != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
+        if autocast_dtype("cpu") != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
             return None
         bf16_out = True
     elif x.dtype in (torch.float32, torch.bfloat16):
@@ -199,7 +191,7 @@ def _nhwc_layout(x: Tensor) -> bool:
 
 def _nhwc_rows(x: Tensor) -> bool:
     """:func:`_nhwc_layout`, under bf16 autocast (the exact float32 path keeps PyTorch's ops), not compiling."""
-    return (_nhwc_layout(x) and torch.is_autocast_enabled("cpu") and strips._autocast_dtype("cpu") == torch.bfloat16
+    return (_nhwc_layout(x) and torch.is_autocast_enabled("cpu") and autocast_dtype("cpu") == torch.bfloat16
             and not torch.compiler.is_compiling())
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..colour.convert import luma
 from ..core.errors import InputError, shown
+from ..core.options import FLICKER_HEIGHT
 from ..media.decode import decode_frames
 from ..media.probe import probe
 
@@ -123,7 +124,7 @@ class ClipScore:
         return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def measure_flicker(source: Path, stylized: Sequence[Path], *, reference: Path | None = None, height: int = 270,
+def measure_flicker(source: Path, stylized: Sequence[Path], *, reference: Path | None = None, height: int = FLICKER_HEIGHT,
             frames: int | None = None, start: float = 0.0, duration: float | None = None,
             log=lambda m: None) -> dict[str, object]:
     """Warping error of the source and of each clip; texture ratio and low-pass PSNR against ``reference``.

@@ -13,15 +13,16 @@ from typer.testing import CliRunner
 
 from conftest import shared_path
 from microast_video import EngineSettings, Stylizer, decode_frames, engine_settings, load_style_image, probe, prepare_runtime
-from microast_video.native import build, model as _native
+from microast_video.models import PYTORCH
+from microast_video.native import build
 from microast_video.engine.device import cpu_supports_bf16
 from microast_video.engine.stylizer import compile_unavailable
 from microast_video.media.image import read_image
 from microast_video.engine.transport import RGBTransport
 from microast_video.cli import app
 from microast_video.models.strip_blocks import Residual
-from microast_video.models.strips import (Conv, KeptMap, Upsample2, UpConv, blocked_order, run_strip, run_strips,
-                                         strip_bounds)
+from microast_video.models.strip_runner import KeptMap, run_strip, run_strips, strip_bounds
+from microast_video.models.strips import Conv, Upsample2, UpConv, blocked_order
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def prepared(model, settings: EngineSettings):
         yield
     finally:
         model.to(memory_format=torch.contiguous_format)
-        _native.disable()
+        model.use_kernels(PYTORCH)
 
 
 @pytest.mark.parametrize("h,w", [(96, 128), (61, 90), (37, 21), (8, 12)])

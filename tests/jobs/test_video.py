@@ -24,6 +24,7 @@ from microast_video.media.encode_plan import ffmpeg_exe, plan_encode
 from microast_video.cli import app, route
 
 from conftest import shared_path
+from helpers import ffmpeg, lavfi_clip as make_clip, video_frames
 
 FF = ffmpeg_exe()
 runner = CliRunner()
@@ -31,35 +32,10 @@ runner = CliRunner()
 
 # --- helpers -------------------------------------------------------------------------------
 
-def ff(*args: object) -> None:
-    """Run the ffmpeg program (argument list, never a shell)."""
-    cmd = [FF, "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, f"{cmd}\n{r.stderr}"
 
 
-def make_clip(path: Path, video: str, *, audio: str | None = None, audio_offset: float = 0.0,
-              out: tuple[object, ...] = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
-              audio_codec: str = "aac") -> Path:
-    """A clip from a lavfi video source (and optional lavfi audio source)."""
-    args: list[object] = ["-f", "lavfi", "-i", video]
-    if audio is not None:
-        if audio_offset:
-            args += ["-itsoffset", audio_offset]
-        args += ["-f", "lavfi", "-i", audio, "-c:a", audio_codec]
-    ff(*args, *out, path)
-    return path
 
 
-def video_frames(path: Path) -> tuple[list[float], av.VideoFrame]:
-    """Presentation times (s) of every decoded frame of the first video stream, and the first frame."""
-    times, first = [], None
-    with av.open(str(path)) as c:
-        for frame in c.decode(video=0):
-            times.append(float(frame.pts * frame.time_base))
-            if first is None:
-                first = frame
-    return times, first
 
 
 def audio_span(path: Path) -> tuple[float, float]:
@@ -309,7 +285,7 @@ def pattern_clip(tmp_path) -> Path:
 
 
 def rotated(src: Path, degrees: int, path: Path) -> Path:
-    ff("-display_rotation", degrees, "-i", src, "-c", "copy", path)
+    ffmpeg("-display_rotation", degrees, "-i", src, "-c", "copy", path)
     return path
 
 
@@ -614,7 +590,7 @@ def rich_clip(tmp_path) -> Path:
         "[CHAPTER]\nTIMEBASE=1/1000\nSTART=500\nEND=1000\ntitle=Ending\n"
     )
     path = tmp_path / "rich.mkv"
-    ff("-f", "lavfi", "-i", TESTSRC.format(d=1.0), "-f", "lavfi", "-i", SINE.format(d=1.0), "-i", srt, "-i", meta,
+    ffmpeg("-f", "lavfi", "-i", TESTSRC.format(d=1.0), "-f", "lavfi", "-i", SINE.format(d=1.0), "-i", srt, "-i", meta,
        "-map", "0:v", "-map", "1:a", "-map", "2:s", "-map_metadata", 3, "-map_chapters", 3,
        "-metadata:s:s:0", "language=fra", "-metadata:s:a:0", "language=deu", "-metadata", "comment=made by a test",
        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "srt", path)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from microast_video.cli import app, route
+from helpers import one_line_error
+from helpers import run_cli as run
+from microast_video.cli import route
 
 runner = CliRunner()
 
@@ -32,17 +34,8 @@ def files(tmp_path):
     }
 
 
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
-def one_line_error(result, *needles):
-    assert result.exit_code != 0
-    err = result.stderr.strip().splitlines()
-    assert len([l for l in err if "error:" in l]) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
 
 
 def test_route_keeps_video_as_the_default_command():

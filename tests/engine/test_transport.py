@@ -17,9 +17,9 @@ from microast_video import decode_frames, probe
 from microast_video.core.frame import pack_planes, unpack_planes
 from microast_video.engine.stylizer import FrameEngine
 from microast_video.engine.transport import RGBTransport, YUV420Transport
-from microast_video.style.weights import cache_dir
+from microast_video.core.paths import cache_dir
 from microast_video.cli import app
-from test_video import make_clip, video_frames  # noqa: F401  (fixtures below reuse its helpers)
+from helpers import lavfi_clip as make_clip
 
 runner = CliRunner()
 SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers import ffmpeg, make_clip
+from helpers import ffmpeg, make_clip, process_error
 from microast_video import Stylizer, decode_frames, mix_signals, probe
 from microast_video.style.controls import Schedule
 from microast_video.core.options import Ease
@@ -43,12 +41,6 @@ def video(files: Path, out: Path, *args: str) -> object:
     return r
 
 
-def one_line_error(args: list[str]) -> str:
-    proc = subprocess.run([sys.executable, "-c", "from microast_video.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode != 0 and len(lines) == 1 and "error:" in lines[0], proc.stderr
-    return lines[0]
 
 
 # --- regions from a matte ------------------------------------------------------------------
@@ -161,7 +153,7 @@ def test_bad_mattes_are_one_line(env, files, tmp_path, make, needle):
     else:
         cv2.imwrite(str(tmp_path / "m.png"), np.zeros((8, 8), np.uint8))
         args += ["--matte", str(tmp_path / "m.png"), "-s", str(files / "b.png"), "-s", str(files / "a.png")]
-    assert needle in one_line_error(args)
+    assert needle in process_error(*args)
 
 
 # --- keyframes --------------------------------------------------------------------------------
@@ -211,7 +203,7 @@ def test_bad_keyframes_are_one_line(files, tmp_path, args, needle):
     args = [a.replace("A", str(files / "a.png")).replace("B", str(files / "b.png")) for a in args]
     if "--alpha-at" in args:
         args += ["-s", str(files / "a.png")]
-    assert needle in one_line_error(["video", str(files / "clip.mp4"), "-o", str(tmp_path / "o.mkv"), *args])
+    assert needle in process_error("video", files / "clip.mp4", "-o", tmp_path / "o.mkv", *args)
 
 
 # --- previews and charts -----------------------------------------------------------------------

@@ -9,20 +9,28 @@ import torch
 import torch.nn.functional as F
 
 from microast_video import EngineSettings, engine_settings, prepare_runtime
-from microast_video.native import build, model as _native
-from microast_video.models import strips
-from microast_video.models.strips import Conv, UpConv, blocked_order, run_strip
+from microast_video.models import PYTORCH, MiddleKernels, StripKernels, strips
+from microast_video.models.strip_runner import run_strip
+from microast_video.models.strips import Conv, UpConv, blocked_order
+from microast_video.native import build
+from microast_video.native import model as _native
 
 
 @pytest.fixture
 def native(tmp_path_factory):
-    """The kernel built (in a temp cache) and switched on; switched off after."""
-    why = _native.enable(tmp_path_factory.getbasetemp() / "native-cache")
+    """The kernels built (in a temp cache) and loaded: what the CPU engine gives a model."""
+    kernels, why = _native.strip_kernels(tmp_path_factory.getbasetemp() / "native-cache")
     if why is not None and build.cxx_compiler() is None:
         pytest.skip(f"no C++ compiler on this machine: {why}")
-    assert why is None, why
-    yield
-    _native.disable()
+    assert why is None and kernels.up_dw is not None and kernels.middle is not None, why
+    return kernels
+
+
+@pytest.fixture
+def kernels_of(model):
+    """Give the shared model kernels for one test; PyTorch's ops again after it."""
+    yield model.use_kernels
+    model.use_kernels(PYTORCH)
 
 
 def reference(x: torch.Tensor, conv: torch.nn.Conv2d, blocked: bool) -> torch.Tensor:
@@ -39,13 +47,11 @@ def test_fused_kernel_equals_upsampling_then_grouped_conv_in_every_strip(native,
     conv = torch.nn.Conv2d(cin, groups, 3, groups=groups)
     x = torch.randn(2, cin, 13, 19).contiguous(memory_format=torch.channels_last)
     want = reference(x, conv, blocked)
-    op = UpConv(Conv(conv, True, blocked_in=blocked))
+    op, plain = UpConv(Conv(conv, True, blocked_in=blocked), native.up_dw), UpConv(Conv(conv, True, blocked_in=blocked))
     for r0, r1 in ((0, 26), (0, 1), (0, 9), (9, 17), (17, 26), (25, 26)):  # both edges, the middle, one row
         with torch.inference_mode():
             got = run_strip([op], x, r0, r1)
-            strips.use_fused_up_dw(None)
-            torch_ops = run_strip([op], x, r0, r1)
-            strips.use_fused_up_dw(_native.fused_up_dw)
+            torch_ops = run_strip([plain], x, r0, r1)
         assert got.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(got, want[:, :, r0:r1], rtol=1e-5, atol=2e-6)
         torch.testing.assert_close(got, torch_ops, rtol=1e-5, atol=2e-6)
@@ -57,17 +63,16 @@ def test_fused_kernel_in_bf16_rounds_only_its_output(native):
     conv = torch.nn.Conv2d(32, 16, 3, groups=16)
     x = torch.randn(1, 32, 10, 17).bfloat16().contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        got = run_strip([UpConv(Conv(conv, True))], x, 3, 15)
+        got = run_strip([UpConv(Conv(conv, True), native.up_dw)], x, 3, 15)
     assert got.dtype == torch.bfloat16
     want = reference(x.float(), conv, False)[:, :, 3:15]
     assert torch.allclose(got.float(), want, rtol=2**-8, atol=1e-6)  # bf16 keeps 8 significant bits
     assert torch.equal(got, want.bfloat16())  # round to nearest even, as PyTorch rounds
 
 
-def test_the_network_in_strips_with_the_kernel_equals_the_whole_frame(native, model, monkeypatch):
+def test_the_network_in_strips_with_the_kernel_equals_the_whole_frame(native, model, kernels_of):
     calls = []
-    fused = strips._fused_up_dw
-    monkeypatch.setattr(strips, "_fused_up_dw", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    kernels_of(StripKernels(lambda *a, **k: calls.append(1) or native.up_dw(*a, **k)))
     with torch.inference_mode():
         signals = model.encode_style(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)))
         x = torch.rand(1, 3, 70, 90, generator=torch.Generator().manual_seed(6))
@@ -132,19 +137,18 @@ def test_native_statistics_and_modulation_equal_pytorch_ops(native):
     assert _native.channel_stats(x, 1e-5) is None  # outside bf16 autocast the exact path keeps PyTorch's ops
 
 
-def test_bf16_strips_with_the_native_middle_match_pytorch_ops(native, model, monkeypatch):
+def test_bf16_strips_with_the_native_middle_match_pytorch_ops(native, model, kernels_of):
     """The middle natively (each conv's input centred, its mean the unpadded rows'; the residual
     tails; FeatMod's statistics and modulation) gives the frame PyTorch's ops give, up to bf16
     rounding of the centred values."""
     calls: dict[str, int] = {}
-    kernels = strips._middle
+    kernels = native.middle
 
     def counted(name):
         fn = getattr(kernels, name)
         return lambda *a: calls.__setitem__(name, calls.get(name, 0) + 1) or fn(*a)
 
-    monkeypatch.setattr(strips, "_middle", strips.MiddleKernels(*(counted(n) for n in ("centre_pad", "tail", "stats",
-                                                                                        "modulate"))))
+    kernels_of(StripKernels(None, MiddleKernels(*(counted(n) for n in ("centre_pad", "tail", "stats", "modulate")))))
     settings = EngineSettings(torch.bfloat16, channels_last=True, strip_rows=16)
     x = torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(12))
     with torch.inference_mode():
@@ -154,7 +158,7 @@ def test_bf16_strips_with_the_native_middle_match_pytorch_ops(native, model, mon
         try:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 native_out = model(x, signals, strip_rows=settings.strip_rows)
-                monkeypatch.setattr(strips, "_middle", None)
+                kernels_of(PYTORCH)
                 plain = model(x, signals, strip_rows=settings.strip_rows)
         finally:
             model.to(memory_format=torch.contiguous_format)
@@ -164,27 +168,29 @@ def test_bf16_strips_with_the_native_middle_match_pytorch_ops(native, model, mon
     assert float((native_out.float() - plain.float()).norm() / plain.float().norm()) < 0.01
 
 
-def test_engine_turns_the_kernel_on_for_cpu_strips_and_off_otherwise(native, model):
+def test_engine_gives_the_model_kernels_for_cpu_strips_and_none_otherwise(native, model, kernels_of):
     settings = engine_settings(torch.device("cpu"), torch.float32, 1080, 1920)
     assert settings.native and settings.describe()["native"] is True
+    other = type(model)()  # another model in the same process keeps its own (none)
     try:
-        assert prepare_runtime(model, settings) is None and strips._fused_up_dw is not None
-        assert strips._middle is not None
+        assert prepare_runtime(model, settings) is None and model.kernels.up_dw is not None
+        assert model.kernels.middle is not None and other.kernels is PYTORCH
         assert prepare_runtime(model, EngineSettings(strip_rows=64, channels_last=True)) is None
-        assert strips._fused_up_dw is None and strips._middle is None  # native=False: PyTorch's ops
+        assert model.kernels is PYTORCH  # native=False: PyTorch's ops
+        prepare_runtime(model, settings)
         assert prepare_runtime(model, EngineSettings(native=True)) is None  # whole frames: no strips, no kernel
-        assert strips._fused_up_dw is None
+        assert model.kernels is PYTORCH
     finally:
         model.to(memory_format=torch.contiguous_format)
 
 
 def test_a_failed_build_is_one_note_and_pytorch_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(_native, "_state", {})
+    monkeypatch.setattr(build, "_state", {})
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setattr(_native, "cxx_compiler", lambda: str(tmp_path / "no-such-compiler"))
-    why = _native.enable(tmp_path / "cache")
+    monkeypatch.setattr(build, "cxx_compiler", lambda: str(tmp_path / "no-such-compiler"))
+    kernels, why = _native.strip_kernels(tmp_path / "cache")
     assert why is not None and "\n" not in why and "no-such-compiler" in why
-    assert strips._fused_up_dw is None
+    assert kernels is PYTORCH
 
 
 def test_the_build_is_cached_by_source_compiler_and_cpu(tmp_path, monkeypatch):
@@ -194,6 +200,6 @@ def test_the_build_is_cached_by_source_compiler_and_cpu(tmp_path, monkeypatch):
     stamp = os.stat(first).st_mtime_ns
     assert build._build(tmp_path) == first and os.stat(first).st_mtime_ns == stamp  # not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left
-    monkeypatch.setattr(_native, "_cpu_identity", lambda: "another cpu")
+    monkeypatch.setattr(build, "_cpu_identity", lambda: "another cpu")
     second = build._build(tmp_path)
     assert second != first and [p.name for p in tmp_path.iterdir()] == [second.name]  # the stale one removed

@@ -25,10 +25,11 @@ import torch
 from typer.testing import CliRunner
 
 from helpers import ffmpeg, make_clip, make_style, temp_files
+from helpers import one_line_error as one_line
+from helpers import run_cli as run
 from microast_video import decode_frames, load_style_image, probe
 from microast_video.jobs import video as _pipeline
 from microast_video.core.output import STALE_AFTER_S, sweep_stale_folders
-from microast_video.cli import app
 
 runner = CliRunner()
 
@@ -43,20 +44,8 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def run(*args, expect: int | None = None) -> object:
-    result = runner.invoke(app, [*map(str, args)])
-    if expect is not None:
-        assert result.exit_code == expect, result.stderr
-    return result
 
 
-def one_line(result, *needles: str) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if "error:" in line]
-    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture()

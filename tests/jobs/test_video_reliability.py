@@ -8,6 +8,7 @@ run is on the CPU at a tiny size, and anything that could hang runs under a dead
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import os
@@ -39,7 +40,10 @@ from microast_video.core.output import TEMP_SUFFIX
 from microast_video.cli import app
 
 from conftest import weights_dir
-from helpers import make_style
+from helpers import make_clip as _make_clip
+from helpers import make_style, one_line_error
+
+make_clip = functools.partial(_make_clip, faststart=True)  # the reliability cases' clips keep their index in front
 
 FFMPEG = ffmpeg_exe()
 runner = CliRunner()
@@ -52,20 +56,6 @@ pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExce
 # Helpers
 
 
-def make_clip(path: Path, *, size: str = "96x64", seconds: float = 2, rate: int = 25,
-              faststart: bool = True, audio: bool = False) -> Path:
-    """A testsrc2 clip (H.264, yuv420p) made with the package's ffmpeg program."""
-    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
-           "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
-    if audio:
-        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
-    cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-    if audio:
-        cmd += ["-c:a", "aac", "-shortest"]
-    if faststart and path.suffix in (".mp4", ".mov"):
-        cmd += ["-movflags", "+faststart"]
-    subprocess.run([*cmd, str(path)], check=True, timeout=60)
-    return path
 
 
 def sha256(path: Path) -> str:
@@ -140,15 +130,6 @@ def stage_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name in ("decode", "encode", "ffmpeg-stderr")]
 
 
-def one_line_error(result, *needles: str) -> str:
-    """The CLI failed with exactly one ``error:`` line containing every needle, no traceback."""
-    assert result.exit_code != 0, result.output
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.output and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
 
 
 def assert_nothing_left(target: Path) -> None:

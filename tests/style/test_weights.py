@@ -30,7 +30,7 @@ from microast_video.style.weights import (
     verify_file,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "microast"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "microast"
 
 needs_shared = pytest.mark.skipif(
     not SHARED.is_dir(),
