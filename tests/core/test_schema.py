@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from conftest import ROOT
 from microast_video.batch.manifest import ManifestError, manifest_from_dict
 from microast_video.cli import main
 from microast_video.core.errors import OptionError
@@ -100,9 +101,22 @@ def test_a_misspelt_keyframes_key_is_refused_with_the_known_ones(tmp_path):
         load_keyframe_file(keys)
 
 
-def test_drifts_found_before_are_gone():
-    # the manifest capped batch_size and height, the command line did not: one declaration now
-    assert OPTIONS["batch_size"].problem(257) == OPTIONS["batch_size"].problem(257) is not None
-    assert OPTIONS["height"].parse("100000") == 100000
-    with pytest.raises(ValueError, match="between 5 and 100000"):
-        OPTIONS["height"].parse("100001")
+def test_an_alpha_of_1_7_in_a_keyframes_file_is_one_line_before_any_work(tmp_path, capsys):
+    """It ended in "internal error", exit 70, after the model had loaded."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'style = [[0, "{ROOT / "samples" / "style.jpg"}"]]\nalpha = [[0, 1.7]]\n')
+    with pytest.raises(SystemExit) as exit_:
+        main([str(ROOT / "samples" / "clip.mp4"), "--keyframes", str(keys), "-o", str(tmp_path / "o.mp4"), "-q"])
+    line = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(line.splitlines()) == 1, line
+    assert line.startswith("microast-video: error: keyframes ") and line.endswith(
+        "keys.toml: alpha[0]: must be between 0 and 1, got 1.7"), line
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--batch-size", "257"), ("--height", "100001")])
+def test_the_command_line_caps_what_a_manifest_caps(flag, value, capsys):
+    """The manifest capped --batch-size at 256 and --height at 100,000; the command line took any."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["video", "no-such-clip.mp4", "-s", "x.png", flag, value])
+    assert exit_.value.code == 2 and "must be between" in capsys.readouterr().err

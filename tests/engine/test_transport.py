@@ -219,7 +219,7 @@ def test_native_decode_conversion_matches_ffmpegs(tmp_path, kernel_calls, matrix
 
 def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, monkeypatch):
     """Resized, 4:4:4 or woven interlaced frames, and a machine without the kernel, take swscale."""
-    from microast_video.native import colour as _native
+    from microast_video.media import decode
 
     calls = kernel_calls
     even = make_clip(tmp_path / "e.mp4", "testsrc2=size=96x64:rate=25:duration=0.12")
@@ -232,7 +232,7 @@ def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, 
     frames += [f.data for f in decode_frames(probe(full444))]
     frames += [f.data for f in decode_frames(probe(woven))]  # fields left woven: chroma per field
     assert calls == [] and len(frames) == 9 and frames[-1].shape == (64, 96, 3)
-    monkeypatch.setattr(_native, "colour_kernels", lambda cache: None)
+    monkeypatch.setattr(decode, "colour_kernels", lambda cache: None)  # no kernel on this machine
     without = [f.data for f in decode_frames(probe(even))]
     assert calls == [] and len(without) == 3
     assert np.array_equal(without[0], next(decode_frames(probe(even), native=False)).data)
