@@ -14,8 +14,11 @@ from pathlib import Path
 
 import torch
 
-from microast_video import (MicroastError, Stylizer, compute_signals, frames_at, labelled, load_model, png_bytes,
-                            probe, sheet_grid)
+from microast_video import (MicroastError, OptionError, Stylizer, compute_signals, frames_at, labelled, load_model,
+                            png_bytes, probe, sheet_grid)
+from microast_video.core.files import FilePlan
+from microast_video.core.output import write_bytes
+from microast_video.core.schema import OPTIONS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--at", type=float, help="seconds into the shot (default: its middle)")
     parser.add_argument("--height", type=int, default=270, help="tile height (default 270)")
     parser.add_argument("-o", "--output", type=Path, default=Path("looks.png"), help="the grid (PNG)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing grid")
     args = parser.parse_args(argv)
-    alphas = args.alpha or [0.5, 1.0]
+    alphas = [OPTIONS["alpha"].check(a) for a in args.alpha or [0.5, 1.0]]
+    OPTIONS["height"].check(args.height)
+    if args.output.suffix.lower() != ".png":
+        raise OptionError(f"--output {args.output}: the grid is a PNG image; name it .png")
+    FilePlan().read("shot", args.shot).read("style", *args.style).write("grid", args.output).check(
+        overwrite=args.overwrite)  # before any work: never the shot, a style or an existing file
 
     # 1. The frame: one picture of the shot, at the tile size.
     info = probe(args.shot)
@@ -45,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     # 3. The grid: the source frame first in each row.
     source = labelled(rgb, f"source at {t:.2f} s")
     sheet = sheet_grid([[source, *row] for row in rows], headers=["source", *(f"alpha {a:g}" for a in alphas)])
-    args.output.write_bytes(png_bytes(sheet))
+    write_bytes(args.output, png_bytes(sheet), overwrite=args.overwrite, what="grid")
     print(f"wrote {args.output} ({len(args.style)} styles x {len(alphas)} alphas)")
     return 0
 

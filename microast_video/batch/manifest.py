@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,20 @@ def manifest_from_dict(data: dict[str, Any], path: str | Path) -> Manifest:
     inputs = _inputs(data.get("inputs"), base, say)
     segment = _top(data, SEGMENT_SECONDS, say)
     warmup = _top(data, WARMUP_FRAMES, say)
-    template = data.get("output", "{stem}_{look}{ext}")
-    out_dir = base / data.get("output_dir", ".")
+    template = _text(data, "output", "{stem}_{look}{ext}", say)
+    out_dir = base / _text(data, "output_dir", ".", say)
     jobs = _jobs(inputs, looks, defaults, template, out_dir, say) if not problems else []
     if problems:
         raise ManifestError(problems)
     return Manifest(path, tuple(jobs), tuple(looks), segment, warmup)
+
+
+def _text(data: dict, key: str, default: str, say: Any) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        say(key, f"must be a string, got {value!r}")
+        return default
+    return value
 
 
 def _top(data: dict, option: Option, say: Any) -> Any:
@@ -191,6 +200,7 @@ def _looks(table: Any, base: Path, say: Any) -> list[Look]:
         if (bool(styles) + (signals is not None) + bool(options.get("style_at"))) != 1:
             say(where, "give one of style(s), signals or keyframes")
         if weights is not None and (not isinstance(weights, list) or len(weights) != len(styles)
+                                    or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
                                     or abs(sum(weights) - 1) > 1e-6 or min(weights) < 0):
             say(f"{where}.weights", f"need one weight >= 0 per style, summing to 1, got {weights!r}")
         for style in styles:
@@ -257,6 +267,11 @@ def _expand(base: Path, pattern: str) -> list[Path]:
     return [target] if target.exists() else []
 
 
+def _inside(real: Path, folder: Path) -> bool:
+    base = Path(os.path.realpath(folder))
+    return base in real.parents
+
+
 def _jobs(inputs: list, looks: list[Look], defaults: dict, template: str, out_dir: Path, say: Any) -> list[BatchJob]:
     jobs, seen = [], {}
     for index, (entry, path, overrides) in enumerate(inputs):
@@ -270,9 +285,14 @@ def _jobs(inputs: list, looks: list[Look], defaults: dict, template: str, out_di
                 return []
             output = out_dir / name
             label = f"{entry} x looks.{look.name}"
-            if output in seen:
-                say(label, f"writes {shown(output)}, as {seen[output]} does; make the output template unique")
+            key = os.path.realpath(output)  # "x" and "d/../x", or a link, are one file
+            if not _inside(Path(key), out_dir):
+                say(label, f"writes {shown(output)}, outside output_dir {shown(out_dir)}; keep the template and the "
+                           "look names inside it")
                 continue
-            seen[output] = label
+            if key in seen:
+                say(label, f"writes {shown(output)}, as {seen[key]} does; make the output template unique")
+                continue
+            seen[key] = label
             jobs.append(BatchJob(f"{index:03d}-{path.stem}-{look.name}", label, path, look, output, tuple(options.items())))
     return jobs

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import MicroastError, OptionError, shown
+from ..core.files import identity
 from ..core.output import check_output
 from ..core.stages import terminate_on_signals
 from ..jobs.plan import plan_video
@@ -107,8 +108,21 @@ def check(runs: Iterable[JobRun], manifest: Manifest, options: BatchOptions) -> 
             run.segments = plan_segments(run.plan, manifest.segment_seconds)
         except MicroastError as err:
             problems.append(f"{run.job.entry}: {err}")
+    problems += _outputs_over_inputs(runs, manifest)
     if problems:
         raise ManifestError(problems)
+
+
+def _outputs_over_inputs(runs: Iterable[JobRun], manifest: Manifest) -> list[str]:
+    """A job's output that another job reads (its clip, a style, a matte, keyframes...) or that
+    is the manifest itself: one line each."""
+    runs = list(runs)
+    reads = {identity(manifest.path): "the manifest"}
+    for run in runs:
+        for what, path in (run.plan.files.reads if run.plan is not None else ()):
+            reads.setdefault(identity(path), f"{run.job.entry}'s {what}")
+    return [f"{run.job.entry}: output {shown(run.plan.output)} is {reads[identity(run.plan.output)]}; refusing to "
+            f"overwrite an input" for run in runs if run.plan is not None and identity(run.plan.output) in reads]
 
 
 def plan_text(runs: list[JobRun], manifest: Manifest, seconds: float | None, options: BatchOptions) -> str:

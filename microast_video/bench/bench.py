@@ -36,6 +36,7 @@ from typing import Any, Callable
 import cv2
 
 from ..core.errors import MicroastError, OptionError
+from ..core.options import Codec, CompileMode, Precision
 from ..core.output import work_folder
 from ..core.process import openmp_waits, popen
 from ..engine.onnx import missing
@@ -57,14 +58,14 @@ class BenchOptions:
     frames: int = 4
     warmup: int = 1
     device: str = "auto"
-    precision: str = "auto"
+    precision: Precision = Precision.auto
     batch_size: int = 1
     input_path: Path | None = None
     style: Path | None = None
-    codec: str = "h264"
+    codec: Codec = Codec.h264
     preset: str | None = None
     weights: Path | None = None
-    compile: str = "on"
+    compile: CompileMode = CompileMode.on
     peers: bool = False
     naive: bool = True
     repeat: int = 1  # rounds of every arm (model-only and end to end)
@@ -123,10 +124,10 @@ def _model_specs(options: BenchOptions, common: dict[str, Any], tmp: Path, log: 
                  ) -> tuple[list[Spec], dict[str, dict[str, Any]]]:
     """The model-only arms to run, and the peers skipped (a runtime not installed)."""
     specs: list[Spec] = []
-    precisions = [options.precision] + (["fp32"] if options.precision != "fp32" else [])
+    precisions = [options.precision] + ([Precision.fp32] if options.precision is not Precision.fp32 else [])
     for precision in precisions:
-        name = "ours" if precision == options.precision else "ours-fp32"
-        specs.append(("model-only", name, "ours", {**common, "precision": precision}))
+        name = "ours" if precision is options.precision else "ours-fp32"
+        specs.append(("model-only", name, "ours", {**common, "precision": precision.value}))
     if options.naive:
         specs += [("model-only", name, "naive", {**common, "allocator": tuned})
                   for name, tuned in (("naive", False), ("naive+alloc", True))]
@@ -182,7 +183,7 @@ def _pipeline_specs(options: BenchOptions, common: dict[str, Any], tmp: Path) ->
     specs: list[Spec] = [("end-to-end", "ours", "pipeline", {**common, "output": str(tmp / "ours.mp4")}),
                          ("end-to-end", "ours, temporal off", "pipeline",
                           {**common, "temporal": "off", "output": str(tmp / "off.mp4")})]
-    if options.compile != "auto":
+    if options.compile is not CompileMode.auto:
         specs.append(("end-to-end", "ours, compile auto", "pipeline",
                       {**common, "compile": "auto", "output": str(tmp / "auto.mp4")}))
     if options.naive:
@@ -196,10 +197,11 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> dict
     with work_folder("microast-bench-") as tmp:
         clip, style = _footage(options, tmp, log)                                  # 2. footage
         info = probe(clip)
-        common = {"input": str(clip), "style": str(style), "device": options.device, "precision": options.precision,
-                  "batch_size": options.batch_size, "weights": str(weights) if weights else None,
-                  "compile": options.compile, "frames": options.frames, "warmup": options.warmup,
-                  "codec": options.codec, "preset": options.preset, "rate": str(info.frame_rate)}
+        common = {"input": str(clip), "style": str(style), "device": options.device,  # JSON for the children
+                  "precision": options.precision.value, "batch_size": options.batch_size,
+                  "weights": str(weights) if weights else None, "compile": options.compile.value,
+                  "frames": options.frames, "warmup": options.warmup, "codec": options.codec.value,
+                  "preset": options.preset, "rate": str(info.frame_rate)}
         specs, skipped = _model_specs(options, common, tmp, log)                   # 3. the arms
         specs += _pipeline_specs(options, common, tmp)
         measured = _rounds(specs, options.repeat, log)                             # 4. rounds of all

@@ -59,8 +59,8 @@ def bench_command(
         with terminate_on_signals():
             result = run_bench(BenchOptions(
                 resolution=parse_resolution(resolution), frames=frames, warmup=warmup, device=device,
-                precision=precision.value, batch_size=batch_size, input_path=input, style=style, codec=codec.value,
-                preset=preset, weights=weights, compile=compile.value, peers=peers, naive=naive, repeat=repeat),
+                precision=precision, batch_size=batch_size, input_path=input, style=style, codec=codec,
+                preset=preset, weights=weights, compile=compile, peers=peers, naive=naive, repeat=repeat),
                 log=lambda m: typer.echo(m, err=True))
         typer.echo(format_table(result))
         if json_path is not None:

@@ -153,22 +153,16 @@ def video_command(
             duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
             progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, hdr=hdr,
             max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength, matte=matte,
-            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease), chart)
+            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease,
+            chart=chart))
 
 
-def _run_video(job: Any, chart: Path | None) -> None:
-    """The video job, with its chart (checked before any work) and its summary line."""
-    from ..core.output import check_output
-    from ..jobs.chart import check_chart_available, write_chart
+def _run_video(job: Any) -> None:
+    """The video job (its chart and report written with it), then its summary line."""
     from ..jobs.report import summary_line
     from ..jobs.video import run_video
 
-    if chart is not None:
-        check_chart_available()
-        check_output(chart, (job.input, *job.styles, job.signals, job.matte), overwrite=job.overwrite, what="--chart")
     result = run_video(job)
-    if chart is not None:
-        write_chart(chart, result, overwrite=job.overwrite)
     if job.progress:
         typer.echo(f"wrote {result['output']}: {summary_line(result)}", err=True)
 

@@ -24,7 +24,12 @@ def check_chart_available() -> None:
 
 
 def write_chart(path: Path, report: dict[str, Any], *, overwrite: bool) -> None:
-    """Two panels: seconds between finished frames over the run, and each stage's busy time."""
+    """:func:`chart_png` written to ``path`` (atomically)."""
+    write_bytes(path, chart_png(report), overwrite=overwrite, what="--chart")
+
+
+def chart_png(report: dict[str, Any]) -> bytes:
+    """A PNG of two panels: seconds between finished frames over the run, and each stage's busy time."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,4 +51,4 @@ def write_chart(path: Path, report: dict[str, Any], *, overwrite: bool) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    write_bytes(path, buffer.getvalue(), overwrite=overwrite, what="--chart")
+    return buffer.getvalue()

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..core.output import check_output
+from ..core.files import FilePlan
 from ..core.stages import terminate_on_signals
 from ..engine.device import resolve_device, resolve_precision
 from ..engine.stylizer import Stylizer, engine_settings, prepare_runtime
@@ -65,5 +65,6 @@ def _check(job: ImageJob) -> Path:
     check_image(job.content, what="content image", max_pixels=job.max_pixels)
     output = job.output or default_image_output(job.content)
     check_image_output(output, job.bit_depth)
-    check_output(output, (job.content, *job.styles, job.signals), overwrite=job.overwrite)
+    files = FilePlan().read("content image", job.content).read("style", *job.styles).read("signals", job.signals)
+    files.write("output", output).check(overwrite=job.overwrite)
     return output

@@ -26,7 +26,8 @@ from ..core.options import (
     Transport,
     megapixels,
 )
-from ..core.output import check_output
+from ..core.files import FilePlan
+from .chart import check_chart_available
 from ..core.paths import cache_dir
 from ..core.schema import ENCODE_OPTIONS, default
 from ..engine.device import resolve_device, resolve_precision
@@ -81,6 +82,7 @@ class VideoJob(SharedOptions):
     style_at: tuple[str, ...] = ()  # style keyframes "TIME:IMAGE"
     alpha_at: tuple[str, ...] = ()  # alpha keyframes "TIME:VALUE"
     keyframes: Path | None = None  # a keyframe file (TOML)
+    chart: Path | None = None  # a PNG chart of the run (needs matplotlib), written with the report
     ease: Ease = default("ease")
 
 
@@ -116,6 +118,16 @@ class JobPlan:
     temporal: TemporalSettings | None = None  # None: every frame on its own
     matte: MatteSource | None = None
     keyframes: Keyframes | None = None
+    files: FilePlan = dataclasses.field(default_factory=FilePlan)  # every file read and written
+
+
+def file_plan(job: VideoJob, output: Path, keyframes: Keyframes | None) -> FilePlan:
+    """Every file the video job reads (clip, styles, signals, matte, keyframes file and its
+    styles) and writes (video, report, chart); :meth:`FilePlan.check` refuses clashes."""
+    files = FilePlan().read("input", job.input).read("style", *job.styles).read("signals", job.signals)
+    files.read("matte", job.matte).read("keyframes", job.keyframes)
+    files.read("keyframe style", *(keyframes.style_paths if keyframes is not None else ()))
+    return files.write("output", output).write("report", job.report).write("--chart", job.chart)
 
 
 def auto_batch_size(width: int, height: int) -> int:
@@ -140,6 +152,8 @@ def check_options(job: VideoJob) -> None:
     """Refuse bad option values (one line each) before anything is opened."""
     check_declared(job)
     check_declared(job.encode, ENCODE_OPTIONS)
+    if job.chart is not None:
+        check_chart_available()
     if job.queue_frames is not None and job.queue_frames < 1:
         raise OptionError(f"queue_frames must be >= 1, got {job.queue_frames}")
     check_controls(job)
@@ -226,10 +240,9 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     if info.duration is not None and job.start >= float(info.duration):
         raise OptionError(f"--start {job.start} s is past the end of {shown(job.input)} ({float(info.duration):.3f} s)")
     output = job.output or default_output(job.input, job.encode.codec)
-    inputs = (job.input, *job.styles, job.signals)
-    check_output(output, inputs, overwrite=job.overwrite)
-    if job.report is not None:
-        check_output(job.report, (*inputs, output), overwrite=job.overwrite, what="report")
+    keyframes = plan_keyframes(job, info.frame_rate)
+    files = file_plan(job, output, keyframes)
+    files.check(overwrite=job.overwrite)
     check_frame_sizes(job, info)
     exe = ffmpeg_exe()
     encode = plan_encode(info, output, job.encode, exe=exe, height=job.height, hdr=job.hdr)
@@ -237,7 +250,6 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     check_encoder(encode, exe, job.encode.codec)
     matte = None if job.matte is None else MatteSource.open(job.matte)
     matte_notes = () if matte is None else tuple(matte.check_covers(info, job.start, job.duration))
-    keyframes = plan_keyframes(job, info.frame_rate)
     device = resolve_device(job.device, quiet=not job.progress)
     dtype = resolve_precision(job.precision, device)
     transport, transport_note = choose_transport(job, info, encode, device)
@@ -257,7 +269,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     if matte is not None or keyframes is not None:
         engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
-                   expected, color_matrix, notes, deinterlace, temporal, matte, keyframes)
+                   expected, color_matrix, notes, deinterlace, temporal, matte, keyframes, files)
 
 
 def check_frame_sizes(job: VideoJob, info: VideoInfo, size: tuple[int, int] | None = None) -> None:

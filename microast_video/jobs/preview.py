@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import OptionError
+from ..core.errors import OptionError, shown
+from ..core.files import FilePlan
 from ..core.frame import Frame
 from ..core.options import PREVIEW_HEIGHT, Codec
-from ..core.output import check_output, write_bytes
+from ..core.output import write_bytes
 from ..core.schema import OPTIONS
 from ..core.stages import terminate_on_signals
 from ..engine.stylizer import FrameEngine
@@ -63,14 +64,16 @@ def run_preview(job: PreviewJob) -> dict[str, Any]:
     for alpha in job.alphas:
         OPTIONS["alpha"].check(alpha)
     output = job.output or job.video.input.with_name(f"{job.video.input.stem}_preview.png")
+    if output.suffix.lower() != ".png":
+        raise OptionError(f"preview {shown(output)}: the contact sheet is a PNG image; name it .png")
     v = job.video
-    check_output(output, (v.input, *v.styles, v.signals, v.matte), overwrite=job.overwrite, what="preview")
     if v.height is None:  # small enough to take seconds, never larger than the clip
         v = dataclasses.replace(v, height=min(PREVIEW_HEIGHT, probe(v.input).upright_size[1]))
         job = dataclasses.replace(job, video=v)
     with terminate_on_signals():
         columns = looks(job)
         plans = [(name, _plan(look)) for name, look in columns]                 # 1. check every look
+        _sheet_plan(plans, output).check(overwrite=job.overwrite)               #    and the sheet's name
         frames = _frames(plans[0][1], job.frames)                               # 2. the frames
         model = load_model(v.weights, device=plans[0][1].device, progress=v.progress)
         outputs = [_stylized(plan, model, frames) for _, plan in plans]         # 3. every look
@@ -81,6 +84,14 @@ def run_preview(job: PreviewJob) -> dict[str, Any]:
         write_bytes(output, png_bytes(sheet), overwrite=job.overwrite, what="preview")  # 4. the sheet
     return {"output": str(output), "frames": [round(f.seconds, 3) for f in frames], "looks": [n for n, _ in plans],
             "size": [sheet.shape[1], sheet.shape[0]]}
+
+
+def _sheet_plan(plans: list[tuple[str, JobPlan]], output: Path) -> FilePlan:
+    """Every file the looks read (clip, styles, keyframe styles, mattes...), and the sheet."""
+    files = FilePlan()
+    for _, plan in plans:
+        files.reads += plan.files.reads
+    return files.write("preview", output)
 
 
 def _plan(look: VideoJob) -> JobPlan:

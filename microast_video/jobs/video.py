@@ -17,6 +17,7 @@ so nothing is ever left at the target path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -42,6 +43,7 @@ from ..style.pretrained import load_model
 from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized
 from .plan import JobPlan, VideoJob, plan_video
+from .chart import chart_png
 from .report import video_report
 
 Log = Callable[[str], None]
@@ -263,11 +265,15 @@ def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[
 def _publish(plan: JobPlan, video: AtomicFile, report: dict[str, Any]) -> None:
     """Side files are written in full before the video's rename; only their renames follow it."""
     job = plan.job
-    if job.report is None:
+    with contextlib.ExitStack() as stack:
+        sides = []
+        if job.report is not None:
+            sides.append(stack.enter_context(AtomicFile(job.report, overwrite=job.overwrite, what="report")))
+            sides[-1].write(json_bytes(report))
+        if job.chart is not None:
+            sides.append(stack.enter_context(AtomicFile(job.chart, overwrite=job.overwrite, what="--chart")))
+            sides[-1].write(chart_png(report))
         video.publish()
-        return
-    with AtomicFile(job.report, overwrite=job.overwrite, what="report") as side:
-        side.write(json_bytes(report))
-        video.publish()
-        side.publish()
+        for side in sides:
+            side.publish()
 

@@ -33,16 +33,14 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
+import torch
 from tqdm import tqdm
 
 from ..core.errors import OutputError, WeightsError, shown
 from ..core.output import AtomicFile
 from ..core.paths import cache_dir
-
-if TYPE_CHECKING:  # pragma: no cover - only for type checkers
-    import torch
 
 __all__ = [
     "CHECKPOINTS",
@@ -316,7 +314,6 @@ def load_checkpoints(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
     tampered file never reaches :func:`torch.load` (which is called with
     ``weights_only=True`` anyway). Raises :class:`WeightsError` on any failure.
     """
-    import torch  # deferred: resolving weights must not need torch imported
 
     folder = Path(folder)
     for file_name, digest in CHECKPOINTS.values():

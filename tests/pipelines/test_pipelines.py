@@ -82,3 +82,25 @@ style = "{shots / 'a.png'}"
     proc = run("ray_batch.py", manifest, "--address", "local", "--cpus", "2", env=weights_env)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "one.mkv").stat().st_size > 0 and "1 done" in proc.stdout
+
+
+@pytest.mark.parametrize("target", ["shot", "style", "unrelated"])
+def test_look_dev_never_replaces_a_file_it_was_not_told_to(shots, weights_env, tmp_path, target):
+    """`-o shot.mp4`, `-o a.png` (a style), `-o notes.txt`: each was silently replaced, exit 0."""
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"an unrelated file")
+    output = {"shot": shots / "shots" / "one.mp4", "style": shots / "a.png", "unrelated": notes}[target]
+    before = output.read_bytes()
+    proc = run("look_dev.py", shots / "shots" / "one.mp4", "--style", shots / "a.png", "--height", "64", "-o", output,
+               *(["--overwrite"] if target != "unrelated" else []), env=weights_env)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and "error:" in lines[0], proc.stderr
+    assert output.read_bytes() == before
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--height", "0"], "--height"), (["-o", "/nonexist/x.png"], "does not exist"),
+                                              (["--alpha", "1.5"], "--alpha"), (["-o", "grid.jpg"], "PNG")])
+def test_look_dev_bad_values_are_one_line_before_any_work(shots, weights_env, args, needle):
+    proc = run("look_dev.py", shots / "shots" / "one.mp4", "--style", shots / "a.png", *args, env=weights_env)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and needle in lines[0], proc.stderr

@@ -1,0 +1,143 @@
+"""One file plan per job: an output is never an input, never another output, never outside its
+folder; each clash is one line before any work, and every input is left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from helpers import make_clip, make_style, one_line_error, run_cli
+from microast_video.batch.manifest import ManifestError, manifest_from_dict
+from microast_video.core.errors import OutputError
+from microast_video.core.files import FilePlan
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plan")
+    make_clip(folder / "in.mp4", size="64x48", seconds=0.2)
+    make_clip(folder / "m.mp4", size="64x48", seconds=0.2, source="testsrc")
+    make_style(folder / "a.png", 1)
+    make_style(folder / "b.png", 2)
+    (folder / "keys.toml").write_text(f'style = [[0, "{folder / "a.png"}"], [0.1, "{folder / "b.png"}"]]\n')
+    return folder
+
+
+def refused(files: Path, *args: object, needle: str) -> None:
+    """The command is refused in one line naming the clash, and no file in the folder changed."""
+    before = {p.name: digest(p) for p in files.iterdir() if p.is_file()}
+    one_line_error(run_cli(*args, "-q"), needle)
+    assert {p.name: digest(p) for p in files.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("args", [
+    ["-s", "a.png", "-s", "b.png", "--matte", "m.mp4", "-o", "m.mp4"],         # the matte
+    ["--keyframes", "keys.toml", "--report", "keys.toml"],                      # the keyframes file
+    ["--style-at", "0:a.png", "--report", "a.png"],                              # a keyframe style
+    ["--style-at", "0:a.png", "--chart", "a.png"],
+    ["--keyframes", "keys.toml", "--chart", "b.png"],                            # a style the keyframes file names
+], ids=["output-is-matte", "report-is-keyframes", "report-is-keyframe-style", "chart-is-keyframe-style",
+        "chart-is-style-in-keyframes-file"])
+def test_overwrite_never_replaces_an_input(files, args):
+    args = [files / a if a.endswith((".png", ".mp4", ".toml")) and ":" not in a else
+            (f"0:{files / a[2:]}" if a.startswith("0:") else a) for a in args]
+    refused(files, "video", files / "in.mp4", *args, "--overwrite", needle="input")
+
+
+@pytest.mark.parametrize("pair", [("-o", "--chart"), ("--report", "--chart"), ("-o", "--report")])
+def test_two_outputs_are_never_one_file(files, tmp_path, pair):
+    same = tmp_path / "same.mp4"
+    line = one_line_error(run_cli("video", files / "in.mp4", "-s", files / "a.png", pair[0], same, pair[1], same,
+                                  "--overwrite", "-q"), "same file")
+    assert "same.mp4" in line and not same.exists()
+
+
+def test_a_link_or_dotdot_to_an_input_is_that_input(files, tmp_path):
+    link = tmp_path / "link.png"
+    link.symlink_to(files / "a.png")
+    (files / "sub").mkdir(exist_ok=True)
+    refused(files, "video", files / "in.mp4", "-s", link, "--report", files / "sub" / ".." / "a.png", "--overwrite",
+            needle="input")
+    refused(files, "video", files / "in.mp4", "-s", files / "a.png", "--report", link, "--overwrite", needle="input")
+
+
+def test_a_preview_never_replaces_its_keyframe_style_and_is_a_png(files, tmp_path):
+    refused(files, "preview", files / "in.mp4", "--style-at", f"0:{files / 'a.png'}", "-o", files / "a.png",
+            "--overwrite", needle="input")
+    one_line_error(run_cli("preview", files / "in.mp4", "-s", files / "a.png", "-o", tmp_path / "p.jpg", "-q"),
+                   "PNG")
+    assert not (tmp_path / "p.jpg").exists()
+
+
+def test_the_image_command_never_replaces_its_style(files):
+    refused(files, "image", files / "a.png", "-s", files / "b.png", "-o", files / "b.png", "--overwrite",
+            needle="input")
+
+
+def batch_problems(tmp_path: Path, files: Path, **top) -> list[str]:
+    data = {"inputs": [{"path": str(files / "in.mp4")}], "looks": {"a": {"style": str(files / "a.png")}}, **top}
+    with pytest.raises(ManifestError) as err:
+        manifest_from_dict(data, tmp_path / "m.toml")
+    return err.value.problems
+
+
+@pytest.mark.parametrize("template", ["../../escaped_{stem}_{look}.mp4", "/tmp/absolute_{stem}.mp4"])
+def test_a_batch_output_stays_in_its_folder(files, tmp_path, template):
+    (line,) = batch_problems(tmp_path, files, output=template)
+    assert "outside output_dir" in line
+
+
+def test_a_look_name_cannot_leave_the_folder_or_alias_another(files, tmp_path):
+    looks = {"x": {"style": str(files / "a.png")}, "d/../x": {"style": str(files / "a.png")},
+             "../../../y": {"style": str(files / "a.png")}}
+    data = {"inputs": [{"path": str(files / "in.mp4")}], "looks": looks, "output": "{look}.mp4"}
+    with pytest.raises(ManifestError) as err:
+        manifest_from_dict(data, tmp_path / "m.toml")
+    problems = err.value.problems
+    assert len(problems) == 2 and any("as inputs[0]" in p and "make the output template unique" in p for p in problems)
+    assert any("looks.../../../y" in p and "outside output_dir" in p for p in problems)
+
+
+@pytest.mark.parametrize(("top", "key"), [({"output": 5}, "output"), ({"output_dir": 5}, "output_dir")])
+def test_a_manifest_setting_of_the_wrong_type_is_one_line(files, tmp_path, top, key):
+    (line,) = batch_problems(tmp_path, files, **top)
+    assert f": {key}: must be a string, got 5" in line
+
+
+def test_look_weights_that_are_not_numbers_are_one_line(files, tmp_path):
+    data = {"inputs": [{"path": str(files / "in.mp4")}],
+            "looks": {"a": {"styles": [str(files / "a.png"), str(files / "b.png")], "weights": ["x", "y"]}}}
+    with pytest.raises(ManifestError) as err:
+        manifest_from_dict(data, tmp_path / "m.toml")
+    assert any("looks.a.weights: need one weight" in p for p in err.value.problems)
+
+
+def test_a_batch_output_that_is_its_input_matte_is_refused(files, tmp_path):
+    (tmp_path / "out").mkdir()
+    matte = tmp_path / "out" / "in_a.mp4"
+    make_clip(matte, size="64x48", seconds=0.2, source="testsrc")
+    before = digest(matte)
+    text = (f'output = "{{stem}}_{{look}}.mp4"\noutput_dir = "out"\n[[inputs]]\npath = "{files / "in.mp4"}"\n'
+            f'matte = "{matte}"\n[looks.a]\nstyle = "{files / "a.png"}"\n')
+    (tmp_path / "m.toml").write_text(text)
+    result = run_cli("batch", tmp_path / "m.toml", "--overwrite", "-q")
+    assert result.exit_code != 0 and "input" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert digest(matte) == before
+
+
+def test_the_plan_itself_refuses_each_clash(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x")
+    with pytest.raises(OutputError, match="is an input file"):
+        FilePlan().read("style", a).write("report", a).check(overwrite=True)
+    with pytest.raises(OutputError, match="same file as the output"):
+        FilePlan().write("output", b).write("report", tmp_path / "." / "b").check(overwrite=True)
+    with pytest.raises(OutputError, match="outside its folder"):
+        FilePlan().write("output", tmp_path / "b").check(overwrite=True, inside=tmp_path / "sub")
+    FilePlan().read("style", a).write("output", b).check(overwrite=False)  # nothing in the way
