@@ -34,6 +34,7 @@ from ..core.options import Codec
 from ..core.schema import MANIFEST_OPTIONS, Option
 from ..core.schema import OPTIONS as SCHEMA
 from ..jobs.plan import VideoJob
+from .segments import record_path
 from ..media.encode_plan import EncodeSettings, default_output
 
 if sys.version_info >= (3, 11):
@@ -258,13 +259,17 @@ def _inputs(entries: Any, base: Path, say: Any) -> list[tuple[str, Path, dict[st
 
 
 def _expand(base: Path, pattern: str) -> list[Path]:
-    """A file, a folder (its video files) or a glob, relative to ``base``; sorted."""
+    """A file, a folder (its video files) or a glob, relative to ``base``; sorted. A folder or a
+    glob leaves out the outputs of earlier batches (a file with a job record beside it), so a
+    batch whose outputs land among its inputs never takes them as new inputs on a rerun."""
     target = base / pattern
     if target.is_dir():
-        return sorted(p for p in target.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-    if any(c in pattern for c in "*?["):
-        return sorted(Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file())
-    return [target] if target.exists() else []
+        found = [p for p in target.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+    elif any(c in pattern for c in "*?[") and not target.exists():  # a file named "[x].mp4" is that file
+        found = [Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file()]
+    else:
+        return [target] if target.exists() else []
+    return sorted(p for p in found if not record_path(p).exists())
 
 
 def _inside(real: Path, folder: Path) -> bool:

@@ -102,16 +102,18 @@ def _plan(look: VideoJob) -> JobPlan:
 
 
 def _frames(plan: JobPlan, count: int) -> list[Frame]:
-    """``count`` frames spread over the clip (or its --start/--duration window), at the job's size."""
+    """``count`` frames spread over the clip (or its --start/--duration window), at the job's size;
+    fewer where the window holds fewer frames (never one frame twice)."""
     job = plan.job
     span = job.duration or (float(plan.info.duration) - job.start if plan.info.duration else None)
     wanted = spread(span, count)
     picked: list[Frame] = []
     for frame in decode_frames(plan.info, start=job.start, duration=job.duration, size=plan.encode.size,
                                deinterlace=plan.deinterlace):
-        while wanted and frame.seconds >= wanted[0] - 1e-6:
+        if wanted and frame.seconds >= wanted[0] - 1e-6:  # each frame once, however many times fall before it
             picked.append(dataclasses.replace(frame, index=len(picked)))
-            wanted.pop(0)
+            while wanted and frame.seconds >= wanted[0] - 1e-6:
+                wanted.pop(0)
         if not wanted:
             break
     return picked

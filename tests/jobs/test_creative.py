@@ -247,3 +247,14 @@ def test_chart_of_a_run(env, files, tmp_path):
     assert r.exit_code == 0, r.stderr
     chart = cv2.imread(str(tmp_path / "chart.png"))
     assert chart is not None and chart.shape[:2] == (600, 800) and chart.std() > 5
+
+
+def test_preview_never_shows_one_frame_twice(env, files, tmp_path):
+    """--frames 48 on a 6-frame clip repeated the same frames in 40 rows."""
+    short = make_clip(tmp_path / "short.mp4", size="96x64", seconds=0.24)  # 6 frames at 25 fps
+    r = runner.invoke(app, ["preview", str(short), "-s", str(files / "a.png"), "--frames", "48", "--height", "32",
+                            "-o", str(tmp_path / "p.png")])
+    assert r.exit_code == 0, r.stderr
+    rows = int(r.stderr.split("(")[-1].split(" frames")[0])
+    assert 1 <= rows <= 6, r.stderr  # at most the clip's frames, each once
+    assert cv2.imread(str(tmp_path / "p.png")).shape[0] == 4 + 26 + rows * (32 + 4)

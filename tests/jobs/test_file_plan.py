@@ -141,3 +141,24 @@ def test_the_plan_itself_refuses_each_clash(tmp_path):
     with pytest.raises(OutputError, match="outside its folder"):
         FilePlan().write("output", tmp_path / "b").check(overwrite=True, inside=tmp_path / "sub")
     FilePlan().read("style", a).write("output", b).check(overwrite=False)  # nothing in the way
+
+
+def test_a_folder_input_leaves_out_earlier_outputs_of_a_batch(files, tmp_path):
+    """inputs.path = "." with output_dir = ".": each rerun took its own outputs as new inputs."""
+    from microast_video.batch.segments import record_path
+
+    make_clip(tmp_path / "c.mp4", size="64x48", seconds=0.2)
+    make_clip(tmp_path / "c_a.mp4", size="64x48", seconds=0.2)  # what the first run wrote...
+    record_path(tmp_path / "c_a.mp4").write_text("{}")            # ...with its record beside it
+    data = {"inputs": [{"path": "."}], "output_dir": ".", "looks": {"a": {"style": str(files / "a.png")}}}
+    manifest = manifest_from_dict(data, tmp_path / "m.toml")
+    assert [job.input.name for job in manifest.jobs] == ["c.mp4"]
+
+
+def test_a_file_named_like_a_glob_is_that_file(files, tmp_path):
+    (tmp_path / "gl").mkdir()
+    make_clip(tmp_path / "gl" / "[x].mp4", size="64x48", seconds=0.2)
+    make_clip(tmp_path / "gl" / "x.mp4", size="64x48", seconds=0.2, source="testsrc")
+    data = {"inputs": [{"path": "gl/[x].mp4"}], "looks": {"a": {"style": str(files / "a.png")}}}
+    manifest = manifest_from_dict(data, tmp_path / "m.toml")
+    assert [job.input.name for job in manifest.jobs] == ["[x].mp4"]
