@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -255,6 +256,6 @@ def test_preview_never_shows_one_frame_twice(env, files, tmp_path):
     r = runner.invoke(app, ["preview", str(short), "-s", str(files / "a.png"), "--frames", "48", "--height", "32",
                             "-o", str(tmp_path / "p.png")])
     assert r.exit_code == 0, r.stderr
-    rows = int(r.stderr.split("(")[-1].split(" frames")[0])
+    rows = int(re.search(r"\((\d+) frames x 1 look", r.stderr).group(1))
     assert 1 <= rows <= 6, r.stderr  # at most the clip's frames, each once
     assert cv2.imread(str(tmp_path / "p.png")).shape[0] == 4 + 26 + rows * (32 + 4)
