@@ -3,8 +3,10 @@ the command line run in-process or as a user runs it, with its one-line errors c
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import av
@@ -74,6 +76,15 @@ def video_frames(path: Path) -> tuple[list[float], av.VideoFrame]:
             if first is None:
                 first = frame
     return times, first
+
+def png_declaring(path: Path, width: int, height: int) -> Path:
+    """A tiny file whose PNG header declares ``width`` x ``height`` (a decompression bomb's shape)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    body = zlib.compress(b"\0" * 1000)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
 
 
 RUNNER = CliRunner()

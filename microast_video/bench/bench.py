@@ -35,13 +35,13 @@ from typing import Any, Callable
 
 import cv2
 
-from ..core.errors import MicroastError, OptionError
-from ..core.options import Codec, CompileMode, Precision
+from ..core.errors import InputError, MicroastError, OptionError, shown
+from ..core.options import DEFAULT_MAX_PIXELS, Codec, CompileMode, Precision, megapixels
 from ..core.output import work_folder
 from ..core.process import openmp_waits, popen
 from ..engine.onnx import missing
 from ..media.encode_plan import ffmpeg_exe
-from ..media.image import read_image
+from ..media.image import check_image
 from ..media.probe import probe
 from ..media.procedural import painting, synth_clip
 from ..style.weights import resolve_weights
@@ -93,11 +93,14 @@ def _check(options: BenchOptions) -> Path | None:
     weights = resolve_weights(options.weights)  # one line, before any child starts
     if options.input_path is not None:
         info = probe(options.input_path)
-        if info.frame_count is not None and info.frame_count < options.frames + options.warmup:
-            raise OptionError(f"--input {options.input_path} has {info.frame_count} frames; the bench needs "
+        if info.pixels > DEFAULT_MAX_PIXELS:
+            raise InputError(f"--input {shown(options.input_path)}: its frames are {info.width}x{info.height} px, over "
+                             f"{megapixels(DEFAULT_MAX_PIXELS)}")
+        if info.frames is not None and info.frames < options.frames + options.warmup:
+            raise OptionError(f"--input {shown(options.input_path)} has {info.frames} frames; the bench needs "
                               f"--warmup + --frames = {options.frames + options.warmup}")
-    if options.style is not None:
-        read_image(options.style, what="style image")
+    if options.style is not None:  # its declared size, before anything decodes it
+        check_image(options.style, what="style image", max_pixels=DEFAULT_MAX_PIXELS)
     return weights
 
 

@@ -17,6 +17,7 @@ import torch
 
 from ..colour import spaces as cs
 from ..core.errors import InputError, OptionError, shown
+from ..core.files import FilePlan
 from ..core.options import (
     CompileMode,
     Deinterlace,
@@ -26,8 +27,6 @@ from ..core.options import (
     Transport,
     megapixels,
 )
-from ..core.files import FilePlan
-from .chart import check_chart_available
 from ..core.paths import cache_dir
 from ..core.schema import ENCODE_OPTIONS, default
 from ..engine.device import resolve_device, resolve_precision
@@ -54,6 +53,7 @@ from ..style.controls import (
 )
 from ..style.signals import check_style_source
 from ..temporal.stabilizer import TemporalSettings
+from .chart import check_chart_available
 from .options import SharedOptions, check_declared
 
 
@@ -248,7 +248,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     encode = plan_encode(info, output, job.encode, exe=exe, height=job.height, hdr=job.hdr)
     check_frame_sizes(job, info, encode.size)
     check_encoder(encode, exe, job.encode.codec)
-    matte = None if job.matte is None else MatteSource.open(job.matte)
+    matte = None if job.matte is None else MatteSource.open(job.matte, job.max_pixels)
     matte_notes = () if matte is None else tuple(matte.check_covers(info, job.start, job.duration))
     device = resolve_device(job.device, quiet=not job.progress)
     dtype = resolve_precision(job.precision, device)

@@ -42,8 +42,8 @@ from ..style.controls import Schedule, matted, original_outside
 from ..style.pretrained import load_model
 from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized
-from .plan import JobPlan, VideoJob, plan_video
 from .chart import chart_png
+from .plan import JobPlan, VideoJob, plan_video
 from .report import video_report
 
 Log = Callable[[str], None]

@@ -26,8 +26,9 @@ import torch
 from ..colour.convert import luma
 from ..core.errors import InputError, OptionError, shown
 from ..core.frame import Frame
-from ..core.options import Ease
+from ..core.options import DEFAULT_MAX_PIXELS, Ease, megapixels
 from ..core.schema import KEYFRAME_OPTIONS, OPTIONS
+from ..media.image import check_image
 from ..media.probe import VideoInfo, file_url, probe
 from ..models.signals import StyleSignals
 
@@ -188,13 +189,20 @@ class MatteSource:
     info: VideoInfo | None = None
 
     @staticmethod
-    def open(path: Path) -> MatteSource:
+    def open(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> MatteSource:
+        """The matte at ``path``, its declared size checked against ``max_pixels`` before decoding."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"matte {shown(path)}: file not found")
         if path.suffix.lower() in _IMAGE_EXTENSIONS:
+            check_image(path, what="matte", max_pixels=max_pixels)
             return MatteSource(path, still=_image_plane(path))
-        return MatteSource(path, info=probe(path, what="matte"))
+        info = probe(path, what="matte")
+        if info.pixels > max_pixels:
+            raise InputError(f"matte {shown(path)}: its frames are {info.width}x{info.height} px "
+                             f"({megapixels(info.pixels)}), over the limit of {megapixels(max_pixels)}; raise it "
+                             "with --max-pixels")
+        return MatteSource(path, info=info)
 
     def check_covers(self, clip: VideoInfo, start: float, duration: float | None) -> list[str]:
         """Refuse a matte clip shorter than the part of the input it is for; notes on what is mapped."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_clip, make_style, one_line_error, run_cli
+from helpers import make_clip, make_style, one_line_error, png_declaring, run_cli
 from microast_video.batch.manifest import ManifestError, manifest_from_dict
 from microast_video.core.errors import OutputError
 from microast_video.core.files import FilePlan
@@ -162,3 +162,26 @@ def test_a_file_named_like_a_glob_is_that_file(files, tmp_path):
     data = {"inputs": [{"path": "gl/[x].mp4"}], "looks": {"a": {"style": str(files / "a.png")}}}
     manifest = manifest_from_dict(data, tmp_path / "m.toml")
     assert [job.input.name for job in manifest.jobs] == ["[x].mp4"]
+
+
+# --- every picture size-checked before decoding ----------------------------------------------
+
+def test_a_matte_still_declaring_a_huge_picture_is_refused_before_decoding(files, tmp_path):
+    bomb = png_declaring(tmp_path / "bomb.png", 30000, 30000)
+    one_line_error(run_cli("video", files / "in.mp4", "-s", files / "a.png", "--matte", bomb, "-o", tmp_path / "o.mp4",
+                           "-q"), "bomb.png", "30000x30000", "--max-pixels")
+    one_line_error(run_cli("preview", files / "in.mp4", "-s", files / "a.png", "--matte", bomb, "-o",
+                           tmp_path / "p.png", "-q"), "bomb.png", "--max-pixels")
+
+
+def test_a_matte_clip_over_max_pixels_is_refused_before_decoding(files, tmp_path):
+    matte = make_clip(tmp_path / "big.mp4", size="640x480", seconds=0.2)
+    one_line_error(run_cli("video", files / "in.mp4", "-s", files / "a.png", "--matte", matte, "--max-pixels", "300000",
+                           "-o", tmp_path / "o.mp4", "-q"), "matte", "640x480", "--max-pixels")
+
+
+def test_the_bench_checks_its_style_and_clip_before_decoding(files, tmp_path, weights_env):
+    bomb = png_declaring(tmp_path / "bomb.png", 30000, 30000)
+    one_line_error(run_cli("bench", "--style", bomb, "--resolution", "64x64"), "bomb.png", "30000x30000")
+    short = run_cli("bench", "--input", files / "in.mp4", "--frames", "50", "--no-naive")  # a user's own clip
+    one_line_error(short, "in.mp4", "frames")

@@ -12,11 +12,9 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers import ffmpeg, make_clip, make_style, temp_files
+from helpers import ffmpeg, make_clip, make_style, png_declaring, temp_files
 from helpers import one_line_error as one_line
 from helpers import run_cli as run
 from microast_video import decode_frames, load_style_image, probe
@@ -215,14 +213,6 @@ def test_killed_bench_leaves_no_child_and_its_folder_is_swept(weights_env, tmp_p
 
 # --- 5. resource limits -----------------------------------------------------------------
 
-def png_declaring(path: Path, width: int, height: int) -> Path:
-    """A tiny file whose PNG header declares ``width`` x ``height`` (a decompression bomb's shape)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    body = zlib.compress(b"\0" * 1000)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
-    return path
 
 
 def test_a_30000_square_png_style_is_refused_before_decoding(env, files, tmp_path, no_work):
