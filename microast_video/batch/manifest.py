@@ -29,13 +29,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import MicroastError, shown
+from ..core.errors import InputError, MicroastError, shown
+from ..core.files import read_settings_text
 from ..core.options import Codec
 from ..core.schema import MANIFEST_OPTIONS, Option
 from ..core.schema import OPTIONS as SCHEMA
 from ..jobs.plan import VideoJob
-from .segments import record_path
 from ..media.encode_plan import EncodeSettings, default_output
+from .segments import record_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -111,10 +112,10 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and check ``path``; every problem is collected and raised as one :class:`ManifestError`."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ManifestError([f"manifest {shown(path)}: file not found"]) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        data = tomllib.loads(read_settings_text(path, "manifest"))
+    except InputError as err:
+        raise ManifestError([str(err)]) from None
+    except tomllib.TOMLDecodeError as err:
         raise ManifestError([f"manifest {shown(path)}: not a readable TOML file ({' '.join(str(err).split())})"]) from None
     return manifest_from_dict(data, path)
 

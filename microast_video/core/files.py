@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import OutputError, shown
+from .errors import InputError, OutputError, shown
 from .output import check_output
 
 
@@ -73,3 +74,35 @@ def _within(path: Path, folder: Path) -> bool:
 def reads_of(plans: Iterable[FilePlan]) -> list[Path]:
     """Every file the plans read (a batch: all its jobs' inputs)."""
     return [p for plan in plans for p in plan.inputs()]
+
+
+#: The largest settings file (manifest, keyframes) the tool reads: far more than any holds.
+SETTINGS_BYTES = 1 << 20
+
+
+def read_settings_text(path: Path, what: str, limit: int = SETTINGS_BYTES) -> str:
+    """A small text file (a manifest, a keyframes file), refused in one line unless it is a
+    regular file of at most ``limit`` bytes (``/dev/zero`` was read without bound, and a FIFO
+    with no writer blocked for ever)."""
+    name = f"{what} {shown(path)}"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{name}: file not found") from None
+    except OSError as err:
+        raise InputError(f"{name}: cannot be read ({err.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{name}: not a regular file")
+    if st.st_size > limit:
+        raise InputError(f"{name}: {st.st_size} bytes; a {what} file holds at most {limit}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as err:
+        raise InputError(f"{name}: cannot be read ({err.strerror})") from None
+    if len(data) > limit:
+        raise InputError(f"{name}: over {limit} bytes; a {what} file holds at most {limit}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{name}: not UTF-8 text") from None

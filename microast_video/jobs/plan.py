@@ -52,7 +52,7 @@ from ..style.controls import (
     seconds,
 )
 from ..style.signals import check_style_source
-from ..temporal.stabilizer import TemporalSettings
+from ..temporal.stabilizer import MIN_FLOW_SIDE, TemporalSettings
 from .chart import check_chart_available
 from .options import SharedOptions, check_declared
 
@@ -266,6 +266,11 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
     temporal = (TemporalSettings(strength=job.temporal_strength) if Temporal(job.temporal) is Temporal.on
                 and job.temporal_strength > 0 else None)
+    if temporal is not None and (max(encode.size) < MIN_FLOW_SIDE[0] or min(encode.size) < MIN_FLOW_SIDE[1]):
+        w, h = encode.size
+        raise OptionError(f"{w}x{h} px frames are too small for the temporal stage's optical flow (it needs "
+                          f"{MIN_FLOW_SIDE[0]} px on the longer side and {MIN_FLOW_SIDE[1]} on the shorter); raise "
+                          "--height or pass --temporal off")
     if matte is not None or keyframes is not None:
         engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,

@@ -25,6 +25,7 @@ import torch
 
 from ..colour.convert import luma
 from ..core.errors import InputError, OptionError, shown
+from ..core.files import read_settings_text
 from ..core.frame import Frame
 from ..core.options import DEFAULT_MAX_PIXELS, Ease, megapixels
 from ..core.schema import KEYFRAME_OPTIONS, OPTIONS
@@ -82,8 +83,8 @@ def load_keyframe_file(path: Path) -> tuple[list[tuple[str, str]], list[tuple[st
     option is on the command line; an unknown key is refused with the known ones."""
     name = f"keyframes {shown(path)}"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        data = tomllib.loads(read_settings_text(path, "keyframes"))
+    except tomllib.TOMLDecodeError as err:
         raise InputError(f"{name}: not a readable TOML file ({' '.join(str(err).split())})") from None
     for key in data:
         if key not in KEYFRAME_KEYS:

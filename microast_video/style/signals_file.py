@@ -35,6 +35,23 @@ def save_signals(signals: StyleSignals, path: str | os.PathLike[str], *, overwri
         out.publish()
 
 
+#: The largest member a signals archive may hold (one (1, 64, 1, 1) float32 vector is 384 bytes).
+_MEMBER_BYTES = 64 * 1024
+
+
+def _check_members(path: Path, name: str) -> None:
+    """The archive's members, from its directory, before any is read: only the known names,
+    each small (an extra 2 GB member was loaded whole before validation)."""
+    known = {f"{k}.npy" for k in ("format", *StyleSignals.names())}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename not in known:
+                raise InputError(f"{name}: not a style-signals file (unexpected member {info.filename!r})")
+            if info.file_size > _MEMBER_BYTES:
+                raise InputError(f"{name}: member {info.filename!r} declares {info.file_size} bytes; a signals file "
+                                 f"holds a few hundred")
+
+
 def load_signals(path: str | os.PathLike[str]) -> StyleSignals:
     """Read signals written by :func:`save_signals`, validating names, shapes and values.
 
@@ -46,6 +63,7 @@ def load_signals(path: str | os.PathLike[str]) -> StyleSignals:
     if not path.is_file():
         raise InputError(f"{name}: file not found")
     try:
+        _check_members(path, name)
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:

@@ -45,6 +45,10 @@ from ..native.temporal import TemporalKernels, temporal_kernels
 from .passes import STATE_TOP, _compose_up, _to_state, _warp
 
 
+#: The smallest picture OpenCV's DIS flow takes: (longer side, shorter side), measured.
+MIN_FLOW_SIDE = (12, 8)
+
+
 @dataclasses.dataclass(frozen=True)
 class TemporalSettings:
     """How the temporal stage works; ``strength`` is ``--temporal-strength``.

@@ -4,6 +4,7 @@ folder; each clash is one line before any work, and every input is left as it wa
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,32 @@ def test_the_bench_checks_its_style_and_clip_before_decoding(files, tmp_path, we
     one_line_error(run_cli("bench", "--style", bomb, "--resolution", "64x64"), "bomb.png", "30000x30000")
     short = run_cli("bench", "--input", files / "in.mp4", "--frames", "50", "--no-naive")  # a user's own clip
     one_line_error(short, "in.mp4", "frames")
+
+
+# --- settings files read with a bound ------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "huge"])
+def test_a_keyframes_file_or_manifest_that_is_not_a_small_file_is_one_line(files, tmp_path, kind):
+    """/dev/zero was read without bound (MemoryError, exit 70); a FIFO with no writer blocked for ever."""
+    if kind == "dev-zero":
+        path = Path("/dev/zero")
+    elif kind == "fifo":
+        path = tmp_path / "keys.toml"
+        os.mkfifo(path)
+    else:
+        path = tmp_path / "keys.toml"
+        path.write_bytes(b"# " + b"x" * (2 << 20) + b"\n")
+    needle = "not a regular file" if kind != "huge" else "bytes"
+    one_line_error(run_cli("video", files / "in.mp4", "--keyframes", path, "-o", tmp_path / "o.mp4", "-q"), needle)
+    one_line_error(run_cli("batch", path, "-q"), needle)
+
+
+@pytest.mark.parametrize("height", [5, 7])
+def test_frames_too_small_for_the_flow_are_one_line(tmp_path, height):
+    """--height 5 to 10 of a 16:9 clip with the temporal stage on ended in OpenCV's error, exit 70."""
+    clip = make_clip(tmp_path / "wide.mp4", size="128x72", seconds=0.12)
+    style = make_style(tmp_path / "s.png")
+    one_line_error(run_cli("video", clip, "-s", style, "--height", height, "-o", tmp_path / "o.mp4", "-q"),
+                   "--temporal off")
+    assert run_cli("video", clip, "-s", style, "--height", height, "--temporal", "off", "-o", tmp_path / "o.mp4",
+                   "-q").exit_code == 0
