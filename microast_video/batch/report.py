@@ -25,12 +25,14 @@ _MARK = "microast-video batch report"
 
 
 def report_folder(manifest: Manifest, options: BatchOptions) -> Path:
-    """The folder the report goes to (made if missing); never one of the batch's inputs."""
+    """The folder the report goes to (made if missing, except by a dry run); never one of the
+    batch's inputs."""
     folder = options.report_dir or manifest.path.with_name(f"{manifest.path.stem}-report")
     inputs = {job.input.resolve() for job in manifest.jobs}
     if folder.resolve() in inputs or folder.is_file():
         raise OutputError(f"report folder {shown(folder)} is a file")
-    folder.mkdir(parents=True, exist_ok=True)
+    if not options.dry_run:
+        folder.mkdir(parents=True, exist_ok=True)
     for name in ("report.json", "report.html"):
         target = folder / name
         if target.exists() and not options.overwrite and _MARK not in target.read_text(errors="replace")[:2000]:
@@ -60,7 +62,8 @@ def _job_entry(run: JobRun) -> dict[str, Any]:
 
 def write_report(runs: list[JobRun], manifest: Manifest, folder: Path, options: BatchOptions,
                  estimate: float | None, *, wall: float, planned: bool = False) -> dict[str, Any]:
-    """Write ``report.json`` and ``report.html`` into ``folder``; returns the report."""
+    """Write ``report.json`` and ``report.html`` into ``folder``; returns the report. A dry run's
+    (``planned``) is returned only: it never replaces the last run's report."""
     for run in runs:  # an up-to-date job shows the sheet the run that made it left
         earlier = folder / "sheets" / f"{run.job.id}.png"
         if run.sheet is None and run.status == "skipped" and earlier.is_file():
@@ -73,6 +76,8 @@ def write_report(runs: list[JobRun], manifest: Manifest, folder: Path, options: 
                     "estimate_seconds": None if estimate is None else round(estimate, 1)},
         "jobs": [_job_entry(r) for r in runs],
     }
+    if planned:
+        return report
     for name, data in (("report.json", json_bytes(report)), ("report.html", render_html(report).encode())):
         check_output(folder / name, [j.input for j in manifest.jobs], overwrite=True, what="batch report")
         write_bytes(folder / name, data, overwrite=True, what="batch report")

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterable
@@ -88,7 +89,28 @@ def select(manifest: Manifest, options: BatchOptions, report_dir: Path) -> list[
 
 
 def check(runs: Iterable[JobRun], manifest: Manifest, options: BatchOptions) -> None:
-    """Phase 2: refuse every problem before any work (all at once); plan the rest."""
+    """Phase 2: refuse every problem before any work (all at once); plan the rest. Output
+    folders are made for the check; a dry run removes them again (it writes nothing)."""
+    made: list[Path] = []
+    try:
+        _check(runs, manifest, options, made)
+    finally:
+        for folder in reversed(made) if options.dry_run else ():
+            with contextlib.suppress(OSError):  # only folders left empty
+                for sub in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
+                    sub.rmdir()
+                folder.rmdir()
+
+
+def _missing_top(folder: Path) -> Path:
+    """The outermost missing folder of ``folder``'s ancestors (what ``mkdir(parents=True)`` makes first)."""
+    top = folder
+    while not top.parent.exists():
+        top = top.parent
+    return top
+
+
+def _check(runs: Iterable[JobRun], manifest: Manifest, options: BatchOptions, made: list[Path]) -> None:
     problems = []
     if options.workers < 1:
         problems.append(f"--workers must be >= 1, got {options.workers}")
@@ -102,6 +124,7 @@ def check(runs: Iterable[JobRun], manifest: Manifest, options: BatchOptions) -> 
                 raise MicroastError(f"output {shown(output)} exists (not made from these inputs and settings); "
                                     "pass --overwrite to replace it")
             if not output.parent.is_dir():
+                made.append(_missing_top(output.parent))
                 output.parent.mkdir(parents=True, exist_ok=True)
             check_output(record_path(output), (run.video.input,), overwrite=True, what="job record")
             run.plan = plan_video(run.video)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..core.errors import OptionError
-from ..core.options import MAX_STYLE_SIZE, parse_resolution
+from ..core.options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, megapixels, parse_resolution
 from ..core.output import AtomicFile
 from ..models import MicroAST, StyleSignals
 from ..models.export import ContentPath, FullNetwork
@@ -47,8 +47,8 @@ def missing(extra: str) -> str | None:
 
 
 def check_export(style: Path | None, signals: Path | None, size: str | None, dynamic: bool) -> tuple[int, int] | None:
-    """The export's options, checked before any work; returns the fixed size (None: dynamic)."""
-
+    """The export's options, checked before any work; returns the fixed size (None: dynamic).
+    A fixed size is at most ``--max-pixels``' default (exporting traces a frame that large)."""
     if dynamic and size is not None:
         raise OptionError("give either --size or --dynamic, not both")
     if style is not None or signals is not None:
@@ -59,6 +59,9 @@ def check_export(style: Path | None, signals: Path | None, size: str | None, dyn
     if dynamic:
         return None
     w, h = parse_resolution(size or "1920x1080", "--size")
+    if w * h > DEFAULT_MAX_PIXELS:
+        raise OptionError(f"--size {w}x{h} is {megapixels(w * h)}, over the largest picture the tool takes "
+                          f"({megapixels(DEFAULT_MAX_PIXELS)}); export --dynamic serves any size")
     return w, h
 
 

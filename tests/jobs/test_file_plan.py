@@ -215,3 +215,24 @@ def test_frames_too_small_for_the_flow_are_one_line(tmp_path, height):
                    "--temporal off")
     assert run_cli("video", clip, "-s", style, "--height", height, "--temporal", "off", "-o", tmp_path / "o.mp4",
                    "-q").exit_code == 0
+
+
+def test_an_export_size_over_the_picture_limit_is_one_line(tmp_path):
+    """export --size 16000x16000 took 3.5 GB, with no cap."""
+    one_line_error(run_cli("export", "--onnx", tmp_path / "m.onnx", "--size", "16000x16000"), "--size", "--dynamic")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_dry_run_writes_nothing(files, tmp_path, weights_env):
+    """A dry run rewrote report.json (so --retry-failed then found no failed job) and made folders."""
+    text = (f'output = "deep/er/{{stem}}_{{look}}.mp4"\noutput_dir = "out"\n[[inputs]]\npath = "{files / "in.mp4"}"\n'
+            f'[looks.a]\nstyle = "{files / "a.png"}"\n')
+    (tmp_path / "m.toml").write_text(text)
+    result = run_cli("batch", tmp_path / "m.toml", "--dry-run")
+    assert result.exit_code == 0 and "dry run" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.toml"]  # no out/, no report folder
+    (tmp_path / "m-report").mkdir()
+    earlier = b'{"report": "microast-video batch report", "jobs": [{"status": "failed"}]}'
+    (tmp_path / "m-report" / "report.json").write_bytes(earlier)
+    assert run_cli("batch", tmp_path / "m.toml", "--dry-run").exit_code == 0
+    assert (tmp_path / "m-report" / "report.json").read_bytes() == earlier
