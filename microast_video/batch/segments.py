@@ -27,7 +27,7 @@ import av
 import numpy as np
 
 from .._version import __version__
-from ..core.errors import InputError, OutputError, shown
+from ..core.errors import InputError, MicroastError, OutputError, shown
 from ..core.frame import Frame
 from ..core.output import AtomicFile, json_bytes, sweep_stale, write_bytes
 from ..core.process import popen
@@ -35,6 +35,7 @@ from ..jobs.plan import JobPlan, VideoJob
 from ..jobs.video import Window, encode_window
 from ..media.encode import FFmpegWriter, mux_command
 from ..media.probe import file_url
+from ..style.controls import load_keyframe_file, parse_keyframe
 from ..temporal.stabilizer import Stabilizer
 
 
@@ -59,8 +60,9 @@ def plan_segments(plan: JobPlan, seconds: float) -> list[Segment]:
 
 def _file_print(path: Path | None) -> dict[str, Any] | None:
     """A file's identity: size, modification time and a hash of its first and last MiB."""
-    if path is None:
+    if path is None or not Path(path).is_file():
         return None
+    path = Path(path)
     stat = path.stat()
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -72,13 +74,27 @@ def _file_print(path: Path | None) -> dict[str, Any] | None:
 
 
 def fingerprint(job: VideoJob, **extra: Any) -> str:
-    """What a finished output was made from: inputs, styles and every setting that shapes it."""
+    """What a finished output was made from: the content of every file it reads (clip, styles,
+    signals, matte, keyframes file and keyframe styles) and every setting that shapes it."""
     ignore = {"output", "report", "progress", "overwrite", "weights", "queue_frames"}
     settings = {f.name: getattr(job, f.name) for f in dataclasses.fields(job) if f.name not in ignore}
     settings.update(input=_file_print(job.input), styles=[_file_print(s) for s in job.styles],
-                    signals=_file_print(job.signals), version=__version__, **extra)
+                    signals=_file_print(job.signals), matte=_file_print(job.matte),
+                    keyframes=_file_print(job.keyframes), keyframe_styles=[_file_print(p) for p in _keyframe_styles(job)],
+                    version=__version__, **extra)
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _keyframe_styles(job: VideoJob) -> list[Path]:
+    """The style images the job's keyframes name (a broken keyframe is left to the job's check)."""
+    try:
+        paths = [Path(parse_keyframe(text, "--style-at")[1]) for text in job.style_at]
+        if job.keyframes is not None:
+            paths += [Path(image) for _, image in load_keyframe_file(job.keyframes)[0]]
+    except MicroastError:
+        return []
+    return [p for p in paths if p.is_file()]
 
 
 def _hidden(output: Path, suffix: str) -> Path:

@@ -236,3 +236,26 @@ def test_a_dry_run_writes_nothing(files, tmp_path, weights_env):
     (tmp_path / "m-report" / "report.json").write_bytes(earlier)
     assert run_cli("batch", tmp_path / "m.toml", "--dry-run").exit_code == 0
     assert (tmp_path / "m-report" / "report.json").read_bytes() == earlier
+
+
+# --- records that fingerprint every input's content --------------------------------------
+
+@pytest.mark.parametrize("changed", ["keyframe style", "style in keyframes file", "matte"])
+def test_a_record_changes_with_any_input_content(tmp_path, changed):
+    """A rerun after replacing a keyframe style image or a matte's content said "up to date"."""
+    from microast_video.batch.segments import fingerprint
+    from microast_video.jobs.plan import VideoJob
+
+    clip = make_clip(tmp_path / "c.mp4", size="64x48", seconds=0.12)
+    a, b = make_style(tmp_path / "a.png", 1), make_style(tmp_path / "b.png", 2)
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'style = [[0, "{b}"]]\n')
+    matte = make_style(tmp_path / "m.png", 3)
+    job = {"keyframe style": VideoJob(input=clip, style_at=(f"0:{a}",)),
+           "style in keyframes file": VideoJob(input=clip, keyframes=keys),
+           "matte": VideoJob(input=clip, styles=(a,), matte=matte)}[changed]
+    before = fingerprint(job)
+    assert fingerprint(job) == before
+    target = {"keyframe style": a, "style in keyframes file": b, "matte": matte}[changed]
+    make_style(target, 7)  # another picture under the same name
+    assert fingerprint(job) != before
