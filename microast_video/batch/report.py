@@ -8,10 +8,13 @@ never replaced without ``--overwrite``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
+import fcntl
 import html
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ from .manifest import Manifest
 from .types import BatchOptions, JobRun
 
 _MARK = "microast-video batch report"
+#: The lock a running batch holds in its report folder.
+LOCK_NAME = ".microast-batch.lock"
 
 
 def report_folder(manifest: Manifest, options: BatchOptions) -> Path:
@@ -38,6 +43,26 @@ def report_folder(manifest: Manifest, options: BatchOptions) -> Path:
         if target.exists() and not options.overwrite and _MARK not in target.read_text(errors="replace")[:2000]:
             raise OutputError(f"{shown(target)} exists and is not a batch report; pass --overwrite to replace it")
     return folder
+
+
+@contextlib.contextmanager
+def batch_lock(folder: Path) -> Iterator[None]:
+    """Hold this report folder's batch lock (one run of a manifest at a time), or say in one line
+    that another run holds it. The kernel releases it when its holder dies, however it dies."""
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise OutputError(f"another batch run of this manifest is running (pid {holder}; lock "
+                              f"{shown(path)}); wait for it to end") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def failed_ids(folder: Path) -> set[str] | None:

@@ -31,7 +31,7 @@ from ..core.stages import terminate_on_signals
 from ..jobs.plan import plan_video
 from .jobs import estimate, look_signals, run_jobs
 from .manifest import Manifest, ManifestError, load_manifest
-from .report import failed_ids, report_folder, write_report
+from .report import batch_lock, failed_ids, report_folder, write_report
 from .segments import (
     fingerprint,
     is_up_to_date,
@@ -58,17 +58,23 @@ def run_batch(manifest_path: str | Path | Manifest, options: BatchOptions = Batc
     with terminate_on_signals():
         manifest = manifest_path if isinstance(manifest_path, Manifest) else load_manifest(manifest_path)
         report_dir = report_folder(manifest, options)
-        runs = select(manifest, options, report_dir)                      # 1. select
-        check(runs, manifest, options)                                    # 2. check
-        pending = [r for r in runs if r.status == "pending"]
-        signals = look_signals(pending, options)                          # 3. style
-        seconds = estimate(pending, signals, options)                     # 4. plan
-        log(plan_text(runs, manifest, seconds, options))
-        if options.dry_run:
-            return write_report(runs, manifest, report_dir, options, seconds, wall=0.0, planned=True)
-        t0 = time.perf_counter()
-        run_jobs(pending, signals, manifest, options, report_dir, log)   # 5. run
-        return write_report(runs, manifest, report_dir, options, seconds, wall=time.perf_counter() - t0)  # 6.
+        with contextlib.nullcontext() if options.dry_run else batch_lock(report_dir):
+            return _run_locked(manifest, options, report_dir, log)
+
+
+def _run_locked(manifest: Manifest, options: BatchOptions, report_dir: Path, log: Log) -> dict[str, Any]:
+    """The phases, with this manifest's lock held (a dry run writes nothing and takes none)."""
+    runs = select(manifest, options, report_dir)                      # 1. select
+    check(runs, manifest, options)                                    # 2. check
+    pending = [r for r in runs if r.status == "pending"]
+    signals = look_signals(pending, options)                          # 3. style
+    seconds = estimate(pending, signals, options)                     # 4. plan
+    log(plan_text(runs, manifest, seconds, options))
+    if options.dry_run:
+        return write_report(runs, manifest, report_dir, options, seconds, wall=0.0, planned=True)
+    t0 = time.perf_counter()
+    run_jobs(pending, signals, manifest, options, report_dir, log)   # 5. run
+    return write_report(runs, manifest, report_dir, options, seconds, wall=time.perf_counter() - t0)  # 6.
 
 
 def select(manifest: Manifest, options: BatchOptions, report_dir: Path) -> list[JobRun]:

@@ -259,3 +259,15 @@ def test_a_record_changes_with_any_input_content(tmp_path, changed):
     target = {"keyframe style": a, "style in keyframes file": b, "matte": matte}[changed]
     make_style(target, 7)  # another picture under the same name
     assert fingerprint(job) != before
+
+
+def test_a_second_run_of_a_batch_says_another_holds_it(files, tmp_path):
+    """Two runs of one manifest started 2 s apart both rendered everything; the second failed late."""
+    from microast_video.batch.report import batch_lock
+
+    text = (f'output_dir = "out"\n[[inputs]]\npath = "{files / "in.mp4"}"\n[looks.a]\nstyle = "{files / "a.png"}"\n')
+    (tmp_path / "m.toml").write_text(text)
+    (tmp_path / "m-report").mkdir()
+    with batch_lock(tmp_path / "m-report"):  # a run in progress
+        one_line_error(run_cli("batch", tmp_path / "m.toml", "-q"), "another batch run", "pid")
+    assert not (tmp_path / "out").exists()
