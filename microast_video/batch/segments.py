@@ -12,6 +12,7 @@ audio, subtitles, chapters and metadata once; the output appears by an atomic re
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -283,7 +284,12 @@ def assemble(plan: JobPlan, work: WorkFolder, segments: Sequence[Segment], overw
     if not parts:
         raise InputError(f"input {shown(plan.job.input)}: no video frames to encode")
     video = work.path / f"video{plan.output.suffix}"
-    frames = concat_video(parts, video, plan.encode.muxer)
+    try:
+        frames = concat_video(parts, video, plan.encode.muxer)
+    except (OSError, av.FFmpegError) as err:  # a full disk, above all
+        full = getattr(err, "errno", None) == errno.ENOSPC
+        raise OutputError(f"assembling {shown(plan.output)} failed: " + (
+            f"no space left on the disk of {shown(work.path)}" if full else " ".join(str(err).split())[:200])) from None
     job = plan.job
     with AtomicFile(plan.output, overwrite=overwrite) as out:
         cmd = mux_command(plan.info, plan.encode, video, out.path, exe=plan.exe, start=job.start, duration=job.duration)

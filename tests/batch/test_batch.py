@@ -299,3 +299,21 @@ def test_a_clip_of_one_long_gop_loses_no_frame_in_segments(env, tmp_path, media)
     assert r.exit_code == 0, r.stderr
     frames, times = frames_and_times(tmp_path / "out" / "gop_paint.mkv")
     assert len(frames) == 60 and times[-1] == pytest.approx(59 / 25)
+
+
+def test_a_full_disk_while_assembling_fails_that_job_in_one_line(env, tmp_path, media, monkeypatch):
+    """ENOSPC while a batch concatenated segments ended in "internal error (a bug ...)"."""
+    import errno
+
+    from microast_video.batch import segments
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(segments, "concat_video", full)
+    r = batch(manifest(tmp_path, media, inputs="shots/b.mp4", defaults='temporal = "off"'))
+    assert r.exit_code == 1 and "internal error" not in r.stderr, r.stderr
+    report = json.loads((tmp_path / "jobs-report" / "report.json").read_text())
+    (job,) = report["jobs"]
+    assert job["status"] == "failed" and "no space left on the disk" in job["error"] and "\n" not in job["error"]
+    assert not (tmp_path / "out" / "b_paint.mkv").exists()
