@@ -21,6 +21,7 @@ import torch
 
 from ..core.errors import MicroastError, OptionError, Terminated
 from ..core.output import write_bytes
+from ..core.process import die_with_parent
 from ..jobs.contact import contact_sheet, png_bytes
 from ..media.decode import first_frame_offset
 from ..style.pretrained import load_model
@@ -163,7 +164,8 @@ def _worker_devices(workers: int) -> list[str | None]:
     return [f"cuda:{i}" for i in range(workers)]
 
 
-def _init_worker(devices: Any, threads: int) -> None:
+def _init_worker(devices: Any, threads: int, parent: int) -> None:
+    die_with_parent(parent)  # a killed batch leaves no worker rendering on alone
     device = devices.get()
     use_device(device)
     if not device:
@@ -179,7 +181,7 @@ def _run_pool(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest,
         queue.put(device)
     threads = max(1, (os.cpu_count() or 1) // options.workers)
     with cf.ProcessPoolExecutor(options.workers, mp_context=context, initializer=_init_worker,
-                                initargs=(queue, threads)) as pool:
+                                initargs=(queue, threads, os.getpid())) as pool:
         _run_independent(runs, signals, manifest, options, report_dir, log, lambda task: pool.submit(run_task, task))
 
 

@@ -3,8 +3,12 @@ the one process setting that must be made before torch loads (how OpenMP threads
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,6 +25,23 @@ def _die_with_parent_prefix() -> tuple[str, ...]:
 
 
 _DIE_WITH_PARENT = _die_with_parent_prefix()
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process (a worker) get SIGKILL when ``parent`` dies (Linux; elsewhere nothing).
+
+    Called in the worker itself, first thing: no fork hazard. If the parent already died
+    before the request was made, exit now."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def popen(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:

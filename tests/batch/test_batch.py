@@ -317,3 +317,46 @@ def test_a_full_disk_while_assembling_fails_that_job_in_one_line(env, tmp_path, 
     (job,) = report["jobs"]
     assert job["status"] == "failed" and "no space left on the disk" in job["error"] and "\n" not in job["error"]
     assert not (tmp_path / "out" / "b_paint.mkv").exists()
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_die_with_a_killed_batch(env, tmp_path, media):
+    """SIGKILL of a `batch --workers 2` parent left both workers rendering on, then hanging for ever."""
+    path = manifest(tmp_path, media, defaults='temporal = "off"')
+    cmd = [sys.executable, "-c", "from microast_video.cli import main; main()", "batch", str(path), "-q",
+           "--workers", "2"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+        workers = [c for c in _children(proc.pid)
+                   if b"spawn_main" in (Path("/proc") / str(c) / "cmdline").read_bytes()]
+        time.sleep(0.05)
+    assert len(workers) == 2, "the batch never started its two workers"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), "a worker outlived its killed batch"
