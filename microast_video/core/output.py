@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -37,6 +38,8 @@ TEMP_SUFFIX = ".microast-tmp"
 _NAME_BYTES = 60
 #: A temporary file unchanged for this long whose lock is free belongs to a dead run.
 STALE_AFTER_S = 5.0
+#: The first name of a temporary file, until its writer holds its lock (then :data:`TEMP_SUFFIX`).
+FRESH_SUFFIX = ".new"
 
 
 def _name_max(folder: Path) -> int:
@@ -101,13 +104,23 @@ class AtomicFile:
         self.published = False
 
     def __enter__(self) -> AtomicFile:
+        sweep_once(self.target.parent)
+        fresh = self.path.with_name(self.path.name + FRESH_SUFFIX)  # locked before it takes its swept name
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o666)
+            fd = os.open(fresh, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as err:
             raise self._error("cannot create a file in its folder", err) from err
         self.file = os.fdopen(fd, "wb")
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            os.rename(fresh, self.path)
+        except OSError as err:
+            self.file.close()
+            self.file = None
+            with contextlib.suppress(OSError):
+                os.unlink(fresh)
+            raise self._error("cannot create a file in its folder", err) from err
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -200,19 +213,24 @@ def json_bytes(data: Any) -> bytes:
 def sweep_stale(folder: Path, *, now: float | None = None) -> list[Path]:
     """Remove the temporary files of dead runs in ``folder``; returns what was removed.
 
-    A temporary file (:data:`TEMP_SUFFIX`) is stale when no process holds its lock and it
-    has not changed for :data:`STALE_AFTER_S` seconds. Files of live runs are left alone,
-    whatever their process id, so reused ids (common in containers) do not matter.
+    A temporary file (:data:`TEMP_SUFFIX`) is stale when no process holds its lock: its
+    writer locks it before it takes that name (:class:`AtomicFile`), so a file under that name
+    and unlocked is a dead run's, however young (a run started right after a kill sweeps it).
+    A file still under its first name (:data:`FRESH_SUFFIX`: a run killed in the microseconds
+    between creating and renaming it) is swept once unchanged for :data:`STALE_AFTER_S`.
+    Files of live runs are left alone, whatever their process id.
     """
     removed: list[Path] = []
     now = time.time() if now is None else now
     try:
-        entries = [e for e in os.scandir(folder) if e.name.startswith(".") and e.name.endswith(TEMP_SUFFIX)]
+        entries = [e for e in os.scandir(folder)
+                   if e.name.startswith(".") and e.name.endswith((TEMP_SUFFIX, TEMP_SUFFIX + FRESH_SUFFIX))]
     except OSError:
         return removed
     for entry in entries:
         try:
-            if not entry.is_file(follow_symlinks=False) or now - entry.stat().st_mtime < STALE_AFTER_S:
+            young = entry.name.endswith(FRESH_SUFFIX) and now - entry.stat().st_mtime < STALE_AFTER_S
+            if not entry.is_file(follow_symlinks=False) or young:
                 continue
             fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
@@ -226,6 +244,28 @@ def sweep_stale(folder: Path, *, now: float | None = None) -> list[Path]:
         finally:
             os.close(fd)
     return removed
+
+
+_SWEPT: set[str] = set()  # the folders this process writes to
+
+
+def sweep_once(folder: Path) -> list[Path]:
+    """:func:`sweep_stale` the first time this process writes into ``folder``, and again when it
+    exits (a dead run's file younger than :data:`STALE_AFTER_S` at the start is old by then).
+    Every writer goes through here (:class:`AtomicFile`), so every folder the tool writes to
+    is swept: outputs, reports, charts, sheets, exports, batch outputs."""
+    key = os.path.realpath(folder)
+    if key in _SWEPT:
+        return []
+    if not _SWEPT:
+        atexit.register(_sweep_all)
+    _SWEPT.add(key)
+    return sweep_stale(Path(key))
+
+
+def _sweep_all() -> None:
+    for folder in sorted(_SWEPT):
+        sweep_stale(Path(folder))
 
 
 _LOCK_NAME = ".lock"

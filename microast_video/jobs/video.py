@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ..colour.tonemap import tonemapped
 from ..core.errors import InputError, shown
 from ..core.frame import Frame
-from ..core.output import AtomicFile, json_bytes, sweep_stale
+from ..core.output import AtomicFile, json_bytes, sweep_once
 from ..core.stages import Stage, StageTimes, run_chain, terminate_on_signals
 from ..engine.device import opencv_threads, side_threads
 from ..engine.stylizer import FrameEngine, Stylizer, prepare_runtime
@@ -171,9 +171,8 @@ def build_stylizer(plan: JobPlan, model: Any) -> Stylizer:
 
 def _sweep(plan: JobPlan, log: Log) -> None:
     """Remove temporary files that killed runs left beside this job's outputs."""
-    folders = {plan.output.parent, *([plan.job.report.parent] if plan.job.report else [])}
-    for folder in folders:
-        for path in sweep_stale(folder):
+    for _, target in plan.files.writes:
+        for path in sweep_once(target.parent):
             log(f"microast-video: note: removed {shown(path)}, left by an interrupted run")
 
 

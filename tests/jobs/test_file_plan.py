@@ -271,3 +271,32 @@ def test_a_second_run_of_a_batch_says_another_holds_it(files, tmp_path):
     with batch_lock(tmp_path / "m-report"):  # a run in progress
         one_line_error(run_cli("batch", tmp_path / "m.toml", "-q"), "another batch run", "pid")
     assert not (tmp_path / "out").exists()
+
+
+# --- sweeping what killed runs left -------------------------------------------------------
+
+def test_a_run_right_after_a_kill_sweeps_the_dead_runs_file(files, tmp_path):
+    """The sweep waited until a leftover was 5 s old: a run started at once left it for good."""
+    from helpers import temp_files
+    from microast_video.core.output import TEMP_SUFFIX
+
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = out / f".o.mp4.0123456789ab{TEMP_SUFFIX}"  # a killed run's, just written: unlocked
+    leftover.write_bytes(b"half a video")
+    result = run_cli("video", files / "in.mp4", "-s", files / "a.png", "-o", out / "o.mp4", "--temporal", "off")
+    assert result.exit_code == 0, result.stderr
+    assert "left by an interrupted run" in result.stderr and temp_files(out) == []
+
+
+def test_every_writer_sweeps_its_folder(tmp_path):
+    """Batch outputs and exports were never swept: every atomic write sweeps its folder once."""
+    from microast_video.core.output import TEMP_SUFFIX, AtomicFile, sweep_once
+
+    leftover = tmp_path / f".x.onnx.0123456789ab{TEMP_SUFFIX}"
+    leftover.write_bytes(b"half a model")
+    with AtomicFile(tmp_path / "report.json", overwrite=False) as f:
+        f.write(b"{}")
+        f.publish()
+    assert not leftover.exists() and (tmp_path / "report.json").read_bytes() == b"{}"
+    assert sweep_once(tmp_path) == []  # once per folder per process (and again at exit)
