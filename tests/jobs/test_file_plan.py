@@ -300,3 +300,20 @@ def test_every_writer_sweeps_its_folder(tmp_path):
         f.publish()
     assert not leftover.exists() and (tmp_path / "report.json").read_bytes() == b"{}"
     assert sweep_once(tmp_path) == []  # once per folder per process (and again at exit)
+
+
+# --- every output option against every input option ------------------------------------------
+
+INPUTS = {"clip": None, "--style": "a.png", "--matte": "m.mp4", "--keyframes": "keys.toml",
+          "keyframe style": "b.png"}
+OUTPUTS = ["-o", "--report", "--chart"]
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("source", list(INPUTS))
+def test_each_output_option_against_each_input_option(files, output, source):
+    """Whatever names an input, no output may: refused in one line, with --overwrite, before any work."""
+    args = ["video", files / "in.mp4", "--matte", files / "m.mp4", "--keyframes", files / "keys.toml",
+            "-s", files / "a.png"]
+    target = files / "in.mp4" if INPUTS[source] is None else files / INPUTS[source]
+    refused(files, *args, output, target, "--overwrite", needle="input")
