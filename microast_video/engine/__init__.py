@@ -1,1 +1,4 @@
-"""engine"""
+"""Frames through the network in batches on the device: the stylizer and frame engine, the
+CUDA runner, device and precision, the host-device transport, ONNX export. May import
+``style`` and below.
+"""

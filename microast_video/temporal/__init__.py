@@ -1,1 +1,3 @@
-"""temporal"""
+"""Stability over time: the stabilizer (flow, warp, blend; reset at cuts), its fallback
+passes, and the flicker metric. May import ``engine`` and below.
+"""
