@@ -12,6 +12,7 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -193,11 +194,25 @@ def _run_ray(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, 
         raise OptionError("--ray needs Ray: pip install 'microast-video[ray]'") from None
     if not ray.is_initialized():
         local = options.ray == "local"
+        if not local:
+            check_ray_address(options.ray)
         ray.init(address=None if local else options.ray, num_cpus=options.workers if local else None,
                  include_dashboard=False, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)
     remote = ray.remote(_ray_task).options(num_gpus=1 if gpus else 0, num_cpus=1, max_retries=3)
     _run_independent(runs, signals, manifest, options, report_dir, log, lambda task: remote.remote(task).future())
+
+
+def check_ray_address(address: str, timeout: float = 3.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) cluster address must answer within ``timeout``
+    seconds; one line otherwise (Ray itself retried, with warnings, for over a minute)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and friends: Ray finds the cluster itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise OptionError(f"--ray {address}: no Ray cluster answers there ({err.strerror or err})") from None
 
 
 def _ray_task(task: SegmentTask) -> dict[str, Any]:

@@ -95,3 +95,15 @@ style = "paint.png"
     assert r.exit_code == 0, r.stderr
     (x, tx), (y, ty) = frames(tmp_path / "out" / "a.mkv"), frames(direct)
     assert tx == ty and len(x) == 75 and all(np.array_equal(p, q) for p, q in zip(x, y))
+
+
+def test_a_cluster_address_where_nothing_answers_is_one_line(tmp_path):
+    """`ray_batch.py --address 127.0.0.1:1` printed Ray's warnings for over a minute."""
+    from microast_video.batch.jobs import check_ray_address
+    from microast_video.core.errors import OptionError
+
+    started = time.monotonic()
+    with pytest.raises(OptionError, match="no Ray cluster answers there"):
+        check_ray_address("127.0.0.1:1")
+    assert time.monotonic() - started < 10
+    check_ray_address("auto")  # Ray finds the cluster itself
