@@ -251,14 +251,16 @@ def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[
     if info.frames_listed and job.start == 0 and job.duration is None and decoded < shown_frames:
         raise InputError(f"input {shown(job.input)}: truncated or corrupt: the container lists {shown_frames} "
                          f"frames but only {decoded} could be decoded")
+    notes = [f"{stats.damaged} frame(s) of the input {shown(job.input)} are damaged (FFmpeg concealed decoding "
+             "errors in them); they are stylized as decoded"] if stats.damaged else []
     if info.duration is None:
-        return encoded, []
+        return encoded, notes
     end = float(info.duration) - job.start if job.duration is None else min(job.duration, float(info.duration) - job.start)
     slack = max(2.0 / float(info.frame_rate), 0.1)
     if stats.end_seconds < end - slack:
-        return encoded, [f"the input {shown(job.input)} ends early: frames stop at {stats.end_seconds:.2f} s of the "
-                         f"{end:.2f} s expected (truncated file?); the output is that long"]
-    return encoded, []
+        notes.append(f"the input {shown(job.input)} ends early: frames stop at {stats.end_seconds:.2f} s of the "
+                     f"{end:.2f} s expected (truncated file?); the output is that long")
+    return encoded, notes
 
 
 def _publish(plan: JobPlan, video: AtomicFile, report: dict[str, Any]) -> None:

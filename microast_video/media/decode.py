@@ -34,11 +34,13 @@ class DecodeStats:
         frames: frames yielded.
         discarded: packets the container's edit list hides (decoded for reference, never shown).
         end_seconds: where the last yielded frame ends, in seconds from the output's start.
+        damaged: yielded frames FFmpeg flagged corrupt (decoding errors it concealed).
     """
 
     frames: int = 0
     discarded: int = 0
     end_seconds: float = 0.0
+    damaged: int = 0
 
 
 class FrameClock:
@@ -197,6 +199,7 @@ def _placed(info: VideoInfo, decoded: Iterator[tuple[int, av.VideoFrame]], windo
             if window.end is not None and pts >= window.end:
                 return
             data = pixels(frame)
+            stats.damaged += bool(frame.is_corrupt)
             if info.rotation:
                 data = np.rot90(data, _ROT90[info.rotation])
             out_pts, out_duration = clock.place(pts - window.origin, frame.duration or None)

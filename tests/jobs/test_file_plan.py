@@ -4,6 +4,7 @@ folder; each clash is one line before any work, and every input is left as it wa
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -317,3 +318,22 @@ def test_each_output_option_against_each_input_option(files, output, source):
             "-s", files / "a.png"]
     target = files / "in.mp4" if INPUTS[source] is None else files / INPUTS[source]
     refused(files, *args, output, target, "--overwrite", needle="input")
+
+
+# --- honest notes -----------------------------------------------------------------------------
+
+def test_a_damaged_clip_is_stylized_with_a_note(tmp_path):
+    """A bit-flipped H.264 clip decoded with FFmpeg's concealed errors, and the run said nothing."""
+    import random
+
+    clip = make_clip(tmp_path / "c.mp4", size="160x96", seconds=1)
+    data = bytearray(clip.read_bytes())
+    rng = random.Random(1)
+    for _ in range(40):
+        data[rng.randrange(len(data) // 3, len(data) * 9 // 10)] ^= 0xFF
+    (tmp_path / "flipped.mp4").write_bytes(bytes(data))
+    result = run_cli("video", tmp_path / "flipped.mp4", "-s", make_style(tmp_path / "s.png"), "--temporal", "off",
+                     "-o", tmp_path / "o.mp4", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.stderr
+    assert "are damaged" in result.stderr
+    assert any("are damaged" in note for note in json.loads((tmp_path / "r.json").read_text())["notes"])
