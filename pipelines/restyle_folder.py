@@ -12,7 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from microast_video import BatchOptions, MicroastError, manifest_from_dict, run_batch
+from microast_video import BatchOptions, MicroastError, manifest_from_dict, probe, run_batch
+from microast_video.batch.manifest import VIDEO_EXTENSIONS
+from microast_video.batch.segments import record_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs made with other settings")
     args = parser.parse_args(argv)
 
-    # 1. The manifest: every clip of the folder x one look.
+    # 1. The manifest: every readable clip of the folder x one look (an unreadable one fails alone).
+    clips, unreadable = readable_clips(args.folder)
+    for problem in unreadable:
+        print(f"restyle_folder: skipped: {problem}", file=sys.stderr)
+    if not clips:
+        raise MicroastError(f"{args.folder}: no readable video file")
     options = {"codec": args.codec, **({"height": args.height} if args.height else {})}
     manifest = manifest_from_dict({
         "output": "{stem}_restyled{ext}", "output_dir": str(args.out.resolve()), "defaults": options,
-        "inputs": [{"path": str(args.folder.resolve())}],
+        "inputs": [{"path": str(clip.resolve())} for clip in clips],
         "looks": {"look": {"style": str(args.style.resolve()), "alpha": args.alpha}},
     }, Path.cwd() / "restyle_folder")
     # 2. Run it (checked in full first), with the report beside the outputs.
@@ -40,8 +47,25 @@ def main(argv: list[str] | None = None) -> int:
                                               report_dir=args.out / "report"))
     # 3. Say how it went.
     s = report["summary"]
-    print(f"{s['done']} restyled, {s['skipped']} up to date, {s['failed']} failed; report: {args.out / 'report'}")
-    return 1 if s["failed"] else 0
+    print(f"{s['done']} restyled, {s['skipped']} up to date, {s['failed'] + len(unreadable)} failed; report: "
+          f"{args.out / 'report'}")
+    return 1 if s["failed"] or unreadable else 0
+
+
+def readable_clips(folder: Path) -> tuple[list[Path], list[str]]:
+    """The folder's video files that probe (outputs of earlier runs left out), and why the others don't."""
+    if not folder.is_dir():
+        raise MicroastError(f"{folder}: not a folder")
+    clips, problems = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS):
+        if record_path(path).exists():
+            continue  # an output of an earlier run (--out inside the folder)
+        try:
+            probe(path)
+            clips.append(path)
+        except MicroastError as err:
+            problems.append(str(err))
+    return clips, problems
 
 
 if __name__ == "__main__":

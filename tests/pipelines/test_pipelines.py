@@ -104,3 +104,16 @@ def test_look_dev_bad_values_are_one_line_before_any_work(shots, weights_env, ar
     proc = run("look_dev.py", shots / "shots" / "one.mp4", "--style", shots / "a.png", *args, env=weights_env)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_restyle_folder_isolates_an_unreadable_clip_and_never_takes_its_outputs(shots, weights_env, tmp_path):
+    """One zero-byte clip refused the whole folder; --out = the folder took its outputs as inputs on a rerun."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    make_clip(folder / "one.mp4", size="96x64", seconds=0.3)
+    (folder / "empty.mp4").write_bytes(b"")
+    for _ in range(2):
+        proc = run("restyle_folder.py", folder, "--style", shots / "a.png", "--out", folder, "--codec", "ffv1",
+                   env=weights_env)
+        assert proc.returncode == 1 and "skipped" in proc.stderr and "empty.mp4" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in folder.glob("*.mkv")) == ["one_restyled.mkv"]  # no one_restyled_restyled
