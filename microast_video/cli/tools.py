@@ -51,11 +51,11 @@ def bench_command(
     with user_errors(debug):
         from ..bench.bench import BenchOptions, format_table, run_bench
         from ..core.options import parse_resolution
-        from ..core.output import check_output, json_bytes, write_bytes
+        from ..core.files import FilePlan
+        from ..core.output import json_bytes, write_bytes
         from ..core.stages import terminate_on_signals
 
-        if json_path is not None:
-            check_output(json_path, (input, style), overwrite=overwrite, what="--json")
+        FilePlan().read("--input", input).read("--style", style).write("--json", json_path).check(overwrite=overwrite)
         with terminate_on_signals():
             result = run_bench(BenchOptions(
                 resolution=parse_resolution(resolution), frames=frames, warmup=warmup, device=device,
@@ -84,14 +84,14 @@ def export_command(
 ) -> None:
     """Export the network to ONNX (for ONNX Runtime, OpenVINO, TensorRT, vs-mlrt, FFmpeg's dnn filters)."""
     with user_errors(debug):
-        from ..core.output import check_output
+        from ..core.files import FilePlan
         from ..core.stages import terminate_on_signals
         from ..engine.onnx import ExportSpec, check_export, export_onnx
         from ..style.pretrained import load_model
         from ..style.signals import job_signals
 
         fixed = check_export(style, signals, size, dynamic)
-        check_output(onnx, [p for p in (style, signals) if p], overwrite=overwrite, what="ONNX model")
+        FilePlan().read("style", style).read("signals", signals).write("ONNX model", onnx).check(overwrite=overwrite)
         with terminate_on_signals():
             model = load_model(weights, device="cpu", progress=True)
             mix = None if style is None and signals is None else job_signals(
@@ -115,7 +115,8 @@ def flicker_command(
 ) -> None:
     """Measure flicker: warping error (Lai et al. 2018), texture ratio and low-pass fidelity."""
     with user_errors(debug):
-        from ..core.output import check_output, json_bytes, write_bytes
+        from ..core.files import FilePlan
+        from ..core.output import json_bytes, write_bytes
         from ..core.stages import terminate_on_signals
         from ..media.probe import probe
         from ..temporal.flicker import format_flicker, measure_flicker
@@ -123,8 +124,7 @@ def flicker_command(
         clips = [source, *stylized, *([reference] if reference else [])]
         for clip in clips:
             probe(clip)  # every clip readable before any work
-        if json_path is not None:
-            check_output(json_path, clips, overwrite=overwrite, what="--json")
+        FilePlan().read("clip", *clips).write("--json", json_path).check(overwrite=overwrite)
         with terminate_on_signals():
             result = measure_flicker(source, stylized, reference=reference, height=height, frames=frames)
         typer.echo(format_flicker(result))

@@ -82,7 +82,7 @@ def signals_command(
 ) -> None:
     """Compute a style's modulation signals once and save them for batch jobs (--signals)."""
     with user_errors(debug):
-        from ..core.output import check_output
+        from ..core.files import FilePlan
         from ..core.stages import terminate_on_signals
         from ..style.pretrained import load_model
         from ..style.signals import check_style_source, job_signals, parse_weights
@@ -91,7 +91,7 @@ def signals_command(
         mix = parse_weights(style_weights)
         with terminate_on_signals():
             check_style_source(style or [], None, mix)
-            check_output(output, list(style or []), overwrite=overwrite, what="style signals")
+            FilePlan().read("style", *(style or ())).write("style signals", output).check(overwrite=overwrite)
             model = load_model(weights, device="cpu")
             save_signals(job_signals(model, style or [], mix, None, style_size), output, overwrite=overwrite)
         typer.echo(f"wrote {output}", err=True)
