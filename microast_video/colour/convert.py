@@ -6,6 +6,8 @@ Matrices are named as :mod:`microast_video.colour.spaces` names them (``"bt709"`
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -34,9 +36,17 @@ def rgb_to_ycbcr_matrix(matrix: str = "bt709") -> Tensor:
     return _rgb_to_ycbcr_matrix(matrix).to(torch.float32)
 
 
+@functools.lru_cache(maxsize=64)
+def _on_device(kind: str, matrix: str, device: torch.device) -> Tensor:
+    """A conversion matrix on ``device``, copied there once per process: a per-batch copy from
+    host memory was a blocking copy (a hidden synchronisation) on CUDA."""
+    build = rgb_to_ycbcr_matrix if kind == "rgb_to_ycbcr" else ycbcr_to_rgb_matrix
+    return build(matrix).to(device=device)
+
+
 def rgb_to_ycbcr(rgb: Tensor, matrix: str = "bt709") -> Tensor:
     """(N, 3, H, W) RGB in [0, 1] -> (N, 3, H, W) Y in [0, 1], Cb and Cr in [-0.5, 0.5]."""
-    m = rgb_to_ycbcr_matrix(matrix).to(device=rgb.device)
+    m = _on_device("rgb_to_ycbcr", matrix, rgb.device)
     return torch.einsum("ij,njhw->nihw", m, rgb.float())
 
 
@@ -47,7 +57,7 @@ def ycbcr_to_rgb_matrix(matrix: str = "bt709") -> Tensor:
 
 def ycbcr_to_rgb(ycc: Tensor, matrix: str = "bt709") -> Tensor:
     """Inverse of :func:`rgb_to_ycbcr` (float32, not clamped)."""
-    m = ycbcr_to_rgb_matrix(matrix).to(device=ycc.device)
+    m = _on_device("ycbcr_to_rgb", matrix, ycc.device)
     return torch.einsum("ij,njhw->nihw", m, ycc.float())
 
 

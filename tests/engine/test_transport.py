@@ -313,3 +313,23 @@ def test_writer_leaves_other_outputs_to_ffmpeg(tmp_path, encode_calls):
         assert r.exit_code == 0, r.output
         assert len(_frames(out, None)) == 3
     assert encode_calls == []
+
+
+def test_the_per_batch_path_builds_no_tensor_from_host_data(monkeypatch):
+    """The 4:2:0 transport copied its two colour matrices from pageable host memory every batch: on
+    CUDA, two blocking copies (hidden synchronisations) per batch. Now once per process and device."""
+    from microast_video.colour import convert
+
+    convert._on_device.cache_clear()
+    built = []
+    for name in ("rgb_to_ycbcr_matrix", "ycbcr_to_rgb_matrix"):
+        real = getattr(convert, name)
+        monkeypatch.setattr(convert, name, lambda m, real=real, name=name: built.append(name) or real(m))
+    transport = YUV420Transport(in_matrix="bt709", out_matrix="bt709")
+    planes = torch.randint(16, 235, (2, 48, 64), dtype=torch.uint8)
+    for batch in range(3):
+        out = transport.from_float(transport.to_float(planes).clamp(0, 1), deep=False)
+        assert out.shape == planes.shape
+        if batch == 0:
+            assert sorted(built) == ["rgb_to_ycbcr_matrix", "ycbcr_to_rgb_matrix"]
+    assert len(built) == 2, built  # none after the first batch
