@@ -129,7 +129,8 @@ def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
     Puts the model in the settings' memory format (in place), turns on cuDNN autotuning on
     CUDA (fixed frame sizes), tunes glibc's allocator for the fast CPU path (see
     :func:`~microast_video.engine.device.tune_cpu_allocator`), points inductor's kernel
-    cache at ``settings.kernel_cache`` when compiling, and gives the model its native kernels
+    cache at ``settings.kernel_cache`` when compiling, makes ``cuda:N`` the current device and
+    float32 exact on CUDA (no TF32), and gives the model its native kernels
     for strips, or none (:mod:`microast_video.native.model`, :meth:`MicroAST.use_kernels`).
 
     Returns None, or a note: why the native kernel asked for could not run.
@@ -137,7 +138,9 @@ def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
     device = next(model.parameters()).device
     model.to(memory_format=torch.channels_last if settings.channels_last else torch.contiguous_format)
     if device.type == "cuda":
+        torch.cuda.set_device(device)  # cuda:N: its context and pinned memory, not GPU 0's
         torch.backends.cudnn.benchmark = True
+        exact_float32(settings.dtype)
     elif settings.strip_rows is not None or settings.channels_last:
         tune_cpu_allocator()
     if settings.compile and settings.kernel_cache is not None:
@@ -148,6 +151,14 @@ def prepare_runtime(model: MicroAST, settings: EngineSettings) -> str | None:
     kernels, why = native_model.strip_kernels(cache_dir())
     model.use_kernels(kernels)
     return why
+
+
+def exact_float32(dtype: torch.dtype) -> None:
+    """float32 on CUDA is float32: Ampere and later would run its matmuls and convs in TF32
+    (10-bit mantissas) unless told not to; the reduced precisions leave them as they are."""
+    exact = dtype == torch.float32
+    torch.backends.cuda.matmul.allow_tf32 = not exact
+    torch.backends.cudnn.allow_tf32 = not exact
 
 
 def compile_unavailable() -> str | None:

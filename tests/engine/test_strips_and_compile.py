@@ -300,3 +300,28 @@ def test_compiled_engine_is_exact_in_fp32(model, signals, freeze, whole_middle, 
     assert calls or build.cxx_compiler() is None, "the compiled graph did not run the native kernel"
     assert compiled.compiled and compiled.compile_seconds is not None and compiled.compile_seconds > 0
     assert rel(first, exact) < 1e-5 and rel(second, exact) < 1e-5
+
+
+def test_fp32_on_cuda_is_not_tf32():
+    """--precision fp32 was TF32 on Ampere and later: nothing turned TF32 off."""
+    from microast_video.engine.stylizer import exact_float32
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        exact_float32(torch.float32)
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        exact_float32(torch.float16)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_job_on_cuda_n_makes_it_the_current_device(model):
+    device = torch.device(f"cuda:{torch.cuda.device_count() - 1}")
+    prepare_runtime(model.to(device), EngineSettings(torch.float32))
+    try:
+        assert torch.cuda.current_device() == device.index and not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        model.to("cpu")
