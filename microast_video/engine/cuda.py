@@ -118,6 +118,7 @@ class CudaRunner:
 
     def collect(self, handle: tuple[_Slot, list[Frame]]) -> list[Frame]:
         slot, batch = handle
+        batch = batch[:getattr(batch, "real", len(batch))]  # the padding of a last batch is dropped
         slot.done.synchronize()  # waits for this batch only, never the whole device
         idx = [f.index for f in batch]
         now = time.perf_counter()

@@ -285,6 +285,24 @@ class Stylizer:
         return out
 
 
+class PaddedBatch(list):
+    """A batch whose last frame is repeated up to the batch size; only the first ``real`` are kept."""
+
+    real: int = 0
+
+
+def padded(batches: Iterable[list[Frame]], size: int) -> Iterator[list[Frame]]:
+    """Every batch at ``size`` frames: a short one (the last) gets copies of its last frame, so a
+    compiled graph (one static shape) runs it as it is, instead of compiling a second time."""
+    for batch in batches:
+        if len(batch) == size:
+            yield batch
+            continue
+        full = PaddedBatch(batch + [batch[-1]] * (size - len(batch)))
+        full.real = len(batch)
+        yield full
+
+
 def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
     """Group frames in order into lists of up to ``size`` frames of one shape and dtype."""
     if size < 1:
@@ -342,13 +360,17 @@ class FrameEngine:
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         """Stylized frames, in the order given, each with its original index and timing."""
+        batches = batched(frames, self.batch_size)
+        if self.stylizer.settings.compile:  # a compiled graph has one batch size: pad the last batch to it
+            batches = padded(batches, self.batch_size)
         if self.device.type == "cuda":
             runner = CudaRunner(self)
-            return pipelined(batched(frames, self.batch_size), runner.submit, runner.collect, runner.depth)
-        return pipelined(batched(frames, self.batch_size), self._run_cpu, lambda done: done, 0)
+            return pipelined(batches, runner.submit, runner.collect, runner.depth)
+        return pipelined(batches, self._run_cpu, lambda done: done, 0)
 
     def _run_cpu(self, batch: list[Frame]) -> list[Frame]:
-        idx = [f.index for f in batch]
+        real = getattr(batch, "real", len(batch))  # frames beyond it pad the batch (see padded)
+        idx = [f.index for f in batch[:real]]
         deep = batch[0].data.dtype == np.uint16
         t = time.perf_counter()
         data = host_tensor(np.stack([f.data for f in batch]) if len(batch) > 1 else batch[0].data[None])
@@ -367,4 +389,4 @@ class FrameEngine:
         t3 = time.perf_counter()
         self.times.add("download", t3 - t2, idx, t3)
         keep = self.keep_source
-        return [f.with_data(p, f.data if keep else None, keep_matte=keep) for f, p in zip(batch, pixels)]
+        return [f.with_data(p, f.data if keep else None, keep_matte=keep) for f, p in zip(batch[:real], pixels)]

@@ -325,3 +325,28 @@ def test_a_job_on_cuda_n_makes_it_the_current_device(model):
         assert torch.cuda.current_device() == device.index and not torch.backends.cuda.matmul.allow_tf32
     finally:
         model.to("cpu")
+
+
+def test_a_compiled_engine_pads_the_last_batch_instead_of_compiling_again():
+    """The last partial batch recompiled (dynamic=False): every compiled job below 1080p paid twice."""
+    import dataclasses
+
+    import numpy as np
+
+    from microast_video import FrameEngine
+    from microast_video.core.frame import Frame
+
+    class Counting:  # a stylizer that records the batch sizes it is given
+        device = torch.device("cpu")
+        settings = dataclasses.replace(EngineSettings(), compile=True)
+        sizes: list[int] = []
+
+        def __call__(self, x, times, matte):
+            self.sizes.append(x.shape[0])
+            return x.clone()  # 8-bit samples in, 8-bit samples out, as the strips path gives
+
+    frames = [Frame(i, i, 1, 25, np.full((8, 12, 3), i * 10, np.uint8)) for i in range(5)]
+    stylizer = Counting()
+    out = list(FrameEngine(stylizer, batch_size=4).run(iter(frames)))
+    assert stylizer.sizes == [4, 4]  # one shape: no second compile
+    assert [f.index for f in out] == [0, 1, 2, 3, 4] and [int(f.data[0, 0, 0]) for f in out] == [0, 10, 20, 30, 40]
