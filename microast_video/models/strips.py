@@ -223,10 +223,10 @@ def _phase_weight(w: Tensor, phases: int) -> Tensor:
     o, c, k, kw = w.shape
     taps = math.ceil((phases - 1 + kw) / phases)
     padded = F.pad(w, (phases - 1, phases * taps - kw))
-    r = torch.arange(phases).view(phases, 1, 1)
-    s = torch.arange(phases).view(1, phases, 1)
-    t = torch.arange(taps).view(1, 1, taps)
-    idx = (phases * t + s - r + phases - 1).to(w.device)  # (r, s, t) -> column of ``padded``
+    r = torch.arange(phases, device=w.device).view(phases, 1, 1)  # made on the device: no host copy
+    s = torch.arange(phases, device=w.device).view(1, phases, 1)
+    t = torch.arange(taps, device=w.device).view(1, 1, taps)
+    idx = phases * t + s - r + phases - 1  # (r, s, t) -> column of ``padded``
     gathered = padded[..., idx]  # (o, c, k, r, s, t)
     return gathered.permute(0, 3, 1, 4, 2, 5).reshape(o * phases, c * phases, k, taps)
 
