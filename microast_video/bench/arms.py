@@ -108,7 +108,6 @@ def to_tensor(rgb: np.ndarray) -> Any:
 
 def to_pixels(out: Any) -> np.ndarray:
     """(1, 3, H, W) float -> (H, W, 3) uint8."""
-
     out = torch.as_tensor(out)
     return np.ascontiguousarray(out.clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).numpy())
 
@@ -116,11 +115,12 @@ def to_pixels(out: Any) -> np.ndarray:
 def naive_frames(model: Any, style: Any, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """The upstream way over frames: the style encoded again for every frame, nothing reused."""
 
-
     net = UpstreamWay(model)
+    device = next(model.parameters()).device  # the device the arm was given, not the CPU's
+    style = style.to(device)
     for rgb in frames:
         with torch.no_grad():
-            yield to_pixels(net(to_tensor(rgb), style))
+            yield to_pixels(net(to_tensor(rgb).to(device), style).cpu())
 
 
 def peer_frames(runner: Any, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:

@@ -210,7 +210,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> dict
         measured = _rounds(specs, options.repeat, log)                             # 4. rounds of all
         model, pipeline = {**measured["model-only"], **skipped}, measured["end-to-end"]
         log("the machine's matmul ceiling ...")
-        ceiling = run_child("ceiling", {})                                         # 5. ceiling
+        ceiling = run_child("ceiling", {"device": options.device})                 # 5. ceiling
     return _figures(options, info.upright_size, model, pipeline, ceiling)          # 6. figures
 
 
@@ -233,7 +233,7 @@ def _figures(options: BenchOptions, size: tuple[int, int], model: dict[str, Any]
             compared.append((key, pipeline[arm], ours))
     ratios = {key: a["fps"] / b["fps"] for key, a, b in compared}
     ranges = {key: ratio_range(a, b) for key, a, b in compared} if options.repeat > 1 else {}
-    peak = ceiling["bf16_gflops"] if ours["precision"] == "bfloat16" else ceiling["fp32_gflops"]
+    peak = ceiling[{"bfloat16": "bf16_gflops", "float16": "fp16_gflops"}.get(ours["precision"], "fp32_gflops")]
     return {
         "resolution": [w, h], "frames": options.frames, "warmup": options.warmup, "batch_size": options.batch_size,
         "cpu": _cpu_name(), "versions": pipeline["ours"].get("versions"),

@@ -64,9 +64,10 @@ def _signals(model: Any, args: dict[str, Any], device: Any) -> Any:
 
 
 def macs_per_pixel(model: Any) -> float:
-    """Multiply-accumulates of the content path per input pixel (counted on a 64x64 frame)."""
-
+    """Multiply-accumulates of the content path per input pixel (counted on a 64x64 frame on the
+    model's own device)."""
     total = 0
+    device = next(model.parameters()).device
 
     def count(conv: Any, _: Any, out: Any) -> None:
         nonlocal total
@@ -77,7 +78,7 @@ def macs_per_pixel(model: Any) -> float:
     hooks = [c.register_forward_hook(count) for c in convs]
     try:
         with torch.inference_mode():
-            model(torch.rand(1, 3, 64, 64), model.encode_style(torch.rand(1, 3, 64, 64)))
+            model(torch.rand(1, 3, 64, 64, device=device), model.encode_style(torch.rand(1, 3, 64, 64, device=device)))
     finally:
         for hook in hooks:
             hook.remove()
@@ -189,18 +190,23 @@ def arm_naive_pipeline(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def arm_ceiling(args: dict[str, Any]) -> dict[str, Any]:
-    """torch's matmul rate on this machine (bf16 and fp32), the threads every arm uses."""
-
+    """torch's matmul rate on the arms' device (bf16, fp16 on CUDA, and fp32), the threads every arm uses."""
+    device = resolve_device(args.get("device", "cpu"), quiet=True)
+    cuda = device.type == "cuda"
+    size = 8192 if cuda else 2048
     rates = {}
-    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
-        a, b = torch.rand(2048, 2048, dtype=dtype), torch.rand(2048, 2048, dtype=dtype)
+    for name, dtype in (("bf16", torch.bfloat16), *((("fp16", torch.float16),) if cuda else ()), ("fp32", torch.float32)):
+        a, b = (torch.rand(size, size, dtype=dtype, device=device) for _ in range(2))
         torch.mm(a, b)
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < 2.0:
             torch.mm(a, b)
             n += 1
-        rates[f"{name}_gflops"] = 2 * 2048**3 * n / (time.perf_counter() - t0) / 1e9
-    return {**rates, "threads": torch.get_num_threads(), "openmp_wait": openmp_wait_setting(os.environ)}
+            if cuda:
+                torch.cuda.synchronize(device)  # a rate of finished products, not of launches
+        rates[f"{name}_gflops"] = 2 * size**3 * n / (time.perf_counter() - t0) / 1e9
+    return {**rates, "threads": torch.get_num_threads(), "openmp_wait": openmp_wait_setting(os.environ),
+            "device": str(device)}
 
 
 _ARMS = {"ours": arm_ours, "naive": arm_naive, "export": arm_export, "peer": arm_peer, "pipeline": arm_pipeline,

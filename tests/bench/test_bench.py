@@ -186,3 +186,22 @@ def test_export_errors_are_one_line(env, tmp_path, args, needle):
     r = runner.invoke(app, ["export", "--onnx", str(tmp_path / "m.onnx"), *args])
     assert r.exit_code != 0 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_arms_take_the_device_they_are_given(model):
+    """bench --device cuda crashed: the MAC count and the upstream-way arm built CPU tensors for a
+    CUDA model, and the ceiling was a CPU matmul. Each now works on its model's device."""
+    import numpy as np
+
+    from microast_video.bench.arms import naive_frames
+    from microast_video.bench.children import macs_per_pixel
+
+    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    for device in devices:
+        net = model.to(device)
+        try:
+            assert macs_per_pixel(net) > 1000
+            (out,) = naive_frames(net, torch.rand(1, 3, 32, 32), [np.zeros((24, 32, 3), np.uint8)])
+            assert out.shape == (24, 32, 3) and out.dtype == np.uint8
+        finally:
+            model.to("cpu")
