@@ -198,6 +198,7 @@ class Stylizer:
     native_note: str | None = dataclasses.field(default=None, init=False)  # from prepare_runtime
     _compiled: Callable[[Tensor], Tensor] | None = dataclasses.field(default=None, init=False, repr=False)
     _failed: bool = dataclasses.field(default=False, init=False, repr=False)
+    _trial_calls: int = dataclasses.field(default=0, init=False, repr=False)  # compiled calls watched after the first
     _kept: KeptMap = dataclasses.field(default_factory=KeptMap, init=False, repr=False)  # the eager middle's map
 
     def __post_init__(self) -> None:
@@ -234,6 +235,8 @@ class Stylizer:
                 return self._forward(content, times, matte)  # per-frame controls: eager
             if self.settings.compile and not self._failed and self._compiled is None:
                 return self._first_compiled_call(content)
+            if self._compiled is not None and self._trial_calls < TRIAL_CALLS:
+                return self._trial_call(content)
             return (self._compiled or self._forward)(content)
 
     def _forward(self, content: Tensor, times: Sequence[float] | None = None, matte: Tensor | None = None) -> Tensor:
@@ -264,6 +267,21 @@ class Stylizer:
             out = torch.lerp(content, out.clamp(0.0, 1.0), matte)
         return to_samples(out) if eight_bit else out.clamp_(0.0, 1.0)
 
+    def _trial_call(self, content: Tensor) -> Tensor:
+        """One of the first compiled calls after the first: CUDA graphs are recorded on one of
+        these, and a failure there falls back to eager with a note, as the first call's does."""
+        self._trial_calls += 1
+        try:
+            return self._compiled(content)
+        except Exception as err:  # noqa: BLE001 - any compiler or graph failure: keep going in eager
+            self._fall_back(err)
+            return self._forward(content)
+
+    def _fall_back(self, err: Exception) -> None:
+        self._failed, self._compiled = True, None
+        first = (str(err).splitlines() or [""])[0][:200]
+        self.compile_note = f"torch.compile failed, running eager instead ({type(err).__name__}: {first})"
+
     def _first_compiled_call(self, content: Tensor) -> Tensor:
         t = time.perf_counter()
         # On CUDA, "reduce-overhead" also captures the fixed-shape graph as a CUDA graph
@@ -276,13 +294,16 @@ class Stylizer:
             with inductor_config.patch(freezing=self.settings.freeze):
                 out = compiled(content)
         except Exception as err:  # noqa: BLE001 - any compiler failure: keep going in eager
-            self._failed = True
-            first = (str(err).splitlines() or [""])[0][:200]
-            self.compile_note = f"torch.compile failed, running eager instead ({type(err).__name__}: {first})"
+            self._fall_back(err)
             return self._forward(content)
         self.compile_seconds = time.perf_counter() - t
         self._compiled = compiled
         return out
+
+
+#: Compiled calls after the first whose failure still falls back to eager (CUDA graphs are
+#: recorded on the second or third call of a "reduce-overhead" graph).
+TRIAL_CALLS = 3
 
 
 class PaddedBatch(list):

@@ -350,3 +350,23 @@ def test_a_compiled_engine_pads_the_last_batch_instead_of_compiling_again():
     out = list(FrameEngine(stylizer, batch_size=4).run(iter(frames)))
     assert stylizer.sizes == [4, 4]  # one shape: no second compile
     assert [f.index for f in out] == [0, 1, 2, 3, 4] and [int(f.data[0, 0, 0]) for f in out] == [0, 10, 20, 30, 40]
+
+
+def test_a_compiled_graph_failing_after_its_first_call_falls_back_to_eager(model, signals):
+    """Only the first compiled call fell back; a CUDA graph recorded on a later call killed the job."""
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(3))
+    stylizer = Stylizer(model, signals)
+    expected = stylizer(x)
+    calls = []
+
+    def recording_fails(content):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("CUDA graph capture failed")
+        return stylizer._forward(content)
+
+    stylizer._compiled = recording_fails  # as after a successful first compiled call
+    for _ in range(3):
+        assert torch.equal(stylizer(x), expected)
+    assert stylizer.compile_note is not None and "CUDA graph capture failed" in stylizer.compile_note
+    assert not stylizer.compiled and len(calls) == 2  # eager from the failure on
