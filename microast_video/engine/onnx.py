@@ -15,7 +15,12 @@ import numpy as np
 import torch
 
 from ..core.errors import OptionError
-from ..core.options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, megapixels, parse_resolution
+from ..core.options import (
+    DEFAULT_MAX_PIXELS,
+    MAX_STYLE_SIZE,
+    megapixels,
+    parse_resolution,
+)
 from ..core.output import AtomicFile
 from ..models import MicroAST, StyleSignals
 from ..models.export import ContentPath, FullNetwork
