@@ -41,6 +41,17 @@ def stage_seconds(times: StageTimes) -> dict[str, float]:
     return {k: round(times.seconds.get(k, 0.0), 4) for k in names}
 
 
+#: How the summary line names the stage that bounds a run.
+_STAGE_NAMES = {"decode": "the decoder", "network": "the network", "encode": "the encoder",
+                "temporal": "the temporal stage", "upload": "the upload", "download": "the download"}
+
+
+def bound_by(stages: dict[str, float]) -> str | None:
+    """The stage that bounds the run: the busiest, whose busy time is closest to the wall time
+    (the stages overlap, so the run can go no faster than it)."""
+    return max(stages, key=stages.get) if stages and max(stages.values()) > 0 else None
+
+
 def video_report(plan: JobPlan, stylizer: Stylizer, times: StageTimes, frames: int, wall: float,
                  first_frame_at: float | None) -> dict[str, Any]:
     """The report of a finished video job (also what ``--report`` writes)."""
@@ -53,6 +64,7 @@ def video_report(plan: JobPlan, stylizer: Stylizer, times: StageTimes, frames: i
         "fps": round(frames / wall, 4) if wall > 0 else None,
         "time_to_first_frame_s": None if first_frame_at is None else round(first_frame_at, 4),
         "stages": stage_seconds(times),
+        "bound_by": bound_by(stage_seconds(times)),
         "device": str(plan.device),
         "precision": str(plan.engine.dtype).removeprefix("torch."),
         "batch_size": plan.batch_size,
@@ -82,4 +94,5 @@ def summary_line(report: dict[str, Any]) -> str:
     w, h = report["output_resolution"]
     return (f"{report['frames']} frames in {report['wall_seconds']:.2f} s = {report['fps']:.2f} fps "
             f"({w}x{h}, {report['device']}, {report['precision']}, batch {report['batch_size']}); "
-            f"stage busy time: {stages}")
+            f"stage busy time: {stages}"
+            + (f"; bound by {_STAGE_NAMES.get(report['bound_by'], report['bound_by'])}" if report.get("bound_by") else ""))

@@ -337,3 +337,13 @@ def test_a_damaged_clip_is_stylized_with_a_note(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "are damaged" in result.stderr
     assert any("are damaged" in note for note in json.loads((tmp_path / "r.json").read_text())["notes"])
+
+
+def test_the_summary_says_which_stage_bounds_the_run():
+    from microast_video.jobs.report import bound_by, summary_line
+
+    stages = {"decode": 0.2, "network": 4.4, "temporal": 2.1, "encode": 0.5}
+    assert bound_by(stages) == "network" and bound_by({"decode": 0.0}) is None
+    report = {"frames": 25, "wall_seconds": 5.0, "fps": 5.0, "output_resolution": [64, 48], "device": "cpu",
+              "precision": "float32", "batch_size": 1, "stages": {**stages, "encode": 4.9}, "bound_by": "encode"}
+    assert summary_line(report).endswith("; bound by the encoder")
