@@ -89,6 +89,10 @@ class EngineSettings:
 #: compiling took ~27-45 s cold (~6 s warm) and saved ~0.27 s per 1080p frame on our
 #: 2-core CPU, so about 150 full-HD frames (6 s of footage) or 38 UHD frames.
 COMPILE_MIN_WORK = 150 * 1920 * 1080
+#: Work (frames x pixels) from which compiling pays on CUDA. An estimate, not a measurement:
+#: a compile of tens of seconds against ~10 ms a UHD frame saved (issue 29's model: eager 30-50
+#: fps, compiled 70-120) breaks even near 3,000 UHD frames; the device check is to measure it.
+CUDA_COMPILE_MIN_WORK = 3000 * 3840 * 2160
 #: Work from which weight freezing pays: it makes compiling uncacheable (~45 s at every
 #: UHD run) for ~4 % less time per frame, so only jobs of about ten minutes and more.
 FREEZE_MIN_WORK = 40 * COMPILE_MIN_WORK
@@ -108,14 +112,14 @@ def engine_settings(device: torch.device, dtype: torch.dtype, height: int, width
     middle whole up to :data:`WHOLE_MIDDLE_MAX_PIXELS` (in strips above, to bound memory).
     CUDA: NHWC for fp16/bf16 (tensor cores), whole frames up to UHD and strips above that (8K) to bound
     memory. ``torch.compile`` when the job is long enough to amortise compiling, and
-    weight freezing on top for very long jobs.
+    weight freezing on top for very long CPU jobs (never on CUDA, where the compile is cached).
     """
     work = 0 if frames is None else frames * height * width
     long_job, very_long = work >= COMPILE_MIN_WORK, work >= FREEZE_MIN_WORK
-    if device.type == "cuda":
+    if device.type == "cuda":  # never frozen: a frozen graph is not cached, and a GPU compile costs tens of seconds
         return EngineSettings(dtype, channels_last=dtype != torch.float32,
                               strip_rows=None if height * width <= 3840 * 2160 else 512,
-                              compile=long_job, freeze=very_long, kernel_cache=kernel_cache)
+                              compile=work >= CUDA_COMPILE_MIN_WORK, freeze=False, kernel_cache=kernel_cache)
     rows = max(32, int(256 * 1920 / max(width, 1)) // 4 * 4)
     return EngineSettings(dtype, channels_last=True, strip_rows=rows, compile=long_job, freeze=very_long,
                           kernel_cache=kernel_cache, native=True, whole_middle=height * width <= WHOLE_MIDDLE_MAX_PIXELS)

@@ -370,3 +370,16 @@ def test_a_compiled_graph_failing_after_its_first_call_falls_back_to_eager(model
         assert torch.equal(stylizer(x), expected)
     assert stylizer.compile_note is not None and "CUDA graph capture failed" in stylizer.compile_note
     assert not stylizer.compiled and len(calls) == 2  # eager from the failure on
+
+
+def test_cuda_settings_compile_only_long_jobs_and_never_freeze():
+    """COMPILE_MIN_WORK and freezing were tuned on a 2-core CPU; a GPU compile costs tens of seconds
+    and a frozen graph is not cached. (Settings are decided without touching a GPU.)"""
+    from microast_video.engine.stylizer import CUDA_COMPILE_MIN_WORK
+
+    cuda = torch.device("cuda")
+    short = engine_settings(cuda, torch.float16, 2160, 3840, frames=240)
+    long = engine_settings(cuda, torch.float16, 2160, 3840, frames=CUDA_COMPILE_MIN_WORK // (3840 * 2160) * 40)
+    cpu = engine_settings(torch.device("cpu"), torch.float32, 2160, 3840, frames=240)
+    assert not short.compile and cpu.compile  # the same clip: compiled on the CPU, not on the GPU
+    assert long.compile and not long.freeze
