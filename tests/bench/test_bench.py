@@ -205,3 +205,13 @@ def test_the_arms_take_the_device_they_are_given(model):
             assert out.shape == (24, 32, 3) and out.dtype == np.uint8
         finally:
             model.to("cpu")
+
+
+def test_a_compiled_cuda_arm_warms_up_past_the_graph_recording():
+    """One warm-up frame timed the CUDA-graph recording (made on one of the first calls)."""
+    from microast_video.bench.children import _warmup
+
+    args = {"warmup": 1, "batch_size": 2, "compile": "on"}
+    assert _warmup(args, torch.device("cuda")) >= 4 * 2  # every call that may record, untimed
+    assert _warmup(args, torch.device("cpu")) == 1
+    assert _warmup({**args, "compile": "off"}, torch.device("cuda")) == 1
