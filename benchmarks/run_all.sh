@@ -49,8 +49,8 @@ python benchmarks/batch_targets.py
 python - <<'PY'
 from pathlib import Path
 import cv2
-from microast_video._encode_plan import ffmpeg_exe
-from microast_video._procedural import painting, synth_clip
+from microast_video.media.encode_plan import ffmpeg_exe
+from microast_video.media.procedural import painting, synth_clip
 synth_clip(Path("benchmarks/out/uhd100.mp4"), width=3840, height=2160, frames=100, exe=ffmpeg_exe())
 cv2.imwrite("benchmarks/out/style.png", painting(512))
 PY
