@@ -111,8 +111,11 @@ class AtomicFile:
         except OSError as err:
             raise self._error("cannot create a file in its folder", err) from err
         self.file = os.fdopen(fd, "wb")
-        with contextlib.suppress(OSError):
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a file system without locks: the name a sweep leaves alone while young
+            self.path = fresh
+            return self
         try:
             os.rename(fresh, self.path)
         except OSError as err:

@@ -347,3 +347,20 @@ def test_the_summary_says_which_stage_bounds_the_run():
     report = {"frames": 25, "wall_seconds": 5.0, "fps": 5.0, "output_resolution": [64, 48], "device": "cpu",
               "precision": "float32", "batch_size": 1, "stages": {**stages, "encode": 4.9}, "bound_by": "encode"}
     assert summary_line(report).endswith("; bound by the encoder")
+
+
+def test_on_a_file_system_without_locks_a_live_file_keeps_its_young_name(tmp_path, monkeypatch):
+    """Unlocked files under the swept name are removed at once, so one that cannot be locked
+    keeps the name a sweep leaves alone while it is young."""
+    from microast_video.core import output
+
+    def no_locks(fd, op):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(output.fcntl, "flock", no_locks)  # the writer's and the sweeper's locks fail
+    with output.AtomicFile(tmp_path / "o.bin", overwrite=False) as live:
+        assert live.path.name.endswith(output.FRESH_SUFFIX)
+        assert output.sweep_stale(tmp_path) == [] and live.path.exists()
+        live.write(b"data")
+        live.publish()
+    assert (tmp_path / "o.bin").read_bytes() == b"data"
