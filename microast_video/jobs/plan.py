@@ -44,13 +44,13 @@ from ..media.encode_plan import (
 from ..media.probe import VideoInfo, probe
 from ..models.microast import MIN_SIDE
 from ..style.controls import (
-    MatteSource,
     alpha_value,
     check_keyframes,
     load_keyframe_file,
     parse_keyframe,
     seconds,
 )
+from ..style.mattes import MatteSource
 from ..style.signals import check_style_source
 from ..temporal.stabilizer import MIN_FLOW_SIDE, TemporalSettings
 from .chart import check_chart_available

@@ -26,7 +26,7 @@ from ..engine.stylizer import FrameEngine
 from ..media.decode import decode_frames
 from ..media.encode_plan import EncodeSettings
 from ..media.probe import probe
-from ..style.controls import matted
+from ..style.mattes import matted
 from ..style.pretrained import load_model
 from .contact import labelled, png_bytes, sheet_grid, spread
 from .plan import JobPlan, VideoJob, plan_video

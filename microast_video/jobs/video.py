@@ -38,7 +38,8 @@ from ..engine.stylizer import FrameEngine, Stylizer, prepare_runtime
 from ..engine.transport import YUV420Transport
 from ..media.decode import DecodeStats, decode_frames
 from ..media.encode import FFmpegWriter
-from ..style.controls import Schedule, matted, original_outside
+from ..style.controls import Schedule
+from ..style.mattes import matted, original_outside
 from ..style.pretrained import load_model
 from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized

@@ -248,3 +248,13 @@ def test_report_json_lists_stages_in_flow_order(tmp_path, weights_env, monkeypat
     assert all(v >= 0 for v in report["stages"].values()) and report["stages"]["network"] > 0
     assert report["engine"]["dtype"] in ("bfloat16", "float32")
     assert weights_dir() is None or report["frames"] == 10
+
+
+def test_the_engine_and_the_style_signals_import_no_pyav_or_ffmpeg():
+    """The GPU machine the device check runs on has no PyAV, ffmpeg-python or imageio-ffmpeg: the
+    network, the engine and the style signals must load without them (mattes, which read clips,
+    live apart in style.mattes)."""
+    code = ("import sys; import microast_video.engine.stylizer, microast_video.engine.device, "
+            "microast_video.style.pretrained, microast_video.style.signals, microast_video.media.image; "
+            "bad = [m for m in ('av', 'ffmpeg', 'imageio_ffmpeg') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
