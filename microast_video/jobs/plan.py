@@ -9,6 +9,7 @@ phases need into one :class:`JobPlan`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -140,12 +141,17 @@ def auto_batch_size(width: int, height: int) -> int:
 
 
 def expected_frames(info: VideoInfo, start: float, duration: float | None) -> int | None:
-    """How many frames the window [start, start + duration) of the clip should hold."""
+    """How many frames the window [start, start + duration) of the clip should hold: by its
+    frame rate, or fewer where the container lists fewer (a variable-rate clip with gaps)."""
     if info.duration is None:
         return None if duration is None else round(duration * info.frame_rate)
     left = max(0.0, float(info.duration) - start)
     seconds = left if duration is None else min(left, duration)
-    return max(0, round(seconds * info.frame_rate))
+    by_rate = max(0, round(seconds * info.frame_rate))
+    if info.frames_listed and info.frames and info.duration > 0:  # the container counts them: a clip
+        listed = math.ceil(info.frames * seconds / float(info.duration))  # with gaps holds fewer
+        return min(by_rate, listed)
+    return by_rate
 
 
 def check_options(job: VideoJob) -> None:

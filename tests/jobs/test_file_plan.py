@@ -364,3 +364,17 @@ def test_on_a_file_system_without_locks_a_live_file_keeps_its_young_name(tmp_pat
         live.write(b"data")
         live.publish()
     assert (tmp_path / "o.bin").read_bytes() == b"data"
+
+
+def test_a_clip_with_a_long_gap_expects_the_frames_its_container_lists(tmp_path, weights_env):
+    """Three frames spread over 10,000 s were expected as 250,001: --compile auto compiled, and the
+    progress bar promised 2,090 hours."""
+    from helpers import ffmpeg
+    from microast_video.jobs.plan import VideoJob, plan_video
+
+    clip = tmp_path / "gap.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=0.12", "-vf",
+           "setpts='if(lt(N,2),N*0.04,10000+(N-2)*0.04)/TB'", "-fps_mode", "vfr", "-c:v", "libx264", "-preset",
+           "ultrafast", "-pix_fmt", "yuv420p", clip)
+    plan = plan_video(VideoJob(input=clip, styles=(make_style(tmp_path / "s.png"),), output=tmp_path / "o.mp4"))
+    assert plan.expected_frames == 3 and not plan.engine.compile
