@@ -14,8 +14,18 @@ from pathlib import Path
 
 import torch
 
-from microast_video import (MicroastError, OptionError, Stylizer, compute_signals, frames_at, labelled, load_model,
-                            png_bytes, probe, sheet_grid)
+from microast_video import (
+    MicroastError,
+    OptionError,
+    Stylizer,
+    compute_signals,
+    frames_at,
+    labelled,
+    load_model,
+    png_bytes,
+    probe,
+    sheet_grid,
+)
 from microast_video.core.files import FilePlan
 from microast_video.core.output import write_bytes
 from microast_video.core.schema import OPTIONS

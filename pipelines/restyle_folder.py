@@ -12,9 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from microast_video import BatchOptions, MicroastError, manifest_from_dict, probe, run_batch
-from microast_video.batch.manifest import VIDEO_EXTENSIONS
-from microast_video.batch.segments import record_path
+from microast_video import (
+    BatchOptions,
+    MicroastError,
+    manifest_from_dict,
+    probe,
+    run_batch,
+)
+from microast_video.batch.manifest import expand
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +62,7 @@ def readable_clips(folder: Path) -> tuple[list[Path], list[str]]:
     if not folder.is_dir():
         raise MicroastError(f"{folder}: not a folder")
     clips, problems = [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS):
-        if record_path(path).exists():
-            continue  # an output of an earlier run (--out inside the folder)
+    for path in expand(folder, "."):  # as a manifest lists a folder: earlier runs' outputs left out
         try:
             probe(path)
             clips.append(path)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
-
 from typer.testing import CliRunner
 
 from microast_video.cli import app
@@ -120,3 +120,34 @@ def process_error(*args: object, timeout: float = 120) -> str:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1 and "error:" in lines[0], proc.stderr
     return lines[0]
+
+
+def children_of(pid: int, running: str = "") -> list[int]:
+    """Live child processes of ``pid`` (whose command line contains ``running``)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    found = []
+    for child in map(int, out.split()):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if running in cmdline:
+            found.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError, MicroastError, shown
-from ..core.files import read_settings_text
+from ..core.files import read_settings_text, within
 from ..core.options import Codec
 from ..core.schema import MANIFEST_OPTIONS, Option
 from ..core.schema import OPTIONS as SCHEMA
@@ -252,14 +252,14 @@ def _inputs(entries: Any, base: Path, say: Any) -> list[tuple[str, Path, dict[st
             if not (base / str(entry["matte"])).exists():
                 say(f"{where}.matte", f"{shown(base / str(entry['matte']))}: file not found")
             options["matte"] = base / str(entry["matte"])
-        paths = _expand(base, entry["path"])
+        paths = expand(base, entry["path"])
         if not paths:
             say(where, f"{entry['path']!r} matches no video file")
         found += [(f"{where} {shown(p.relative_to(base) if p.is_relative_to(base) else p)}", p, options) for p in paths]
     return found
 
 
-def _expand(base: Path, pattern: str) -> list[Path]:
+def expand(base: Path, pattern: str) -> list[Path]:
     """A file, a folder (its video files) or a glob, relative to ``base``; sorted. A folder or a
     glob leaves out the outputs of earlier batches (a file with a job record beside it), so a
     batch whose outputs land among its inputs never takes them as new inputs on a rerun."""
@@ -271,11 +271,6 @@ def _expand(base: Path, pattern: str) -> list[Path]:
     else:
         return [target] if target.exists() else []
     return sorted(p for p in found if not record_path(p).exists())
-
-
-def _inside(real: Path, folder: Path) -> bool:
-    base = Path(os.path.realpath(folder))
-    return base in real.parents
 
 
 def _jobs(inputs: list, looks: list[Look], defaults: dict, template: str, out_dir: Path, say: Any) -> list[BatchJob]:
@@ -292,7 +287,7 @@ def _jobs(inputs: list, looks: list[Look], defaults: dict, template: str, out_di
             output = out_dir / name
             label = f"{entry} x looks.{look.name}"
             key = os.path.realpath(output)  # "x" and "d/../x", or a link, are one file
-            if not _inside(Path(key), out_dir):
+            if not within(Path(key), out_dir) or Path(key) == Path(os.path.realpath(out_dir)):
                 say(label, f"writes {shown(output)}, outside output_dir {shown(out_dir)}; keep the template and the "
                            "look names inside it")
                 continue

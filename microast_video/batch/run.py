@@ -150,8 +150,9 @@ def _outputs_over_inputs(runs: Iterable[JobRun], manifest: Manifest) -> list[str
     for run in runs:
         for what, path in (run.plan.files.reads if run.plan is not None else ()):
             reads.setdefault(identity(path), f"{run.job.entry}'s {what}")
-    return [f"{run.job.entry}: output {shown(run.plan.output)} is {reads[identity(run.plan.output)]}; refusing to "
-            f"overwrite an input" for run in runs if run.plan is not None and identity(run.plan.output) in reads]
+    outputs = [(run, identity(run.plan.output)) for run in runs if run.plan is not None]
+    return [f"{run.job.entry}: output {shown(run.plan.output)} is {reads[key]}; refusing to overwrite an input"
+            for run, key in outputs if key in reads]
 
 
 def plan_text(runs: list[JobRun], manifest: Manifest, seconds: float | None, options: BatchOptions) -> str:

@@ -39,10 +39,6 @@ def metavar_of(option: Any) -> str:
     return {int: "INTEGER", float: "FLOAT"}.get(option.kind, "TEXT")
 
 
-def default_of(name: str) -> Any:
-    return OPTIONS[name].default
-
-
 # Options shared by the commands (typer has no option groups; these aliases keep them equal).
 StyleOpt = Annotated[
     Optional[list[Path]],

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.options import FLICKER_HEIGHT, Codec, CompileMode
+from ..core.schema import default as default_of
 from .app import app, say_error, user_errors
 from .options import (
     DebugOpt,
@@ -18,7 +19,6 @@ from .options import (
     SignalsOpt,
     StyleSizeOpt,
     WeightsOpt,
-    default_of,
 )
 
 
@@ -50,8 +50,8 @@ def bench_command(
     """Measure every arm the same way: ours, the upstream way, and (--peers) ONNX Runtime and OpenVINO."""
     with user_errors(debug):
         from ..bench.bench import BenchOptions, format_table, run_bench
-        from ..core.options import parse_resolution
         from ..core.files import FilePlan
+        from ..core.options import parse_resolution
         from ..core.output import json_bytes, write_bytes
         from ..core.stages import terminate_on_signals
 

@@ -9,6 +9,7 @@ import typer
 
 from ..core.options import PREVIEW_HEIGHT
 from ..core.schema import OPTIONS
+from ..core.schema import default as default_of
 from .app import app, user_errors
 from .options import (
     AlphaAtOpt,
@@ -30,7 +31,6 @@ from .options import (
     StyleWeightsOpt,
     WeightsOpt,
     declared,
-    default_of,
 )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import InputError, OutputError, shown
@@ -62,18 +61,14 @@ class FilePlan:
             if key in seen:
                 raise OutputError(f"{what} {shown(path)} is the same file as the {seen[key]}; give each its own name")
             seen[key] = what
-            if inside is not None and not _within(path, inside):
+            if inside is not None and not within(path, inside):
                 raise OutputError(f"{what} {shown(path)} is outside its folder {shown(inside)}")
 
 
-def _within(path: Path, folder: Path) -> bool:
+def within(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or below it, links and ``..`` resolved."""
     real, base = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
     return real == base or base in real.parents
-
-
-def reads_of(plans: Iterable[FilePlan]) -> list[Path]:
-    """Every file the plans read (a batch: all its jobs' inputs)."""
-    return [p for plan in plans for p in plan.inputs()]
 
 
 #: The largest settings file (manifest, keyframes) the tool reads: far more than any holds.

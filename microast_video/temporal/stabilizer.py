@@ -44,7 +44,6 @@ from ..core.schema import default
 from ..native.temporal import TemporalKernels, temporal_kernels
 from .passes import STATE_TOP, _compose_up, _to_state, _warp
 
-
 #: The smallest picture OpenCV's DIS flow takes: (longer side, shorter side), measured.
 MIN_FLOW_SIDE = (12, 8)
 

@@ -16,13 +16,13 @@ import av
 import cv2
 import numpy as np
 import pytest
+from helpers import alive, children_of, make_clip, wait_for
 from typer.testing import CliRunner
 
-from helpers import make_clip
 from microast_video import load_manifest
 from microast_video.batch.manifest import ManifestError
-from microast_video.media.procedural import painting
 from microast_video.cli import app
+from microast_video.media.procedural import painting
 
 runner = CliRunner()
 
@@ -319,27 +319,6 @@ def test_a_full_disk_while_assembling_fails_that_job_in_one_line(env, tmp_path, 
     assert not (tmp_path / "out" / "b_paint.mkv").exists()
 
 
-def _children(pid: int) -> list[int]:
-    """The live processes whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_workers_die_with_a_killed_batch(env, tmp_path, media):
     """SIGKILL of a `batch --workers 2` parent left both workers rendering on, then hanging for ever."""
@@ -347,16 +326,9 @@ def test_workers_die_with_a_killed_batch(env, tmp_path, media):
     cmd = [sys.executable, "-c", "from microast_video.cli import main; main()", "batch", str(path), "-q",
            "--workers", "2"]
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    workers: list[int] = []
-    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
-        workers = [c for c in _children(proc.pid)
-                   if b"spawn_main" in (Path("/proc") / str(c) / "cmdline").read_bytes()]
-        time.sleep(0.05)
+    assert wait_for(lambda: len(children_of(proc.pid, "spawn_main")) == 2 or proc.poll() is not None, 120)
+    workers = children_of(proc.pid, "spawn_main")
     assert len(workers) == 2, "the batch never started its two workers"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(_alive(w) for w in workers):
-        time.sleep(0.1)
-    assert not any(_alive(w) for w in workers), "a worker outlived its killed batch"
+    assert wait_for(lambda: not any(alive(w) for w in workers), 20), "a worker outlived its killed batch"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_clip
 from typer.testing import CliRunner
 
-from helpers import make_clip
 from microast_video import BatchOptions, run_batch
-from microast_video.media.procedural import painting
 from microast_video.cli import app
+from microast_video.media.procedural import painting
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'microast-video[ray]' (CI installs it)")
 
@@ -60,7 +60,7 @@ def test_a_ray_batch_survives_a_killed_worker(cluster, tmp_path):
     make_clip(tmp_path / "shots" / "b.mp4", size="96x64", seconds=1)
     cv2.imwrite(str(tmp_path / "paint.png"), painting(96, seed=5))
     manifest = tmp_path / "jobs.toml"
-    manifest.write_text(f"""output = "{{stem}}.mkv"
+    manifest.write_text("""output = "{stem}.mkv"
 output_dir = "out"
 segment_seconds = 1.0
 [defaults]

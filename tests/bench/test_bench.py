@@ -13,10 +13,10 @@ import torch
 from typer.testing import CliRunner
 
 from microast_video.bench.arms import clock, median_run, ratio_range
-from microast_video.core.process import openmp_wait_setting, openmp_waits
-from microast_video.cli import app
-from microast_video.models.export import ContentPath, FullNetwork
 from microast_video.bench.upstream_way import UpstreamWay
+from microast_video.cli import app
+from microast_video.core.process import openmp_wait_setting, openmp_waits
+from microast_video.models.export import ContentPath, FullNetwork
 
 runner = CliRunner()
 

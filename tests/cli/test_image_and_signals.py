@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from helpers import one_line_error
 from helpers import run_cli as run
+from typer.testing import CliRunner
+
 from microast_video.cli import route
 
 runner = CliRunner()

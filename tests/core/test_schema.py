@@ -7,8 +7,8 @@ import enum
 import math
 
 import pytest
-
 from conftest import ROOT
+
 from microast_video.batch.manifest import ManifestError, manifest_from_dict
 from microast_video.cli import main
 from microast_video.core.errors import OptionError

@@ -16,17 +16,17 @@ import av
 import cv2
 import numpy as np
 import pytest
-from av.video.reformatter import Colorspace, ColorRange
-from typer.testing import CliRunner
-
+from av.video.reformatter import ColorRange, Colorspace
 from conftest import weights_dir
 from helpers import FFMPEG, make_clip, make_style, temp_files
+from typer.testing import CliRunner
+
 from microast_video import EncodeSettings, OutputError, decode_frames, probe
+from microast_video.cli import app
 from microast_video.colour import spaces as cs
+from microast_video.core.output import AtomicFile, temp_name
 from microast_video.media.encode import FFmpegWriter
 from microast_video.media.encode_plan import plan_encode
-from microast_video.core.output import AtomicFile, temp_name
-from microast_video.cli import app
 
 runner = CliRunner()
 

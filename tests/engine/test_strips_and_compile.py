@@ -9,20 +9,33 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import shared_path
 from typer.testing import CliRunner
 
-from conftest import shared_path
-from microast_video import EngineSettings, Stylizer, decode_frames, engine_settings, load_style_image, probe, prepare_runtime
-from microast_video.models import PYTORCH
-from microast_video.native import build
+from microast_video import (
+    EngineSettings,
+    Stylizer,
+    decode_frames,
+    engine_settings,
+    load_style_image,
+    prepare_runtime,
+    probe,
+)
+from microast_video.cli import app
 from microast_video.engine.device import cpu_supports_bf16
 from microast_video.engine.stylizer import compile_unavailable
-from microast_video.media.image import read_image
 from microast_video.engine.transport import RGBTransport
-from microast_video.cli import app
+from microast_video.media.image import read_image
+from microast_video.models import PYTORCH
 from microast_video.models.strip_blocks import Residual
-from microast_video.models.strip_runner import KeptMap, run_strip, run_strips, strip_bounds
-from microast_video.models.strips import Conv, Upsample2, UpConv, blocked_order
+from microast_video.models.strip_runner import (
+    KeptMap,
+    run_strip,
+    run_strips,
+    strip_bounds,
+)
+from microast_video.models.strips import Conv, UpConv, Upsample2, blocked_order
+from microast_video.native import build
 
 
 @pytest.fixture(scope="module")

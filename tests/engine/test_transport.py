@@ -10,16 +10,15 @@ import numpy as np
 import pytest
 import torch
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
+from helpers import lavfi_clip as make_clip
 from typer.testing import CliRunner
 
-from microast_video import Stylizer
-from microast_video import decode_frames, probe
+from microast_video import Stylizer, decode_frames, probe
+from microast_video.cli import app
 from microast_video.core.frame import pack_planes, unpack_planes
+from microast_video.core.paths import cache_dir
 from microast_video.engine.stylizer import FrameEngine
 from microast_video.engine.transport import RGBTransport, YUV420Transport
-from microast_video.core.paths import cache_dir
-from microast_video.cli import app
-from helpers import lavfi_clip as make_clip
 
 runner = CliRunner()
 SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601}
@@ -86,8 +85,9 @@ def test_decoder_planes_keep_the_stream_samples(tmp_path):
 def test_engine_with_planes_keeps_layout_and_timing(model):
     signals = model.encode_style(torch.rand(1, 3, 32, 32))
     t = YUV420Transport("bt709", "bt709")
-    from microast_video.core.frame import Frame
     from fractions import Fraction
+
+    from microast_video.core.frame import Frame
 
     frames = [Frame(i, i * 40, 40, Fraction(1, 1000), np.full((48, 32), 100 + i, np.uint8), "yuv420p") for i in range(3)]
     out = list(FrameEngine(Stylizer(model, signals), 2, transport=t).run(frames))
@@ -241,9 +241,9 @@ def test_native_decode_conversion_only_where_it_applies(tmp_path, kernel_calls, 
 @pytest.mark.parametrize("matrix,full", [("bt709", False), ("bt601", False), ("bt709", True)])
 def test_native_encode_conversion_is_the_transports_arithmetic(matrix, full):
     """RGB -> 4:2:0 planes natively: the same samples as the CUDA path's YUV420Transport.from_float."""
-    from microast_video.native import colour as _native
     from microast_video.colour.convert import rgb_to_ycbcr_matrix
     from microast_video.colour.spaces import levels
+    from microast_video.native import colour as _native
 
     kernels = _native.colour_kernels(cache_dir())
     assert kernels is not None, "the native library should build where the tests run"

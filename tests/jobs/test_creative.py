@@ -10,14 +10,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import ffmpeg, make_clip, process_error
 from typer.testing import CliRunner
 
-from helpers import ffmpeg, make_clip, process_error
 from microast_video import Stylizer, decode_frames, mix_signals, probe
-from microast_video.style.controls import Schedule
+from microast_video.cli import app
 from microast_video.core.options import Ease
 from microast_video.media.procedural import painting
-from microast_video.cli import app
+from microast_video.style.controls import Schedule
 
 runner = CliRunner()
 

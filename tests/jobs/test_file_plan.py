@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from helpers import make_clip, make_style, one_line_error, png_declaring, run_cli
+
 from microast_video.batch.manifest import ManifestError, manifest_from_dict
 from microast_video.core.errors import OutputError
 from microast_video.core.files import FilePlan
@@ -279,6 +279,7 @@ def test_a_second_run_of_a_batch_says_another_holds_it(files, tmp_path):
 def test_a_run_right_after_a_kill_sweeps_the_dead_runs_file(files, tmp_path):
     """The sweep waited until a leftover was 5 s old: a run started at once left it for good."""
     from helpers import temp_files
+
     from microast_video.core.output import TEMP_SUFFIX
 
     out = tmp_path / "out"
@@ -370,6 +371,7 @@ def test_a_clip_with_a_long_gap_expects_the_frames_its_container_lists(tmp_path,
     """Three frames spread over 10,000 s were expected as 250,001: --compile auto compiled, and the
     progress bar promised 2,090 hours."""
     from helpers import ffmpeg
+
     from microast_video.jobs.plan import VideoJob, plan_video
 
     clip = tmp_path / "gap.mp4"

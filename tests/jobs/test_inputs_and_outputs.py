@@ -13,21 +13,30 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
-
-from helpers import ffmpeg, make_clip, make_style, png_declaring, temp_files
+from helpers import (
+    alive,
+    children_of,
+    command,
+    ffmpeg,
+    make_clip,
+    make_style,
+    png_declaring,
+    temp_files,
+    wait_for,
+)
 from helpers import one_line_error as one_line
 from helpers import run_cli as run
+from typer.testing import CliRunner
+
 from microast_video import decode_frames, load_style_image, probe
-from microast_video.jobs import video as _pipeline
 from microast_video.core.output import STALE_AFTER_S, sweep_stale_folders
+from microast_video.jobs import video as _pipeline
 
 runner = CliRunner()
 
@@ -101,41 +110,6 @@ def test_bench_json_never_overwrites_an_input(env, files, tmp_path):
 
 # --- 3. killed runs ---------------------------------------------------------------------
 
-def cli(*args: str | Path) -> list[str]:
-    return [sys.executable, "-c", "from microast_video.cli import main; main()", *map(str, args)]
-
-
-def children_of(pid: int, running: str = "") -> list[int]:
-    """Live child processes of ``pid`` (whose command line contains ``running``)."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    found = []
-    for child in map(int, out.split()):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if running in cmdline:
-            found.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", size="320x180", seconds=40, audio=True)
@@ -143,7 +117,7 @@ def long_clip(tmp_path_factory):
 
 def start_long_run(long_clip: Path, style: Path, out_dir: Path, env: dict) -> tuple[subprocess.Popen, int]:
     """A real run, caught while ffmpeg is writing its temporary file."""
-    proc = subprocess.Popen(cli(long_clip, "-s", style, "-o", out_dir / "o.mp4", "--height", "120", "--device", "cpu",
+    proc = subprocess.Popen(command(long_clip, "-s", style, "-o", out_dir / "o.mp4", "--height", "120", "--device", "cpu",
                                 "--preset", "ultrafast", "-q"), env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     # the writer's ffmpeg (it reads the NUT pipe), not a short-lived check of the encoder
@@ -165,7 +139,7 @@ def test_sigkill_takes_ffmpeg_along_and_the_next_run_removes_the_leftover(weight
     assert len(leftover) == 1 and not (out_dir / "o.mp4").exists()
     old = time.time() - STALE_AFTER_S - 1
     os.utime(leftover[0], (old, old))
-    again = subprocess.run(cli(files["clip"], "-s", files["style"], "-o", out_dir / "o.mp4", "--device", "cpu",
+    again = subprocess.run(command(files["clip"], "-s", files["style"], "-o", out_dir / "o.mp4", "--device", "cpu",
                                "--preset", "ultrafast", "-q"), env={**os.environ, **weights_env},
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
@@ -197,7 +171,7 @@ def test_a_live_runs_temporary_file_is_never_swept(tmp_path):
 
 def test_killed_bench_leaves_no_child_and_its_folder_is_swept(weights_env, tmp_path):
     env = {**os.environ, **weights_env, "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen(cli("bench", "--resolution", "64x48", "--frames", "2", "--compile", "off"), env=env,
+    proc = subprocess.Popen(command("bench", "--resolution", "64x48", "--frames", "2", "--compile", "off"), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     assert wait_for(lambda: children_of(proc.pid, "child_main") or proc.poll() is not None, 60)
     kids = children_of(proc.pid, "child_main")

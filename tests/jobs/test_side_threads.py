@@ -12,16 +12,20 @@ import sys
 import cv2
 import pytest
 import torch
+from helpers import FFMPEG, make_clip, make_style
 from typer.testing import CliRunner
 
-from helpers import FFMPEG, make_clip, make_style
 from microast_video import EncodeSettings, probe
-from microast_video.jobs import video as _pipeline
-from microast_video.engine.device import opencv_threads, side_threads
-from microast_video.media.encode_plan import plan_encode
-from microast_video.core.options import Codec
-from microast_video.core.process import OPENMP_SPINCOUNT, openmp_wait_setting, openmp_waits
 from microast_video.cli import app
+from microast_video.core.options import Codec
+from microast_video.core.process import (
+    OPENMP_SPINCOUNT,
+    openmp_wait_setting,
+    openmp_waits,
+)
+from microast_video.engine.device import opencv_threads, side_threads
+from microast_video.jobs import video as _pipeline
+from microast_video.media.encode_plan import plan_encode
 
 
 def test_h264_defaults_to_the_fast_preset_and_an_explicit_one_wins(tmp_path):

@@ -16,15 +16,15 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import shared_path
+from helpers import ffmpeg, video_frames
+from helpers import lavfi_clip as make_clip
 from typer.testing import CliRunner
 
 from microast_video import EncodeSettings, decode_frames, probe
+from microast_video.cli import app, route
 from microast_video.media.encode import FFmpegWriter
 from microast_video.media.encode_plan import ffmpeg_exe, plan_encode
-from microast_video.cli import app, route
-
-from conftest import shared_path
-from helpers import ffmpeg, lavfi_clip as make_clip, video_frames
 
 FF = ffmpeg_exe()
 runner = CliRunner()

@@ -26,22 +26,21 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
-
-from microast_video import EncodeSettings, VideoJob, run_video
-from microast_video.jobs import video as _pipeline
-from microast_video.core import stages as _stages
-from microast_video.media.encode import FFmpegWriter
-from microast_video.media.encode_plan import ffmpeg_exe
-from microast_video.engine.stylizer import FrameEngine, Stylizer, batched, pipelined
-from microast_video.core.errors import InputError, OutputError
-from microast_video.core.frame import Frame
-from microast_video.core.output import TEMP_SUFFIX
-from microast_video.cli import app
-
 from conftest import weights_dir
 from helpers import make_clip as _make_clip
 from helpers import make_style, one_line_error
+from typer.testing import CliRunner
+
+from microast_video import EncodeSettings, VideoJob, run_video
+from microast_video.cli import app
+from microast_video.core import stages as _stages
+from microast_video.core.errors import InputError, OutputError
+from microast_video.core.frame import Frame
+from microast_video.core.output import TEMP_SUFFIX
+from microast_video.engine.stylizer import FrameEngine, Stylizer, batched, pipelined
+from microast_video.jobs import video as _pipeline
+from microast_video.media.encode import FFmpegWriter
+from microast_video.media.encode_plan import ffmpeg_exe
 
 make_clip = functools.partial(_make_clip, faststart=True)  # the reliability cases' clips keep their index in front
 

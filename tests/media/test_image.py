@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from microast_video.core.errors import InputError, OutputError
 from microast_video import load_content_image, load_style_image, read_image, write_image
+from microast_video.core.errors import InputError, OutputError
 
 # ----------------------------------------------------------------------------- helpers
 

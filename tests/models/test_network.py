@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared_path
+
 from microast_video import StyleSignals
 from microast_video.models import featmod, mean_std, upstream_to_project_keys
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import ROOT
 from helpers import make_clip
+
 from microast_video.media.procedural import painting
 
 PIPELINES = sorted((ROOT / "pipelines").glob("*.py"))

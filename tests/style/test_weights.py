@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from microast_video.style import weights as _weights
 from microast_video.core.errors import WeightsError
+from microast_video.style import weights as _weights
 from microast_video.style.weights import (
     CHECKPOINTS,
     ENV_BASE_URL,

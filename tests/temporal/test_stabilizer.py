@@ -14,15 +14,29 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import FFMPEG, make_style
 from typer.testing import CliRunner
 
-from helpers import FFMPEG, make_style
-from microast_video import EngineSettings, FrameEngine, Stylizer, decode_frames, engine_settings, prepare_runtime, probe
-from microast_video.temporal.flicker import measure_flicker as measure
-from microast_video.core.frame import Frame
-from microast_video.native import build, temporal as _native
-from microast_video.temporal.stabilizer import Stabilizer, TemporalSettings, _compose_up, _warp
+from microast_video import (
+    EngineSettings,
+    FrameEngine,
+    Stylizer,
+    decode_frames,
+    engine_settings,
+    prepare_runtime,
+    probe,
+)
 from microast_video.cli import app
+from microast_video.core.frame import Frame
+from microast_video.native import build
+from microast_video.native import temporal as _native
+from microast_video.temporal.flicker import measure_flicker as measure
+from microast_video.temporal.stabilizer import (
+    Stabilizer,
+    TemporalSettings,
+    _compose_up,
+    _warp,
+)
 
 runner = CliRunner()
 
