@@ -122,18 +122,18 @@ def process_error(*args: object, timeout: float = 120) -> str:
     return lines[0]
 
 
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, or "" where it no longer runs."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def children_of(pid: int, running: str = "") -> list[int]:
     """Live child processes of ``pid`` (whose command line contains ``running``)."""
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    found = []
-    for child in map(int, out.split()):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if running in cmdline:
-            found.append(child)
-    return found
+    return [child for child in map(int, out.split()) if (line := cmdline(child)) and running in line]
 
 
 def alive(pid: int) -> bool:

@@ -22,6 +22,7 @@ import torch
 
 from ..core.errors import MicroastError, OptionError, Terminated
 from ..core.output import write_bytes
+from ..core import reaper
 from ..core.process import die_with_parent
 from ..jobs.contact import contact_sheet, png_bytes
 from ..media.decode import first_frame_offset
@@ -196,6 +197,8 @@ def _run_ray(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, 
         local = options.ray == "local"
         if not local:
             check_ray_address(options.ray)
+        if local:  # the local cluster's servers and workers end with this run, even a killed one
+            reaper.watch_new_children()
         ray.init(address=None if local else options.ray, num_cpus=options.workers if local else None,
                  include_dashboard=False, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 from conftest import ROOT
-from helpers import make_clip
+from helpers import alive, children_of, cmdline, make_clip, wait_for
 
 from microast_video.media.procedural import painting
 
@@ -82,6 +82,33 @@ style = "{shots / 'a.png'}"
     proc = run("ray_batch.py", manifest, "--address", "local", "--cpus", "2", env=weights_env)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "one.mkv").stat().st_size > 0 and "1 done" in proc.stdout
+
+
+def test_a_killed_local_ray_run_takes_its_cluster_with_it(shots, weights_env, tmp_path):
+    """A SIGKILL of a local Ray run left `ray::` agents and servers running for over 55 s."""
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'microast-video[ray]' (CI installs it)")
+    manifest = tmp_path / "jobs.toml"
+    make_clip(tmp_path / "long.mp4", size="96x64", seconds=8)
+    manifest.write_text(f"""output = "{{stem}}.mkv"
+output_dir = "{tmp_path / 'out'}"
+[defaults]
+codec = "ffv1"
+[[inputs]]
+path = "{tmp_path / 'long.mp4'}"
+[looks.a]
+style = "{shots / 'a.png'}"
+""")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines" / "ray_batch.py"), str(manifest), "--address",
+                             "local", "--cpus", "1"], env={**os.environ, **weights_env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: any("raylet" in cmd for cmd in map(cmdline, children_of(proc.pid))), 120)
+        assert wait_for(lambda: any(children_of(c, "ray::") for c in children_of(proc.pid)), 120)
+        cluster = [p for c in children_of(proc.pid) for p in [c, *children_of(c)]]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert wait_for(lambda: not any(map(alive, cluster)), 20), [cmdline(p) for p in cluster if alive(p)]
 
 
 @pytest.mark.parametrize("target", ["shot", "style", "unrelated"])
