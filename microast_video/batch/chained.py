@@ -9,6 +9,7 @@ from typing import Any
 
 from ..core.errors import MicroastError, shown
 from ..core.output import json_bytes, write_bytes
+from ..jobs.plan import early_end_note
 from ..jobs.video import Window, encode_window
 from ..media.decode import first_frame_offset
 from ..temporal.stabilizer import new_stabilizer
@@ -50,13 +51,7 @@ def finish(run: JobRun, work: WorkFolder, overwrite: bool) -> None:
     if info.frames_listed and plan.job.start == 0 and plan.job.duration is None and run.frames < listed:
         raise MicroastError(f"input {shown(plan.job.input)}: truncated or corrupt: the container lists "
                             f"{listed} frames but only {run.frames} could be decoded")
-    if info.duration is not None:  # as a single run says it: a source that ends early is noted
-        job = plan.job
-        end = float(info.duration) - job.start if job.duration is None else min(job.duration,
-                                                                               float(info.duration) - job.start)
-        if run.end_seconds < end - max(2.0 / float(info.frame_rate), 0.1):
-            run.notes.append(f"the input {shown(job.input)} ends early: frames stop at {run.end_seconds:.2f} s of "
-                             f"the {end:.2f} s expected (truncated file?); the output is that long")
+    run.notes += early_end_note(plan.job, info, run.end_seconds)  # as a single run says it
     assemble(plan, work, run.segments, overwrite=overwrite)
     write_bytes(record_path(plan.output), json_bytes({"fingerprint": run.fingerprint, "frames": run.frames}),
                 overwrite=True, what="job record")

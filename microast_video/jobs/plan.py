@@ -141,17 +141,30 @@ def auto_batch_size(width: int, height: int) -> int:
 
 
 def expected_frames(info: VideoInfo, start: float, duration: float | None) -> int | None:
-    """How many frames the window [start, start + duration) of the clip should hold: by its
-    frame rate, or fewer where the container lists fewer (a variable-rate clip with gaps)."""
+    """How many frames the window [start, start + duration) of the clip should hold: the
+    container's count where it lists one (in proportion for a part: a variable-rate clip's
+    average rate is FFmpeg's estimate from its first frames, 12 fps for one of 50 frames
+    in 3.08 s with a gap after the first), else by its frame rate."""
     if info.duration is None:
         return None if duration is None else round(duration * info.frame_rate)
     left = max(0.0, float(info.duration) - start)
     seconds = left if duration is None else min(left, duration)
-    by_rate = max(0, round(seconds * info.frame_rate))
-    if info.frames_listed and info.frames and info.duration > 0:  # the container counts them: a clip
-        listed = math.ceil(info.frames * seconds / float(info.duration))  # with gaps holds fewer
-        return min(by_rate, listed)
-    return by_rate
+    if info.frames_listed and info.frames and info.duration > 0:
+        return info.frames if seconds == float(info.duration) else math.ceil(info.frames * seconds / float(info.duration))
+    return max(0, round(seconds * info.frame_rate))
+
+
+def early_end_note(job: VideoJob, info: VideoInfo, end_seconds: float) -> list[str]:
+    """A note where the decoded frames stop (``end_seconds``: the last one's end, on the output's
+    clock) well before the container's duration says the window ends (a cut-off MKV or TS)."""
+    if info.duration is None:
+        return []
+    left = float(info.duration) - job.start
+    end = left if job.duration is None else min(job.duration, left)
+    if end_seconds >= end - max(2 * float(info.frame_seconds), 0.1):
+        return []
+    return [f"the input {shown(job.input)} ends early: frames stop at {end_seconds:.2f} s of the {end:.2f} s "
+            "expected (truncated file?); the output is that long"]
 
 
 def check_options(job: VideoJob) -> None:

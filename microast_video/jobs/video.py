@@ -44,7 +44,7 @@ from ..style.pretrained import load_model
 from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized
 from .chart import chart_png
-from .plan import JobPlan, VideoJob, plan_video
+from .plan import JobPlan, VideoJob, early_end_note, plan_video
 from .report import video_report
 
 Log = Callable[[str], None]
@@ -254,13 +254,7 @@ def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[
                          f"frames but only {decoded} could be decoded")
     notes = [f"{stats.damaged} frame(s) of the input {shown(job.input)} are damaged (FFmpeg concealed decoding "
              "errors in them); they are stylized as decoded"] if stats.damaged else []
-    if info.duration is None:
-        return encoded, notes
-    end = float(info.duration) - job.start if job.duration is None else min(job.duration, float(info.duration) - job.start)
-    slack = max(2.0 / float(info.frame_rate), 0.1)
-    if stats.end_seconds < end - slack:
-        notes.append(f"the input {shown(job.input)} ends early: frames stop at {stats.end_seconds:.2f} s of the "
-                     f"{end:.2f} s expected (truncated file?); the output is that long")
+    notes += early_end_note(job, info, stats.end_seconds)
     return encoded, notes
 
 

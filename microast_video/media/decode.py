@@ -268,8 +268,12 @@ def _timed_frames(info: VideoInfo, start: float, window_pts: int, threads: int, 
 def _timestamped(info: VideoInfo, seek: int | None, threads: int, deinterlace: bool,
                  stats: DecodeStats) -> Iterator[tuple[int, av.VideoFrame]]:
     """Missing timestamps follow the previous frame; broken (non-increasing) ones are moved
-    just after it, so the output's timing is always valid."""
+    just after it, so the output's timing is always valid. Each frame lasts until the next
+    one (a decoder's own durations follow its packets' order, not the pictures'); the last
+    lasts its own duration or one nominal frame, whichever is shorter (a variable-rate clip
+    with a 10,000 s gap had its last frame shown for 3,334 s)."""
     last_pts: int | None = None
+    held: av.VideoFrame | None = None
     with av.open(info.url, metadata_errors="replace") as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -281,8 +285,14 @@ def _timestamped(info: VideoInfo, seek: int | None, threads: int, deinterlace: b
             pts = frame.pts if frame.pts is not None else (last_pts + 1 if last_pts is not None else (seek or 0))
             if last_pts is not None and pts <= last_pts:
                 pts = last_pts + 1
-            last_pts = pts
-            yield pts, frame
+            if held is not None and last_pts is not None:
+                held.duration = pts - last_pts
+                yield last_pts, held
+            last_pts, held = pts, frame
+        if held is not None and last_pts is not None:
+            nominal = max(1, round(info.frame_seconds / info.time_base))
+            held.duration = min(held.duration or nominal, nominal)
+            yield last_pts, held
 
 
 def _packets_decoded(container: av.container.InputContainer, stream: av.VideoStream,

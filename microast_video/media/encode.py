@@ -182,7 +182,8 @@ class FFmpegWriter:
             self._stderr_thread = threading.Thread(target=self._drain, name="ffmpeg-stderr", daemon=True)
             self._stderr_thread.start()
         self._mux = av.open(self._proc.stdin, "w", format="nut")
-        stream = self._mux.add_stream("rawvideo", rate=self.info.frame_rate)
+        # ffmpeg times a last frame whose duration the pipe does not carry by this rate
+        stream = self._mux.add_stream("rawvideo", rate=1 / self.info.frame_seconds)
         h, w = first.data.shape[:2]
         stream.width, stream.height = w + self.plan.pad[0], h + self.plan.pad[1]
         if first.layout == "yuv420p":

@@ -69,6 +69,12 @@ class VideoInfo:
     video_streams: int = 1  # only the first is processed
     interlaced: bool = False  # the first frame is flagged interlaced (field-coded)
     alpha: bool = False  # the stream carries an alpha channel (which the output cannot keep)
+    nominal_rate: Fraction | None = None  # FFmpeg's guess of the rate frames are timed on (None: frame_rate)
+
+    @property
+    def frame_seconds(self) -> Fraction:
+        """How long one frame lasts at the nominal rate (a variable-rate clip's usual frame)."""
+        return 1 / (self.nominal_rate or self.frame_rate)
 
     @property
     def pixels(self) -> int:
@@ -172,7 +178,9 @@ def _timing(container: av.container.InputContainer, stream: av.VideoStream, path
     else:
         duration = None
     frames = stream.frames or (round(float(duration * rate)) if duration else None)
-    return {"frame_rate": Fraction(rate), "time_base": Fraction(tb), "start_time": start, "duration": duration,
+    nominal = stream.guessed_rate or stream.base_rate
+    return {"frame_rate": Fraction(rate), "nominal_rate": Fraction(nominal) if nominal and nominal > 0 else None,
+            "time_base": Fraction(tb), "start_time": start, "duration": duration,
             "frames": frames or None, "frames_listed": bool(stream.frames)}
 
 

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from microast_video import EncodeSettings, decode_frames, probe
 from microast_video.cli import app, route
+from microast_video.jobs.plan import expected_frames
 from microast_video.media.encode import FFmpegWriter
 from microast_video.media.encode_plan import ffmpeg_exe, plan_encode
 
@@ -270,6 +271,22 @@ def test_variable_frame_rate_keeps_every_timestamp(tmp_path, style, ext):
     rin, rout = np.array(tin) - tin[0], np.array(tout) - tout[0]
     assert np.abs(rout - rin).max() < half, list(zip(rin, rout))
     assert abs(tout[0] - tin[0]) < half
+
+
+@pytest.mark.parametrize(("name", "setpts"), [("gap", "if(eq(N,2),PTS+10000/TB,PTS)"),
+                                             ("late_second", "if(eq(N,0),0,PTS+1.1/TB)")])
+def test_a_variable_rate_clip_lasts_as_long_as_its_source(tmp_path, style, name, setpts):
+    """A 10,000 s gap between frames made a 10,003 s clip last 13,336 s (its last frame shown
+    for the clip's average frame time); a second frame at 1.1 s made 3.08 s last 3.12 s."""
+    rate = 1 if name == "gap" else 25
+    src = make_clip(tmp_path / f"{name}.mp4", f"testsrc2=size=64x48:rate={rate}:duration=3",
+                    out=("-vf", f"setpts='{setpts}'", "-fps_mode", "passthrough", "-c:v", "libx264"))
+    out = tmp_path / "out.mp4"
+    stylize(src, style, output=out)
+    assert video_frames(out)[0] == pytest.approx(video_frames(src)[0], abs=1e-3)
+    assert expected_frames(probe(src), 0.0, None) == len(video_frames(src)[0])  # the bar promised 37 of 50
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert b.duration == pytest.approx(a.duration, abs=0.002 * av.time_base)
 
 
 # --- 7. rotation ---------------------------------------------------------------------------
