@@ -17,7 +17,10 @@ Steps, each timed and each failure recorded (the next step runs regardless):
    sample frame resized to each size: PSNR, largest difference, all finite;
 4. **model-only**: frames per second at each size, eager and compiled (the compile's seconds
    apart), the device's default precision;
-5. **end to end** (only where PyAV and an ffmpeg program are importable): the video command on
+5. **temporal**: the temporal stage alone at each size, on the device (torch, the flow on CPU
+   threads ahead) and on the CPU (native kernels): frames per second of each and the largest
+   difference between their outputs (8-bit levels) on a moving synthetic picture;
+6. **end to end** (only where PyAV and an ffmpeg program are importable): the video command on
    a synthesized clip at the largest size, the temporal stage on and off, GPU utilisation
    sampled by ``nvidia-smi``; and libx264's own rate at the same settings.
 
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import time
 import traceback
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,6 +75,7 @@ def main() -> int:
         ("cuda_tests", lambda: cuda_tests(args.out)),
         ("correctness", lambda: correctness(args.device, sizes, args.weights)),
         ("model_only", lambda: model_only(args.device, sizes, args.frames, args.weights)),
+        ("temporal", lambda: temporal(args.device, sizes, max(4, args.frames // 4))),
         ("e2e", lambda: end_to_end(args.device, sizes[-1], args.out, args.weights)),
     ]
     for name, step in steps:
@@ -186,6 +191,30 @@ def model_only(device_name: str, sizes: list[tuple[int, int]], frames: int, weig
             found[f"{w}x{h} {'compiled' if compiled else 'eager'}"] = {
                 "fps": round(fps, 2), "precision": str(dtype).removeprefix("torch."),
                 "compile_seconds": stylizer.compile_seconds, "compile_note": stylizer.compile_note}
+    return found
+
+
+def temporal(device_name: str, sizes: list[tuple[int, int]], frames: int) -> dict[str, Any]:
+    from microast_video.core.frame import Frame
+    from microast_video.temporal.stabilizer import Stabilizer, TemporalSettings, flow_threads, new_stabilizer, stabilized
+
+    device = resolve_device(device_name, quiet=True)
+    found = {}
+    for w, h in sizes:
+        big = (frame((w + 8 * frames, h + 4 * frames))[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        rng = np.random.default_rng(0)
+        source = [np.ascontiguousarray(big[4 * t:4 * t + h, 8 * t:8 * t + w]) for t in range(frames)]
+        stylized = [np.clip(s + rng.integers(-12, 12, s.shape), 0, 255).astype(np.uint8) for s in source]
+        arms = {}
+        torch_way = Stabilizer(TemporalSettings(), device=device)  # what a job on this device runs (torch)
+        torch_way.flow_threads = flow_threads(torch_way.settings)
+        for arm, stab in (("device", torch_way), ("cpu native", new_stabilizer(TemporalSettings()))):
+            clip = [Frame(i, i, 1, Fraction(1, 25), s, source=c) for i, (s, c) in enumerate(zip(stylized, source))]
+            t0 = time.perf_counter()
+            arms[arm] = [f.data for f in stabilized(iter(clip), stab)]
+            found[f"{w}x{h} {arm}"] = {"fps": round(frames / (time.perf_counter() - t0), 2), "where": stab.where()}
+        found[f"{w}x{h} max_difference_levels"] = int(max(np.abs(a.astype(int) - b).max()
+                                                          for a, b in zip(arms["device"], arms["cpu native"])))
     return found
 
 

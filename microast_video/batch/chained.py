@@ -27,7 +27,7 @@ def run_chained(run: JobRun, stylizer: Any, warmup_frames: int, overwrite: bool)
     pending = [s for s in run.segments if work.done(s.index) is None]
     if pending:
         first = pending[0]
-        stabilizer = new_stabilizer(plan.temporal)
+        stabilizer = new_stabilizer(plan.temporal, plan.device)
         warmup = 0.0
         if stabilizer is not None and first.index and not work.load_state(first.index - 1, stabilizer):
             warmup = float(Fraction(warmup_frames) / plan.info.frame_rate)  # no saved state: warm up instead

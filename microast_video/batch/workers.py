@@ -83,6 +83,6 @@ def run_task(task: SegmentTask) -> dict[str, Any]:
         return record
     signals = StyleSignals(*(torch.from_numpy(task.signals[n]) for n in StyleSignals.names())) if task.signals else None
     stylizer = stylizer_for(plan, signals, job.weights)
-    stabilizer = new_stabilizer(plan.temporal)
+    stabilizer = new_stabilizer(plan.temporal, plan.device)
     warmup = float(Fraction(task.warmup_frames) / plan.info.frame_rate) if stabilizer else 0.0
     return run_segment(plan, stylizer, work, task.segment, anchor=task.anchor, stabilizer=stabilizer, warmup=warmup)

@@ -67,7 +67,7 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
         _sweep(plan, log)
         model = load_model(job.weights, device=plan.device, progress=job.progress)
         stylizer = build_stylizer(plan, model)                            # 2. style, 3. stylizer
-        stabilizer = new_stabilizer(plan.temporal)
+        stabilizer = new_stabilizer(plan.temporal, plan.device)
         with AtomicFile(plan.output, overwrite=job.overwrite) as video:
             done = encode_window(plan, stylizer, video.path, stabilizer=stabilizer)   # 4. stages
             frames, notes = _verify(plan, done.counts, done.stats)                   # 5. verify
@@ -233,8 +233,7 @@ def temporal_report(plan: JobPlan, stabilizer: Stabilizer | None) -> dict[str, A
     s = plan.temporal
     return {"on": True, "strength": s.strength, "method": s.method, "flow": f"DIS {s.flow_preset} at {s.flow_height} rows",
             "scene_cuts": stabilizer.cuts,
-            "kernels": "native" if stabilizer.kernels is not None
-            else "OpenCV / numpy / torch" + (f": {stabilizer.kernel_note}" if stabilizer.kernel_note else "")}
+            "kernels": stabilizer.where()}
 
 
 def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[int, list[str]]:

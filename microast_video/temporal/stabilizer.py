@@ -32,16 +32,20 @@ Why this method, with the figures of what else was tried: ``benchmarks/RESULTS.m
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
+import torch
 
 from ..colour.convert import luma
 from ..core.frame import Frame, pack_planes, unpack_planes
 from ..core.paths import cache_dir
 from ..core.schema import default
 from ..native.temporal import TemporalKernels, temporal_kernels
+from .ahead import Ahead, computed_ahead
+from .device import DeviceBlend
 from .passes import STATE_TOP, _compose_up, _to_state, _warp
 
 #: The smallest picture OpenCV's DIS flow takes: (longer side, shorter side), measured.
@@ -139,10 +143,12 @@ class Stabilizer:
     """
 
     def __init__(self, settings: TemporalSettings = TemporalSettings(), kernels: TemporalKernels | None = None,
-                 kernel_note: str | None = None) -> None:
+                 kernel_note: str | None = None, device: torch.device | None = None) -> None:
         self.settings = settings
         self.kernels = kernels
         self.kernel_note = kernel_note  # why the native kernels are not used, when they were asked for
+        # on a GPU job (or where asked) the full-resolution work runs in torch on that device
+        self.blend = DeviceBlend(settings, device) if device is not None else None
         self.flow = _Flow(settings)
         self._prev: list[np.ndarray] | None = None  # the last output's planes, uint16 samples (STATE_TOP)
         self._prev_gray: np.ndarray | None = None
@@ -150,28 +156,36 @@ class Stabilizer:
         self._warped: list[np.ndarray] = []  # the native warp's output buffers, one per plane
         self.cuts: list[int] = []
         self.frames = 0
+        self.flow_threads = 0  # threads computing the flow ahead (:func:`stabilized`); 0: here, in turn
 
-    def __call__(self, stylized: np.ndarray, source: np.ndarray, layout: str = "rgb", top: float | None = None
-                 ) -> np.ndarray:
+    def __call__(self, stylized: np.ndarray, source: np.ndarray, layout: str = "rgb", top: float | None = None,
+                 ahead: Ahead | None = None) -> np.ndarray:
+        """``ahead``: this frame's small grey copy and its flow from the previous frame, computed
+        ahead (:func:`stabilized`); None: computed here."""
         top = top or (65535.0 if stylized.dtype == np.uint16 else 255.0)
         index, self.frames = self.frames, self.frames + 1
-        gray = self._small_gray(source, layout, top)
+        gray = ahead.gray if ahead is not None else self._small_gray(source, layout, top)
         planes = _planes(stylized, layout)
         fresh = self._prev_gray is None or self._prev_gray.shape != gray.shape or self.settings.strength == 0
         if not fresh:
-            flow, reliable, cut = self.flow(self._prev_gray, gray)
+            ready = ahead is not None and ahead.flow is not None and ahead.prev_gray is self._prev_gray
+            flow, reliable, cut = ahead.flow.result() if ready else self.flow(self._prev_gray, gray)
             if cut:
                 self.cuts.append(index)
             else:
                 state, samples = zip(*self._blend(planes, top, stylized.dtype, flow, reliable))
                 self._prev, self._prev_gray = list(state), gray
                 return _join(list(samples), layout)
-        self._prev, self._prev_gray = [_to_state(p, top) for p in planes], gray
+        self._prev_gray = gray
+        self._prev = ([self.blend.state(self.blend.upload(p), top) for p in planes] if self.blend is not None
+                      else [_to_state(p, top) for p in planes])
         return stylized
 
     def snapshot(self) -> dict[str, object]:
         """The state as it is now (copies), to continue from later (:meth:`restore`)."""
-        return {"prev": None if self._prev is None else [p.copy() for p in self._prev],
+        prev = self._prev if self.blend is None or self._prev is None else [
+            self.blend.download(p, np.dtype(np.uint16)) for p in self._prev]
+        return {"prev": None if prev is None else [p.copy() for p in prev],
                 "gray": None if self._prev_gray is None else self._prev_gray.copy(),
                 "frames": self.frames, "cuts": list(self.cuts)}
 
@@ -179,8 +193,22 @@ class Stabilizer:
         prev = state["prev"]  # float32 planes in [0, 1] from work folders of older versions
         # copies: the next frame's state is written into these buffers
         prev = None if prev is None else [p.copy() if p.dtype == np.uint16 else _to_state(p, 1.0) for p in prev]
+        if prev is not None and self.blend is not None:
+            prev = [self.blend.upload(p) for p in prev]
         self._prev, self._prev_gray = prev, state["gray"]
         self.frames, self.cuts = int(state["frames"]), list(state["cuts"])
+
+    def where(self) -> str:
+        """Where the full-resolution work runs, in words (for the report)."""
+        if self.blend is not None:
+            return f"torch on {self.blend.device}, the flow on {self.flow_threads} CPU thread(s) ahead"
+        if self.kernels is not None:
+            return "native"
+        return "OpenCV / numpy / torch" + (f": {self.kernel_note}" if self.kernel_note else "")
+
+    def gray_of(self, frame: Frame) -> np.ndarray:
+        """The small grey copy of ``frame`` 's source the flow is computed on."""
+        return self._small_gray(frame.source, frame.layout, frame.top)
 
     def _small_gray(self, source: np.ndarray, layout: str, top: float) -> np.ndarray:
         plane = _planes(source, layout)[0] if layout == "yuv420p" else source
@@ -198,7 +226,10 @@ class Stabilizer:
         next state, the output samples of ``dtype``); see :func:`_compose_up`.
 
         The warped state is uint16 like the state; the full-resolution float work runs in
-        strips (:func:`_warp`, :func:`_compose_up`)."""
+        strips (:func:`_warp`, :func:`_compose_up`), or in torch on the job's device."""
+        if self.blend is not None:
+            done = self.blend([self.blend.upload(p) for p in planes], self._prev, top, flow, reliable)
+            return [(state, self.blend.download(samples, dtype)) for state, samples in done]
         s, (fh, fw) = self.settings, reliable.shape
         a = reliable * s.strength
         warped = self._warp_planes(flow)
@@ -262,6 +293,12 @@ class Stabilizer:
         return cv2.resize(small, (w, fh), interpolation=cv2.INTER_LINEAR)
 
 
+def _with_source(frame: Frame) -> Frame:
+    if frame.source is None:
+        raise ValueError(f"frame {frame.index} reached the temporal stage without its source pixels")
+    return frame
+
+
 def _planes(data: np.ndarray, layout: str) -> list[np.ndarray]:
     return unpack_planes(data) if layout == "yuv420p" else [data]
 
@@ -296,14 +333,25 @@ def _energy(texture: np.ndarray, w: int, h: int, sigma: float) -> np.ndarray:
 
 
 
-def new_stabilizer(settings: TemporalSettings | None) -> Stabilizer | None:
-    """The temporal stage's state for one clip (None when the stage is off), with the native
-    kernels when they can be built (:attr:`Stabilizer.kernel_note` says why not)."""
+def new_stabilizer(settings: TemporalSettings | None, device: torch.device | None = None) -> Stabilizer | None:
+    """The temporal stage's state for one clip (None when the stage is off): on a CPU job with
+    the native kernels when they can be built (:attr:`Stabilizer.kernel_note` says why not);
+    on a GPU ``device``, its full-resolution work in torch there, the flow computed ahead."""
     if settings is None:
         return None
 
     kernels, why = temporal_kernels(cache_dir())
-    return Stabilizer(settings, kernels, why)
+    if device is None or device.type == "cpu":
+        return Stabilizer(settings, kernels, why)
+    stabilizer = Stabilizer(settings, device=device)
+    stabilizer.flow_threads = flow_threads(settings)
+    return stabilizer
+
+
+def flow_threads(settings: TemporalSettings) -> int:
+    """CPU threads computing the flow ahead on a GPU job: a quarter of the cores, 1 to 4 (DIS
+    at 270 rows takes ~10-20 ms a frame on one core: four keep up with 200 fps)."""
+    return 0 if settings.strength == 0 else max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
 def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iterable[float] = ()) -> Iterator[Frame]:
@@ -313,15 +361,14 @@ def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iter
     :func:`~microast_video.style.controls.original_outside`). The first
     frame at or after each of ``boundaries`` (seconds: batch segments) carries the state just
     before it, so the segment can later be resumed exactly."""
-    ahead = sorted(boundaries)
-    for frame in frames:
-        if frame.source is None:
-            raise ValueError(f"frame {frame.index} reached the temporal stage without its source pixels")
+    marks = sorted(boundaries)
+    for frame, ahead in computed_ahead(map(_with_source, frames), stabilizer.gray_of,
+                                       lambda: _Flow(stabilizer.settings), stabilizer.flow_threads):
         state = None
-        if ahead and frame.seconds >= ahead[0] - 1e-9:
-            while ahead and frame.seconds >= ahead[0] - 1e-9:
-                ahead.pop(0)
+        if marks and frame.seconds >= marks[0] - 1e-9:
+            while marks and frame.seconds >= marks[0] - 1e-9:
+                marks.pop(0)
             state = stabilizer.snapshot()
-        steady = stabilizer(frame.data, frame.source, frame.layout, frame.top)
+        steady = stabilizer(frame.data, frame.source, frame.layout, frame.top, ahead)
         out = frame.with_data(steady, frame.source if frame.matte is not None else None, keep_matte=True)
         yield out if state is None else dataclasses.replace(out, state=state)
