@@ -155,15 +155,36 @@ def _run_independent(runs: list[JobRun], signals: dict[tuple, Any], manifest: Ma
                 after_job(run, report_dir, options, log)
 
 
-def _worker_devices(workers: int) -> list[str | None]:
-    """One GPU per worker where there are GPUs (never two workers on one), else the CPU."""
+#: Pixels of one UHD frame: the unit :func:`workers_per_gpu` counts in.
+UHD_PIXELS = 3840 * 2160
+
+
+def workers_per_gpu(pixels: int, cpus: int | None = None) -> int:
+    """How many workers share one GPU by default: one job keeps a GPU busy only a part of the
+    time (its decoder and encoder run on the CPU), so smaller frames get more: 2 at UHD, 4
+    at 1080p and below, 1 at 8K; never more than a worker per 4 CPU cores (each worker runs
+    a decoder, an encoder and the flow threads)."""
+    wanted = max(1, min(4, round(2 * UHD_PIXELS / max(1, pixels))))
+    return max(1, min(wanted, (cpus or os.cpu_count() or 1) // 4))
+
+
+def _worker_devices(workers: int, per_gpu: int) -> list[str | None]:
+    """Workers spread over the GPUs (``per_gpu`` at most on one) where there are GPUs, else the CPU."""
 
     if not torch.cuda.is_available():
         return [None] * workers
     count = torch.cuda.device_count()
-    if workers > count:
-        raise OptionError(f"--workers {workers} but this machine has {count} GPU(s); two workers never share a GPU")
-    return [f"cuda:{i}" for i in range(workers)]
+    if workers > count * per_gpu:
+        raise OptionError(f"--workers {workers} but this machine has {count} GPU(s) and --workers-per-gpu "
+                          f"is {per_gpu}: at most {count * per_gpu} workers")
+    return [f"cuda:{i % count}" for i in range(workers)]
+
+
+def _per_gpu(runs: list[JobRun], options: BatchOptions) -> int:
+    """``--workers-per-gpu``, or the default for the largest frame of the batch."""
+    if options.workers_per_gpu is not None:
+        return options.workers_per_gpu
+    return workers_per_gpu(max((r.plan.encode.size[0] * r.plan.encode.size[1] for r in runs), default=UHD_PIXELS))
 
 
 def _init_worker(devices: Any, threads: int, parent: int) -> None:
@@ -176,7 +197,7 @@ def _init_worker(devices: Any, threads: int, parent: int) -> None:
 
 def _run_pool(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, options: BatchOptions,
               report_dir: Path, log: Callable[[str], None]) -> None:
-    devices = _worker_devices(options.workers)
+    devices = _worker_devices(options.workers, _per_gpu(runs, options))
     context = mp.get_context("spawn")
     queue = context.Queue()
     for device in devices:
@@ -202,7 +223,8 @@ def _run_ray(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, 
         ray.init(address=None if local else options.ray, num_cpus=options.workers if local else None,
                  include_dashboard=False, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)
-    remote = ray.remote(_ray_task).options(num_gpus=1 if gpus else 0, num_cpus=1, max_retries=3)
+    remote = ray.remote(_ray_task).options(num_gpus=1 / _per_gpu(runs, options) if gpus else 0, num_cpus=1,
+                                           max_retries=3)
     _run_independent(runs, signals, manifest, options, report_dir, log, lambda task: remote.remote(task).future())
 
 

@@ -23,6 +23,7 @@ class BatchOptions:
     overwrite: bool = False
     retry_failed: bool = False
     workers: int = 1
+    workers_per_gpu: int | None = None  # workers sharing one GPU; None: chosen from the frame size
     ray: str | None = None  # None (no Ray), "local", "auto" or a cluster address
     weights: Path | None = None
     report_dir: Path | None = None
