@@ -124,6 +124,7 @@ def video_command(
     temporal: declared("temporal") = default_of("temporal"),
     temporal_strength: declared("temporal_strength") = default_of("temporal_strength"),
     deinterlace: declared("deinterlace") = default_of("deinterlace"),
+    decode: declared("decode") = default_of("decode"),
     hdr: declared("hdr") = default_of("hdr"),
     max_pixels: MaxPixelsOpt = default_of("max_pixels"),
     matte: MatteOpt = None,
@@ -151,7 +152,7 @@ def video_command(
             precision=precision, batch_size=batch_size,
             encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt), start=start,
             duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
-            progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, hdr=hdr,
+            progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, decode=decode, hdr=hdr,
             max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength, matte=matte,
             style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease,
             chart=chart))

@@ -73,6 +73,14 @@ class Deinterlace(str, enum.Enum):
     off = "off"  # keep the fields as they are
 
 
+class Decode(str, enum.Enum):
+    """Where the input is decoded (``--decode``)."""
+
+    auto = "auto"  # on the GPU (NVDEC) when the job runs on CUDA and FFmpeg decodes the codec there
+    cpu = "cpu"
+    gpu = "gpu"  # NVDEC, or an error
+
+
 class Temporal(str, enum.Enum):
     """Temporal stabilization of video (``--temporal``)."""
 

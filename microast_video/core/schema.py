@@ -21,6 +21,7 @@ from .options import (
     BitDepth,
     Codec,
     CompileMode,
+    Decode,
     Deinterlace,
     Ease,
     HdrMode,
@@ -157,6 +158,9 @@ OPTIONS: dict[str, Option] = _declare(
            "is tracked (0 = per-frame).", 0, 1),
     Option("deinterlace", Deinterlace, Deinterlace.auto, "auto: deinterlace (bwdif) sources flagged interlaced; "
            "on: every interlaced frame; off: keep fields."),
+    Option("decode", Decode, Decode.auto, "Where the input is decoded: auto = on the GPU (NVDEC) when the job "
+           "runs on CUDA and FFmpeg decodes the codec there, else on the CPU (with a note on a GPU job); cpu; gpu "
+           "(an error where NVDEC cannot)."),
     Option("hdr", HdrMode, HdrMode.keep, "HDR (HLG/PQ) input: keep = 10-bit output with its HDR tags; tonemap = "
            "SDR BT.709."),
     Option("max_pixels", int, DEFAULT_MAX_PIXELS, "Largest picture decoded (input frames, content and style "
@@ -169,7 +173,7 @@ OPTIONS: dict[str, Option] = _declare(
 ENCODE_OPTIONS = ("codec", "crf", "preset", "pix_fmt")
 #: The options a batch manifest's ``[defaults]``, looks and inputs may set.
 MANIFEST_OPTIONS = ("alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
-                    "temporal", "temporal_strength", "deinterlace", "hdr", "max_pixels", "device", "precision",
+                    "temporal", "temporal_strength", "deinterlace", "decode", "hdr", "max_pixels", "device", "precision",
                     "batch_size", "transport", "compile", "ease")
 #: The values a keyframes file holds besides its style keyframes (each checked as its option).
 KEYFRAME_OPTIONS = ("alpha", "ease")

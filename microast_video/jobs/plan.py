@@ -21,6 +21,7 @@ from ..core.errors import InputError, OptionError, shown
 from ..core.files import FilePlan
 from ..core.options import (
     CompileMode,
+    Decode,
     Deinterlace,
     Ease,
     HdrMode,
@@ -42,6 +43,7 @@ from ..media.encode_plan import (
     ffmpeg_exe,
     plan_encode,
 )
+from ..media.decode import nvdec_problem
 from ..media.probe import VideoInfo, probe
 from ..models.microast import MIN_SIDE
 from ..style.controls import (
@@ -76,6 +78,7 @@ class VideoJob(SharedOptions):
     transport: Transport = default("transport")
     freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
     deinterlace: Deinterlace = default("deinterlace")
+    decode: Decode = default("decode")
     hdr: HdrMode = default("hdr")
     temporal: Temporal = default("temporal")
     temporal_strength: float = default("temporal_strength")
@@ -116,6 +119,7 @@ class JobPlan:
     color_matrix: str | None  # the matrix colour preservation works in (None: off)
     notes: tuple[str, ...]
     deinterlace: bool = False  # run bwdif while decoding
+    gpu_decode: str | None = None  # decode on this CUDA device's NVDEC ("0"); None: on the CPU
     temporal: TemporalSettings | None = None  # None: every frame on its own
     matte: MatteSource | None = None
     keyframes: Keyframes | None = None
@@ -272,6 +276,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     device = resolve_device(job.device, quiet=not job.progress)
     dtype = resolve_precision(job.precision, device)
     transport, transport_note = choose_transport(job, info, encode, device)
+    gpu_decode, decode_note = choose_decoder(job, info, device)
     expected = expected_frames(info, job.start, job.duration)
     engine = _engine_for(job, device, dtype, encode.size, expected)
     batch_size = job.batch_size or auto_batch_size(*encode.size)
@@ -279,7 +284,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     queue_frames = max(job.queue_frames or min(8, max(1, 100_000_000 // frame_bytes)), batch_size)
     deinterlace = job.deinterlace is Deinterlace.on or (job.deinterlace is Deinterlace.auto and info.interlaced)
     notes = (*input_notes(info, job.deinterlace), *encode.notes, *([transport_note] if transport_note else []),
-             *matte_notes)
+             *matte_notes, *([decode_note] if decode_note else []))
     for note in notes:
         log(f"microast-video: note: {note}")
     color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
@@ -293,7 +298,27 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     if matte is not None or keyframes is not None:
         engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
-                   expected, color_matrix, notes, deinterlace, temporal, matte, keyframes, files)
+                   expected, color_matrix, notes, deinterlace, gpu_decode, temporal, matte, keyframes, files)
+
+
+def choose_decoder(job: VideoJob, info: VideoInfo, device: torch.device) -> tuple[str | None, str | None]:
+    """(the CUDA device index to decode on with NVDEC, or None for the CPU; a note or None).
+
+    ``auto`` decodes on the GPU of a CUDA job where NVDEC takes the clip (its first frame is
+    tried), else on the CPU with a note saying why; ``gpu`` refuses in one line where it cannot;
+    CPU jobs decode on the CPU without a word."""
+    mode = Decode(job.decode)
+    if mode is Decode.cpu or (mode is Decode.auto and device.type != "cuda"):
+        return None, None
+    if device.type != "cuda":
+        raise OptionError(f"--decode gpu needs a CUDA device; this job runs on {device}")
+    gpu = str(device.index if device.index is not None else torch.cuda.current_device())
+    problem = nvdec_problem(info, gpu)
+    if problem is None:
+        return gpu, None
+    if mode is Decode.gpu:
+        raise InputError(f"input {shown(info.path)}: --decode gpu: {problem}")
+    return None, f"decoding on the CPU: {problem}"
 
 
 def check_frame_sizes(job: VideoJob, info: VideoInfo, size: tuple[int, int] | None = None) -> None:

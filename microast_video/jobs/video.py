@@ -203,6 +203,7 @@ def _decoded(plan: JobPlan, stats: DecodeStats, window: Window) -> Iterator[Fram
     return decode_frames(plan.info, start=first, duration=duration, size=plan.encode.size,
                          deep=plan.encode.deep or plan.encode.tonemap is not None,
                          planes=isinstance(plan.transport, YUV420Transport), deinterlace=plan.deinterlace,
+                         gpu=plan.gpu_decode,
                          stats=stats, origin=job.start, anchor=window.anchor, threads=side_threads(plan.device))
 
 

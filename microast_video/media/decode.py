@@ -125,6 +125,7 @@ def decode_frames(
     origin: float | None = None,
     anchor: int | None = None,
     native: bool = True,
+    gpu: str | None = None,
 ) -> Iterator[Frame]:
     """Decode the first video stream of ``info.path`` into upright frames, one at a time.
 
@@ -147,6 +148,8 @@ def decode_frames(
             frame (:func:`first_frame_offset`) puts a segment's frames on the clip's grid.
         native: convert 8-bit 4:2:0 frames at their stored size to RGB with the native kernel
             where it can be built (:func:`_rgb_converter`; the same RGB as FFmpeg's, to a level).
+        gpu: decode on this CUDA device's NVDEC (its index, "0"), the frames copied back to
+            memory (:func:`nvdec_problem` says first whether it can); None: on the CPU.
 
     Yields:
         :class:`Frame` s in presentation order, ``pts`` relative to the output's start
@@ -164,7 +167,7 @@ def decode_frames(
     window = _Window.of(info, start, duration, origin)
     clock = FrameClock(info.time_base, info.frame_rate, None if anchor is None else anchor * info.time_base)
     stats = stats if stats is not None else DecodeStats()
-    decoded = _timed_frames(info, start, window.first, threads, deinterlace, stats)
+    decoded = _timed_frames(info, start, window.first, threads, deinterlace, stats, gpu)
     pixels = to_pixels if to_pixels is not None else (lambda frame: frame.to_ndarray(**options))
     yield from _placed(info, decoded, window, pixels, clock, "yuv420p" if planes else "rgb", stats)
 
@@ -246,7 +249,7 @@ def first_frame_offset(info: VideoInfo, start: float = 0.0) -> int:
 
 
 def _timed_frames(info: VideoInfo, start: float, window_pts: int, threads: int, deinterlace: bool,
-                  stats: DecodeStats) -> Iterator[tuple[int, av.VideoFrame]]:
+                  stats: DecodeStats, gpu: str | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
     """Decoded frames of the first video stream with strictly increasing timestamps.
 
     With ``start`` > 0 the decode seeks to the keyframe before the window; where there is
@@ -254,7 +257,7 @@ def _timed_frames(info: VideoInfo, start: float, window_pts: int, threads: int, 
     over from the beginning instead, so no frame of the window is ever lost.
     """
     if start > 0:
-        seeked = _timestamped(info, window_pts, threads, deinterlace, stats)
+        seeked = _timestamped(info, window_pts, threads, deinterlace, stats, gpu)
         first = next(seeked, None)
         if first is not None and first[0] <= window_pts:
             yield first
@@ -262,11 +265,11 @@ def _timed_frames(info: VideoInfo, start: float, window_pts: int, threads: int, 
             return
         seeked.close()
         stats.discarded = 0
-    yield from _timestamped(info, None, threads, deinterlace, stats)
+    yield from _timestamped(info, None, threads, deinterlace, stats, gpu)
 
 
 def _timestamped(info: VideoInfo, seek: int | None, threads: int, deinterlace: bool,
-                 stats: DecodeStats) -> Iterator[tuple[int, av.VideoFrame]]:
+                 stats: DecodeStats, gpu: str | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
     """Missing timestamps follow the previous frame; broken (non-increasing) ones are moved
     just after it, so the output's timing is always valid. Each frame lasts until the next
     one (a decoder's own durations follow its packets' order, not the pictures'); the last
@@ -274,7 +277,7 @@ def _timestamped(info: VideoInfo, seek: int | None, threads: int, deinterlace: b
     with a 10,000 s gap had its last frame shown for 3,334 s)."""
     last_pts: int | None = None
     held: av.VideoFrame | None = None
-    with av.open(info.url, metadata_errors="replace") as container:
+    with _open(info, gpu) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.thread_count = threads
@@ -293,6 +296,37 @@ def _timestamped(info: VideoInfo, seek: int | None, threads: int, deinterlace: b
             nominal = max(1, round(info.frame_seconds / info.time_base))
             held.duration = min(held.duration or nominal, nominal)
             yield last_pts, held
+
+
+#: Codecs NVIDIA's decoder (NVDEC, FFmpeg's ``*_cuvid`` and ``cuda`` hwaccel) takes.
+NVDEC_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "vp8", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "mjpeg"})
+
+
+def _open(info: VideoInfo, gpu: str | None) -> av.container.InputContainer:
+    """The input, its video decoded on CUDA device ``gpu`` (no software fallback) or the CPU."""
+    if gpu is None:
+        return av.open(info.url, metadata_errors="replace")
+    from av.codec.hwaccel import HWAccel
+
+    return av.open(info.url, metadata_errors="replace",
+                   hwaccel=HWAccel("cuda", device=gpu, allow_software_fallback=False))
+
+
+def nvdec_problem(info: VideoInfo, gpu: str) -> str | None:
+    """Why the clip cannot be decoded on CUDA device ``gpu`` 's NVDEC (None: it can): a codec
+    NVDEC does not take, an FFmpeg without CUDA, or a first frame that does not decode there."""
+    if info.codec not in NVDEC_CODECS:
+        return f"NVDEC does not decode {info.codec}"
+    from av.codec.hwaccel import hwdevices_available
+
+    if "cuda" not in hwdevices_available():
+        return "this FFmpeg has no CUDA decoding"
+    try:
+        with _open(info, gpu) as container:
+            next(container.decode(video=0))
+    except (av.FFmpegError, OSError, StopIteration, ValueError) as err:
+        return f"NVDEC could not decode it ({reason(err) if isinstance(err, av.FFmpegError) else err})"
+    return None
 
 
 def _packets_decoded(container: av.container.InputContainer, stream: av.VideoStream,
