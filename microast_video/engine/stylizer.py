@@ -103,6 +103,20 @@ FREEZE_MIN_WORK = 40 * COMPILE_MIN_WORK
 WHOLE_MIDDLE_MAX_PIXELS = 2560 * 1440
 
 
+#: Full-resolution activation elements alive at once per pixel in a whole-frame pass: the
+#: widest maps are 16 channels at full resolution (models/microast.py), at most about six of
+#: them alive (input, skip, convolution output, normalisation temporaries): an estimate with margin.
+WHOLE_FRAME_ELEMENTS_PER_PIXEL = 16 * 6
+
+
+def whole_frame_fits(device: torch.device, dtype: torch.dtype, height: int, width: int) -> bool:
+    """Whether a whole frame's activations take at most half of the GPU's free memory (8K at
+    fp16: about 6.4 GB)."""
+    need = height * width * WHOLE_FRAME_ELEMENTS_PER_PIXEL * torch.finfo(dtype).bits // 8
+    free, _ = torch.cuda.mem_get_info(device)
+    return need <= free // 2
+
+
 def engine_settings(device: torch.device, dtype: torch.dtype, height: int, width: int,
                     frames: int | None = None, *, kernel_cache: Path | None = None) -> EngineSettings:
     """The settings that run fastest for this device, precision, frame size and length.
@@ -110,15 +124,15 @@ def engine_settings(device: torch.device, dtype: torch.dtype, height: int, width
     CPU: NHWC layout and exact strips of about 256 rows at 1080p (fewer for wider
     frames, so a strip's activations stay small), whatever the precision; compiled, the
     middle whole up to :data:`WHOLE_MIDDLE_MAX_PIXELS` (in strips above, to bound memory).
-    CUDA: NHWC for fp16/bf16 (tensor cores), whole frames up to UHD and strips above that (8K) to bound
-    memory. ``torch.compile`` when the job is long enough to amortise compiling, and
+    CUDA: NHWC for fp16/bf16 (tensor cores), whole frames where they fit (:func:`whole_frame_fits`:
+    8K on an 80 GB card), strips above that to bound memory. ``torch.compile`` when the job is long enough to amortise compiling, and
     weight freezing on top for very long CPU jobs (never on CUDA, where the compile is cached).
     """
     work = 0 if frames is None else frames * height * width
     long_job, very_long = work >= COMPILE_MIN_WORK, work >= FREEZE_MIN_WORK
     if device.type == "cuda":  # never frozen: a frozen graph is not cached, and a GPU compile costs tens of seconds
-        return EngineSettings(dtype, channels_last=dtype != torch.float32,
-                              strip_rows=None if height * width <= 3840 * 2160 else 512,
+        whole = height * width <= 3840 * 2160 or whole_frame_fits(device, dtype, height, width)
+        return EngineSettings(dtype, channels_last=dtype != torch.float32, strip_rows=None if whole else 512,
                               compile=work >= CUDA_COMPILE_MIN_WORK, freeze=False, kernel_cache=kernel_cache)
     rows = max(32, int(256 * 1920 / max(width, 1)) // 4 * 4)
     return EngineSettings(dtype, channels_last=True, strip_rows=rows, compile=long_job, freeze=very_long,

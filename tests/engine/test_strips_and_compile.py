@@ -155,6 +155,17 @@ def test_engine_settings_use_strips_on_cpu():
     assert long.whole_middle and not engine_settings(cpu, torch.bfloat16, 2160, 3840, frames=1000).whole_middle
 
 
+@pytest.mark.parametrize(("free_gb", "strips"), [(70, False), (6, True)])
+def test_8k_on_cuda_runs_whole_frames_where_they_fit(monkeypatch, free_gb, strips):
+    """8K always ran in strips on CUDA, though an 80 GB card holds a whole frame's ~6.4 GB."""
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (asked.append(device), (free_gb << 30, 80 << 30))[1])
+    cuda = torch.device("cuda:0")
+    s = engine_settings(cuda, torch.float16, 4320, 7680)
+    assert (s.strip_rows is not None) is strips and asked == [cuda]
+    assert engine_settings(cuda, torch.float16, 2160, 3840).strip_rows is None and len(asked) == 1  # UHD: no question
+
+
 def test_the_middle_in_place_keeps_one_map_and_equals_fresh_maps(model, signals):
     """In place, each strip waits until no later strip reads the rows it covers: a strip
     written too early would change what the next strip reads, and the frame."""
