@@ -333,3 +333,37 @@ def test_the_per_batch_path_builds_no_tensor_from_host_data(monkeypatch):
         if batch == 0:
             assert sorted(built) == ["rgb_to_ycbcr_matrix", "ycbcr_to_rgb_matrix"]
     assert len(built) == 2, built  # none after the first batch
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("transport", [RGBTransport(), YUV420Transport("bt709", "bt709")])
+def test_the_per_batch_path_never_synchronises(model, transport):
+    """submit() (pinned copy, upload on a side stream, network, download queued) with CUDA's
+    sync debug mode set to error: any hidden synchronisation (a blocking copy of a colour
+    matrix, a tensor built from host data, an .item()) raises."""
+    import copy
+    from fractions import Fraction
+
+    from microast_video.core.frame import Frame
+    from microast_video.engine.cuda import CudaRunner
+
+    gpu_model = copy.deepcopy(model).cuda()
+    signals = gpu_model.encode_style(torch.rand(1, 3, 32, 32, device="cuda"))
+    engine = FrameEngine(Stylizer(gpu_model, signals), 2, transport=transport)
+    shape = (96, 64) if isinstance(transport, YUV420Transport) else (64, 64, 3)
+    layout = "yuv420p" if isinstance(transport, YUV420Transport) else "rgb"
+    frames = [Frame(i, i, 1, Fraction(1, 25), np.random.default_rng(i).integers(16, 235, shape, np.uint8), layout)
+              for i in range(2 * (CudaRunner.depth + 1) + 2)]
+    runner = CudaRunner(engine)
+    batches = [frames[i:i + 2] for i in range(0, len(frames), 2)]
+    runner.collect(runner.submit(batches[0]))  # warm-up: allocations, the ring's first slot, kernels chosen
+    torch.cuda.synchronize()
+    handles = []
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for batch in batches[1:CudaRunner.depth + 1]:  # as many as the ring holds without waiting
+            handles.append(runner.submit(batch))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert [f.index for h in handles for f in runner.collect(h)] == list(range(2, 2 + 2 * len(handles)))
