@@ -32,7 +32,7 @@ from typing import Any
 from ..core.errors import InputError, MicroastError, shown
 from ..core.files import read_settings_text, within
 from ..core.options import Codec
-from ..core.schema import MANIFEST_OPTIONS, Option
+from ..core.schema import KEYFRAME_VALUES, MANIFEST_OPTIONS, Option
 from ..core.schema import OPTIONS as SCHEMA
 from ..jobs.plan import VideoJob
 from ..media.encode_plan import EncodeSettings, default_output
@@ -53,7 +53,7 @@ SEGMENT_SECONDS = Option("segment_seconds", float, 10.0, "Long clips are process
 WARMUP_FRAMES = Option("warmup_frames", int, 24, "Frames decoded before a segment's first, to settle the temporal "
                        "stage.", 0, 1000)
 _TOP = {"output", "output_dir", "segment_seconds", "warmup_frames", "defaults", "inputs", "looks"}
-_LOOK_ONLY = {"style", "styles", "weights", "signals", "keyframes", "alpha_keyframes"}
+_LOOK_ONLY = {"style", "styles", "weights", "signals", "keyframes", "alpha_keyframes", "strength_keyframes"}
 
 
 class ManifestError(MicroastError):
@@ -197,8 +197,11 @@ def _looks(table: Any, base: Path, say: Any) -> list[Look]:
         signals = entry.get("signals")
         keys = _keyframes(entry, base, where, say)
         if keys:
-            options["style_at"] = tuple(k for k in keys if not k.startswith("alpha:"))
-            options["alpha_at"] = tuple(k.removeprefix("alpha:") for k in keys if k.startswith("alpha:"))
+            options["style_at"] = tuple(k for k in keys if not k.startswith(("alpha:", "strength:")))
+            for number in KEYFRAME_VALUES:
+                if any(k.startswith(f"{number}:") for k in keys):
+                    options[f"{number}_at"] = tuple(k.removeprefix(f"{number}:") for k in keys
+                                                    if k.startswith(f"{number}:"))
         if (bool(styles) + (signals is not None) + bool(options.get("style_at"))) != 1:
             say(where, "give one of style(s), signals or keyframes")
         if weights is not None and (not isinstance(weights, list) or len(weights) != len(styles)
@@ -216,20 +219,21 @@ def _looks(table: Any, base: Path, say: Any) -> list[Look]:
 
 
 def _keyframes(entry: dict[str, Any], base: Path, where: str, say: Any) -> list[str]:
-    """A look's ``keyframes = [[0, "a.jpg"], [4.5, "b.jpg"]]`` and ``alpha_keyframes = [[0, 1.0], ...]``
-    as the video command's --style-at / --alpha-at values (alpha ones marked "alpha:")."""
+    """A look's ``keyframes = [[0, "a.jpg"], [4.5, "b.jpg"]]``, ``strength_keyframes = [[0, 1.0], ...]``
+    and ``alpha_keyframes`` as the video command's --style-at / --strength-at / --alpha-at values
+    (the numbers marked "strength:" and "alpha:")."""
     found = []
-    for key, alpha in (("keyframes", False), ("alpha_keyframes", True)):
+    for key, number in (("keyframes", None), *((f"{name}_keyframes", name) for name in KEYFRAME_VALUES)):
         pairs = entry.get(key, [])
         if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
             say(f"{where}.{key}", "must be a list of [time, value] pairs (times in seconds, or \"120f\" frames)")
             continue
         for time, value in pairs:
-            why = OPTIONS["alpha"].problem(value) if alpha else None
+            why = OPTIONS[number].problem(value) if number else None
             if why is not None:
                 say(f"{where}.{key}", why)
-            elif alpha:
-                found.append(f"alpha:{time}:{value}")
+            elif number:
+                found.append(f"{number}:{time}:{value}")
             elif not (base / str(value)).is_file():
                 say(f"{where}.{key}", f"style image {shown(base / str(value))}: file not found")
             else:

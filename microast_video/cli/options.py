@@ -51,6 +51,7 @@ SignalsOpt = Annotated[
     typer.Option("--signals", help="Precomputed style signals (from `microast-video signals`) instead of --style."),
 ]
 AlphaOpt = declared("alpha")
+StrengthOpt = declared("strength")
 PreserveColorOpt = declared("preserve_color")
 StyleSizeOpt = declared("style_size")
 MatteOpt = Annotated[Optional[Path], typer.Option(
@@ -61,8 +62,11 @@ StyleAtOpt = Annotated[Optional[list[str]], typer.Option(
                        "between keyframes.")]
 AlphaAtOpt = Annotated[Optional[list[str]], typer.Option(
     "--alpha-at", help="Alpha keyframe TIME:VALUE (e.g. 0:1 --alpha-at 5:0.6); repeat.")]
+StrengthAtOpt = Annotated[Optional[list[str]], typer.Option(
+    "--strength-at", help="Strength keyframe TIME:VALUE (e.g. 0:0 --strength-at 2:1 fades the look in); repeat.")]
 KeyframesOpt = Annotated[Optional[Path], typer.Option(
-    help="Keyframe file (TOML): style = [[0, \"a.jpg\"], [4.5, \"b.jpg\"]], alpha = [[0, 1.0]], ease = \"smooth\".")]
+    help="Keyframe file (TOML): style = [[0, \"a.jpg\"], [4.5, \"b.jpg\"]], strength = [[0, 1.0]], alpha = [[0, 1.0]], "
+         "ease = \"smooth\".")]
 EaseOpt = declared("ease")
 MaxPixelsOpt = declared("max_pixels")
 DeviceOpt = declared("device")

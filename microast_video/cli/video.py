@@ -28,6 +28,8 @@ from .options import (
     StyleAtOpt,
     StyleOpt,
     StyleSizeOpt,
+    StrengthAtOpt,
+    StrengthOpt,
     StyleWeightsOpt,
     WeightsOpt,
     declared,
@@ -40,6 +42,7 @@ def image_command(
     style: StyleOpt = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output image (.png, .jpg, .tif, .webp); default CONTENT_stylized.png.")] = None,
+    strength: StrengthOpt = default_of("strength"),
     alpha: AlphaOpt = default_of("alpha"),
     style_weights: StyleWeightsOpt = None,
     signals: SignalsOpt = None,
@@ -61,7 +64,7 @@ def image_command(
 
         done = run_image(ImageJob(
             content=content, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
-            signals=signals, style_size=style_size, alpha=alpha, preserve_color=preserve_color,
+            signals=signals, style_size=style_size, alpha=alpha, strength=strength, preserve_color=preserve_color,
             bit_depth=bit_depth.bits, device=device, precision=precision, weights=weights, overwrite=overwrite,
             quiet=quiet, max_pixels=max_pixels))
         if not quiet:
@@ -104,6 +107,7 @@ def video_command(
     style: StyleOpt = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output video (.mp4, .mov, .mkv); default INPUT_stylized.EXT beside the input.")] = None,
+    strength: StrengthOpt = default_of("strength"),
     alpha: AlphaOpt = default_of("alpha"),
     style_weights: StyleWeightsOpt = None,
     signals: SignalsOpt = None,
@@ -129,6 +133,7 @@ def video_command(
     max_pixels: MaxPixelsOpt = default_of("max_pixels"),
     matte: MatteOpt = None,
     style_at: StyleAtOpt = None,
+    strength_at: StrengthAtOpt = None,
     alpha_at: AlphaAtOpt = None,
     keyframes: KeyframesOpt = None,
     ease: EaseOpt = default_of("ease"),
@@ -148,14 +153,14 @@ def video_command(
 
         _run_video(VideoJob(
             input=input, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
-            signals=signals, style_size=style_size, alpha=alpha, preserve_color=preserve_color, device=device,
-            precision=precision, batch_size=batch_size,
+            signals=signals, style_size=style_size, alpha=alpha, strength=strength, preserve_color=preserve_color,
+            device=device, precision=precision, batch_size=batch_size,
             encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt), start=start,
             duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
             progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, decode=decode, hdr=hdr,
             max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength, matte=matte,
-            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease,
-            chart=chart))
+            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), strength_at=tuple(strength_at or ()),
+            keyframes=keyframes, ease=ease, chart=chart))
 
 
 def _run_video(job: Any) -> None:
@@ -172,6 +177,8 @@ def _run_video(job: Any) -> None:
 def preview_command(
     input: Annotated[Path, typer.Argument(help="Video file to preview.", show_default=False, metavar="INPUT")],
     style: StyleOpt = None,
+    strength: Annotated[Optional[list[float]], typer.Option(
+        help=f"{OPTIONS['strength'].help_text} Repeat to compare several (one column each).")] = None,
     alpha: Annotated[Optional[list[float]], typer.Option(
         help=f"{OPTIONS['alpha'].help_text} Repeat to compare several (one column each).")] = None,
     frames: Annotated[int, typer.Option(min=1, max=48, help="Frames spread over the clip (rows).")] = 6,
@@ -186,6 +193,7 @@ def preview_command(
     duration: Annotated[Optional[float], typer.Option(help="... over this many seconds.")] = None,
     matte: MatteOpt = None,
     style_at: StyleAtOpt = None,
+    strength_at: StrengthAtOpt = None,
     alpha_at: AlphaAtOpt = None,
     keyframes: KeyframesOpt = None,
     ease: EaseOpt = default_of("ease"),
@@ -207,7 +215,8 @@ def preview_command(
                          signals=signals, style_size=style_size, preserve_color=preserve_color, device=device,
                          precision=precision, start=start, duration=duration, height=height, weights=weights,
                          progress=not quiet, max_pixels=max_pixels, matte=matte, style_at=tuple(style_at or ()),
-                         alpha_at=tuple(alpha_at or ()), keyframes=keyframes, ease=ease)
-        done = run_preview(PreviewJob(video, tuple(alpha or (1.0,)), frames, output, overwrite))
+                         alpha_at=tuple(alpha_at or ()), strength_at=tuple(strength_at or ()), keyframes=keyframes,
+                         ease=ease)
+        done = run_preview(PreviewJob(video, tuple(alpha or (1.0,)), frames, output, overwrite, tuple(strength or ())))
         if not quiet:
             typer.echo(f"wrote {done['output']} ({len(done['frames'])} frames x {len(done['looks'])} look(s))", err=True)

@@ -129,7 +129,10 @@ def _declare(*options: Option) -> dict[str, Option]:
 
 #: Every option of the jobs, by name.
 OPTIONS: dict[str, Option] = _declare(
-    Option("alpha", float, 1.0, "Content-style weight: 1 = full style, 0 = least.", 0, 1),
+    Option("strength", float, 1.0, "How strongly the look applies: 0 = the input itself, 1 = the full style, "
+           "moving smoothly between (the styled picture mixed with the source).", 0, 1),
+    Option("alpha", float, 1.0, "The upstream network's own content-style weight, reproduced exactly; its decoder "
+           "was not trained below 1 (0.98 casts blue, 0.9 turns cyan): use --strength to dial a look down.", 0, 1),
     Option("preserve_color", bool, False, "Keep the content's colours; take only the style's luma."),
     Option("style_size", int, None, "Resize each style image to this longest side (default: its own size, capped "
            "at 2048).", 16, MAX_STYLE_SIZE),
@@ -172,11 +175,13 @@ OPTIONS: dict[str, Option] = _declare(
 #: The options of the encoder (:class:`~microast_video.media.encode_plan.EncodeSettings`).
 ENCODE_OPTIONS = ("codec", "crf", "preset", "pix_fmt")
 #: The options a batch manifest's ``[defaults]``, looks and inputs may set.
-MANIFEST_OPTIONS = ("alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
+MANIFEST_OPTIONS = ("strength", "alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
                     "temporal", "temporal_strength", "deinterlace", "decode", "hdr", "max_pixels", "device", "precision",
                     "batch_size", "transport", "compile", "ease")
 #: The values a keyframes file holds besides its style keyframes (each checked as its option).
-KEYFRAME_OPTIONS = ("alpha", "ease")
+KEYFRAME_OPTIONS = ("strength", "alpha", "ease")
+#: The keyframed numbers (``--strength-at``, ``--alpha-at``; ``strength = [[0, 1.0]]`` in a keyframes file).
+KEYFRAME_VALUES = ("strength", "alpha")
 
 
 def default(name: str) -> Any:

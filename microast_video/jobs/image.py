@@ -54,6 +54,8 @@ def run_image(job: ImageJob) -> dict[str, Any]:
         stylizer = Stylizer(model, signals, settings, alpha=job.alpha,       # 3. stylize
                             color_matrix="bt601" if job.preserve_color else None)
         out = stylizer(content.to(device))
+        if job.strength < 1.0:  # as a video frame: the look mixed with the content
+            out = job.strength * out.clamp(0, 1) + (1.0 - job.strength) * content.to(out.device, out.dtype)
         write_image(output, out.cpu(), bit_depth=job.bit_depth, overwrite=job.overwrite)  # 4. write
     return {"output": str(output), "size": [w, h], "device": str(device),
             "precision": str(dtype).removeprefix("torch.")}

@@ -23,6 +23,7 @@ class SharedOptions:
     signals: Path | None = None
     style_size: int | None = default("style_size")
     alpha: float = default("alpha")
+    strength: float = default("strength")  # 0 = the input itself, 1 = the full style
     preserve_color: bool = default("preserve_color")
     device: str = default("device")
     precision: Precision = default("precision")

@@ -1,4 +1,5 @@
-"""The video job's description (:class:`VideoJob`) and its plan (:class:`JobPlan`).
+"""The video job's plan (:class:`JobPlan`) from its description (:class:`~.job.VideoJob`,
+importable from here too).
 
 :func:`plan_video` is the job's first phase: it checks everything that can be refused
 (options, input, styles, every output path, codec and container, device and precision)
@@ -11,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -24,19 +24,17 @@ from ..core.options import (
     Decode,
     Deinterlace,
     Ease,
-    HdrMode,
     Temporal,
     Transport,
     megapixels,
 )
 from ..core.paths import cache_dir
-from ..core.schema import ENCODE_OPTIONS, default
+from ..core.schema import ENCODE_OPTIONS
 from ..engine.device import resolve_device, resolve_precision
 from ..engine.stylizer import EngineSettings, engine_settings
 from ..engine.transport import RGBTransport, YUV420Transport
 from ..media.encode_plan import (
     EncodePlan,
-    EncodeSettings,
     check_encoder,
     chroma_alignment,
     default_output,
@@ -46,59 +44,13 @@ from ..media.encode_plan import (
 from ..media.decode import nvdec_problem
 from ..media.probe import VideoInfo, probe
 from ..models.microast import MIN_SIDE
-from ..style.controls import (
-    alpha_value,
-    check_keyframes,
-    load_keyframe_file,
-    parse_keyframe,
-    seconds,
-)
+from ..style.controls import Curve
 from ..style.mattes import MatteSource
 from ..style.signals import check_style_source
 from ..temporal.stabilizer import MIN_FLOW_SIDE, TemporalSettings
 from .chart import check_chart_available
-from .options import SharedOptions, check_declared
-
-
-@dataclasses.dataclass(frozen=True)
-class VideoJob(SharedOptions):
-    """One video to stylize, with every option of ``microast-video INPUT`` (all but ``input``
-    by keyword; defaults and checks from :data:`~microast_video.core.schema.OPTIONS`)."""
-
-    input: Path
-    batch_size: int | None = default("batch_size")  # None: by frame size (see auto_batch_size)
-    encode: EncodeSettings = EncodeSettings()
-    start: float = default("start")
-    duration: float | None = default("duration")
-    height: int | None = default("height")
-    report: Path | None = None
-    progress: bool = True
-    queue_frames: int | None = None  # None: about 100 MB of frames per queue, 1 to 8 frames
-    compile: CompileMode = default("compile")
-    transport: Transport = default("transport")
-    freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
-    deinterlace: Deinterlace = default("deinterlace")
-    decode: Decode = default("decode")
-    hdr: HdrMode = default("hdr")
-    temporal: Temporal = default("temporal")
-    temporal_strength: float = default("temporal_strength")
-    matte: Path | None = None  # regions: styles[0] where the matte is white, styles[1] (or the original) elsewhere
-    style_at: tuple[str, ...] = ()  # style keyframes "TIME:IMAGE"
-    alpha_at: tuple[str, ...] = ()  # alpha keyframes "TIME:VALUE"
-    keyframes: Path | None = None  # a keyframe file (TOML)
-    chart: Path | None = None  # a PNG chart of the run (needs matplotlib), written with the report
-    ease: Ease = default("ease")
-
-
-@dataclasses.dataclass(frozen=True)
-class Keyframes:
-    """The job's keyframes in seconds: style images and alpha values, and the easing."""
-
-    style_times: tuple[float, ...] = ()
-    style_paths: tuple[Path, ...] = ()
-    alpha_times: tuple[float, ...] = ()
-    alphas: tuple[float, ...] = ()
-    ease: Ease = Ease.linear
+from .job import Keyframes, VideoJob, alpha_notes, check_controls, plan_keyframes, style_keyed
+from .options import check_declared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +76,15 @@ class JobPlan:
     matte: MatteSource | None = None
     keyframes: Keyframes | None = None
     files: FilePlan = dataclasses.field(default_factory=FilePlan)  # every file read and written
+
+    @property
+    def strength(self) -> Curve | None:
+        """The look's strength over time (``--strength``, its keyframes), or None where it is 1
+        throughout (then no frame is mixed: the output is the full style, bit for bit)."""
+        keys = self.keyframes
+        if keys is not None and keys.strengths:
+            return Curve(keys.strength_times, keys.strengths, keys.ease)
+        return None if self.job.strength >= 1.0 else Curve((), (), Ease.linear)
 
 
 def file_plan(job: VideoJob, output: Path, keyframes: Keyframes | None) -> FilePlan:
@@ -180,48 +141,8 @@ def check_options(job: VideoJob) -> None:
     if job.queue_frames is not None and job.queue_frames < 1:
         raise OptionError(f"queue_frames must be >= 1, got {job.queue_frames}")
     check_controls(job)
-    if not (job.style_at or job.keyframes):
+    if not style_keyed(job):
         check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
-
-
-def check_controls(job: VideoJob) -> None:
-    """Mattes and keyframes: what can go together, and every keyframe's syntax and files."""
-    if job.matte is not None:
-        if len(job.styles) > 2 or job.style_weights is not None:
-            raise OptionError("--matte takes one style (kept inside the matte) or two (inside, outside), not mixed "
-                              "with --style-weights")
-    keyed = bool(job.style_at or job.keyframes)
-    outside = job.matte is not None and len(job.styles) == 1 and job.signals is None  # keyframes inside, one style out
-    if keyed and (job.styles or job.signals) and not outside:
-        raise OptionError("give either --style/--signals or style keyframes (--style-at, --keyframes), not both "
-                          "(with --matte, one --style is the look outside the matte)")
-    if keyed and outside:
-        check_style_source(job.styles, None, None, job.max_pixels)
-    for text in job.style_at:
-        _, image = parse_keyframe(text, "--style-at")
-        check_style_source([Path(image)], None, None, job.max_pixels)
-    for text in job.alpha_at:
-        _, value = parse_keyframe(text, "--alpha-at")
-        alpha_value(value, f"--alpha-at {text!r}:")
-
-
-def plan_keyframes(job: VideoJob, rate: Fraction) -> Keyframes | None:
-    """The job's keyframes (options and keyframe file) in seconds, checked."""
-    styles = [parse_keyframe(t, "--style-at") for t in job.style_at]
-    alphas = [parse_keyframe(t, "--alpha-at") for t in job.alpha_at]
-    ease = job.ease
-    if job.keyframes is not None:
-        more_styles, more_alphas, file_ease = load_keyframe_file(job.keyframes)
-        check_style_source([Path(p) for _, p in more_styles], None, None, job.max_pixels)
-        styles, alphas, ease = styles + more_styles, alphas + [(t, str(a)) for t, a in more_alphas], file_ease or ease
-    if not styles and not alphas:
-        return None
-    styles.sort(key=lambda k: seconds(k[0], rate))
-    alphas.sort(key=lambda k: seconds(k[0], rate))
-    return Keyframes(tuple(check_keyframes([t for t, _ in styles], rate, "style keyframes")),
-                     tuple(Path(p) for _, p in styles),
-                     tuple(check_keyframes([t for t, _ in alphas], rate, "alpha keyframes")),
-                     tuple(float(a) for _, a in alphas), Ease(ease))
 
 
 def choose_transport(job: VideoJob, info: VideoInfo, plan: EncodePlan, device: torch.device
@@ -284,7 +205,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     queue_frames = max(job.queue_frames or min(8, max(1, 100_000_000 // frame_bytes)), batch_size)
     deinterlace = job.deinterlace is Deinterlace.on or (job.deinterlace is Deinterlace.auto and info.interlaced)
     notes = (*input_notes(info, job.deinterlace), *encode.notes, *([transport_note] if transport_note else []),
-             *matte_notes, *([decode_note] if decode_note else []))
+             *matte_notes, *([decode_note] if decode_note else []), *alpha_notes(job, keyframes))
     for note in notes:
         log(f"microast-video: note: {note}")
     color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
@@ -295,7 +216,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
         raise OptionError(f"{w}x{h} px frames are too small for the temporal stage's optical flow (it needs "
                           f"{MIN_FLOW_SIDE[0]} px on the longer side and {MIN_FLOW_SIDE[1]} on the shorter); raise "
                           "--height or pass --temporal off")
-    if matte is not None or keyframes is not None:
+    if matte is not None or (keyframes is not None and keyframes.network):
         engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
                    expected, color_matrix, notes, deinterlace, gpu_decode, temporal, matte, keyframes, files)

@@ -27,9 +27,10 @@ from ..media.decode import decode_frames
 from ..media.encode_plan import EncodeSettings
 from ..media.probe import probe
 from ..style.mattes import matted
+from ..style.controls import at_strength
 from ..style.pretrained import load_model
 from .contact import labelled, png_bytes, sheet_grid, spread
-from .plan import JobPlan, VideoJob, plan_video
+from .plan import JobPlan, VideoJob, plan_video, style_keyed
 from .video import build_stylizer
 
 
@@ -42,19 +43,24 @@ class PreviewJob:
     frames: int = 6
     output: Path | None = None
     overwrite: bool = False
+    strengths: tuple[float, ...] = ()  # one column each; () = the video job's own strength
 
 
 def looks(job: PreviewJob) -> list[tuple[str, VideoJob]]:
     """(column header, the job of that look) for each look to compare."""
     v = job.video
-    if v.style_at or v.keyframes or v.matte is not None or v.signals is not None or v.style_weights or len(v.styles) <= 1:
-        name = _matte_look(v) if v.matte else ("keyframes" if (v.style_at or v.keyframes) else (
+    keyed = style_keyed(v)
+    if keyed or v.matte is not None or v.signals is not None or v.style_weights or len(v.styles) <= 1:
+        name = _matte_look(v) if v.matte else ("keyframes" if keyed else (
             Path(v.signals).stem if v.signals else ("mix" if v.style_weights else v.styles[0].stem)))
         sources = [(name, v)]
     else:
         sources = [(s.stem, dataclasses.replace(v, styles=(s,))) for s in v.styles]
-    return [(f"{name}, alpha {a:g}" if len(job.alphas) > 1 else name, dataclasses.replace(look, alpha=a))
-            for name, look in sources for a in job.alphas]
+    strengths = job.strengths or (v.strength,)
+    return [(name + (f", alpha {a:g}" if len(job.alphas) > 1 else "") + (f", strength {s:g}" if len(strengths) > 1
+                                                                          else ""),
+             dataclasses.replace(look, alpha=a, strength=s))
+            for name, look in sources for a in job.alphas for s in strengths]
 
 
 def run_preview(job: PreviewJob) -> dict[str, Any]:
@@ -63,6 +69,8 @@ def run_preview(job: PreviewJob) -> dict[str, Any]:
         raise OptionError(f"--frames must be between 1 and 48, got {job.frames}")
     for alpha in job.alphas:
         OPTIONS["alpha"].check(alpha)
+    for strength in job.strengths:
+        OPTIONS["strength"].check(strength)
     output = job.output or job.video.input.with_name(f"{job.video.input.stem}_preview.png")
     if output.suffix.lower() != ".png":
         raise OptionError(f"preview {shown(output)}: the contact sheet is a PNG image; name it .png")
@@ -120,7 +128,7 @@ def _frames(plan: JobPlan, count: int) -> list[Frame]:
 
 
 def _matte_look(v: VideoJob) -> str:
-    keyed = bool(v.style_at or v.keyframes)
+    keyed = style_keyed(v)
     inside = "keyframes" if keyed else (Path(v.signals).stem if v.signals else v.styles[0].stem)
     outside = v.styles[0] if keyed and v.styles else (v.styles[1] if len(v.styles) > 1 else None)
     return f"{inside} in the matte, {outside.stem} outside" if outside else f"{inside} in the matte"
@@ -136,4 +144,6 @@ def _mattes(plan: JobPlan, frames: list[Frame]) -> list[list[np.ndarray]]:
 def _stylized(plan: JobPlan, model: Any, frames: list[Frame]) -> list[Frame]:
     stylizer = build_stylizer(plan, model)
     source = iter(frames) if plan.matte is None else matted(iter(frames), plan.matte, plan.job.start)
-    return list(FrameEngine(stylizer, plan.batch_size).run(source))
+    strength = plan.strength
+    out = FrameEngine(stylizer, plan.batch_size, keep_source=strength is not None).run(source)
+    return list(out if strength is None else at_strength(out, strength, plan.job.strength))

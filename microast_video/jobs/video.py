@@ -38,7 +38,7 @@ from ..engine.stylizer import FrameEngine, Stylizer, prepare_runtime
 from ..engine.transport import YUV420Transport
 from ..media.decode import DecodeStats, decode_frames
 from ..media.encode import FFmpegWriter
-from ..style.controls import Schedule
+from ..style.controls import Schedule, at_strength
 from ..style.mattes import matted, original_outside
 from ..style.pretrained import load_model
 from ..style.signals import compute_signals, job_signals
@@ -161,7 +161,7 @@ def build_stylizer(plan: JobPlan, model: Any) -> Stylizer:
         signals = job_signals(model, main, job.style_weights, job.signals, job.style_size, job.max_pixels)
         if plan.matte is not None and len(job.styles) == 2:
             background = compute_signals(model, job.styles[1:], style_size=job.style_size, max_pixels=job.max_pixels)
-    if keys is not None:
+    if keys is not None and keys.network:
         schedule = Schedule(keys.style_times, styles, keys.alpha_times, keys.alphas, keys.ease)
     native_note = prepare_runtime(model, plan.engine)
     stylizer = Stylizer(model, signals, plan.engine, alpha=job.alpha, color_matrix=plan.color_matrix,
@@ -181,14 +181,18 @@ def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: F
                  stats: DecodeStats, stabilizer: Stabilizer | None, window: Window = Window(),
                  boundaries: tuple[float, ...] = ()) -> list[Stage]:
     """The chain a frame takes through the video job, in order."""
-    engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport, keep_source=stabilizer is not None)
+    strength = plan.strength
+    engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport,
+                         keep_source=stabilizer is not None or strength is not None)
     enc = plan.encode
     return [
         Stage("decode", lambda _: _decoded(plan, stats, window)),
         *([Stage("matte", lambda frames: matted(frames, plan.matte, plan.job.start))] if plan.matte else []),
         *([Stage("tonemap", lambda frames: tonemapped(frames, enc.tonemap, enc.deep))] if enc.tonemap else []),
         Stage("engine", engine.run, timed=False, in_caller=True),  # times upload / network / download itself
-        *([Stage("temporal", lambda frames: stabilized(frames, stabilizer, boundaries))] if stabilizer else []),
+        *([Stage("temporal", lambda frames: stabilized(frames, stabilizer, boundaries, keep_source=strength is not None))]
+          if stabilizer else []),
+        *([Stage("strength", lambda frames: at_strength(frames, strength, plan.job.strength))] if strength else []),
         *([Stage("outside", original_outside)] if stabilizer and plan.matte and stylizer.background is None else []),
         *([Stage("warm-up", lambda frames: _after(frames, window.start))] if window.warmup else []),
         Stage("encode", lambda frames: _encoded(frames, writer, times), abort=writer.abort),

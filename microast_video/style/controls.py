@@ -12,16 +12,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from ..core.errors import InputError, OptionError, shown
 from ..core.files import read_settings_text
+from ..core.frame import Frame
 from ..core.options import Ease
-from ..core.schema import KEYFRAME_OPTIONS, OPTIONS
+from ..core.schema import KEYFRAME_OPTIONS, KEYFRAME_VALUES, OPTIONS
 from ..models.signals import StyleSignals
 
 if sys.version_info >= (3, 11):
@@ -55,23 +58,25 @@ def parse_keyframe(text: str, what: str) -> tuple[str, str]:
     return parse_time(time.strip(), what), value.strip()
 
 
-def alpha_value(text: str | float, where: str) -> float:
-    """An alpha keyframe's value, checked as ``--alpha`` is (one line naming ``where``)."""
+def keyed_value(name: str, text: str | float, where: str) -> float:
+    """A keyframe's value of option ``name`` (strength, alpha), checked as the option is (one
+    line naming ``where``)."""
     try:
         value = float(text) if isinstance(text, str) else text
     except ValueError:
         value = text
-    return OPTIONS["alpha"].check(value, where)
+    return OPTIONS[name].check(value, where)
 
 
 #: What a keyframes file may hold: style keyframes, and the options in ``KEYFRAME_OPTIONS``.
 KEYFRAME_KEYS = ("style", *KEYFRAME_OPTIONS)
 
 
-def load_keyframe_file(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, float]], Ease | None]:
-    """A keyframe file (TOML): ``style = [[0, "a.jpg"], [4.5, "b.jpg"]]``, ``alpha = [[0, 1.0], ...]``,
-    ``ease = "smooth"``; style paths relative to the file. Every value is checked as its
-    option is on the command line; an unknown key is refused with the known ones."""
+def load_keyframe_file(path: Path) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, float]]], Ease | None]:
+    """A keyframe file (TOML): ``style = [[0, "a.jpg"], [4.5, "b.jpg"]]``, ``strength = [[0, 1.0],
+    ...]``, ``alpha = [[0, 1.0], ...]``, ``ease = "smooth"``; style paths relative to the file.
+    Returns (style keyframes, each keyframed number's keyframes by name, easing). Every value
+    is checked as its option is on the command line; an unknown key is refused with the known ones."""
     name = f"keyframes {shown(path)}"
     try:
         data = tomllib.loads(read_settings_text(path, "keyframes"))
@@ -80,18 +85,20 @@ def load_keyframe_file(path: Path) -> tuple[list[tuple[str, str]], list[tuple[st
     for key in data:
         if key not in KEYFRAME_KEYS:
             raise OptionError(f"{name}: {key}: unknown key (known: {', '.join(sorted(KEYFRAME_KEYS))})")
-    styles, alphas = [], []
+    styles: list[tuple[str, str]] = []
+    values: dict[str, list[tuple[str, float]]] = {key: [] for key in KEYFRAME_VALUES}
     try:
         for time, image in data.get("style", []):
             styles.append((parse_time(str(time), name), str(path.parent / image)))
-        for i, (time, value) in enumerate(data.get("alpha", [])):
-            alphas.append((parse_time(str(time), name), alpha_value(value, f"{name}: alpha[{i}]:")))
+        for key in KEYFRAME_VALUES:
+            for i, (time, value) in enumerate(data.get(key, [])):
+                values[key].append((parse_time(str(time), name), keyed_value(key, value, f"{name}: {key}[{i}]:")))
     except (TypeError, ValueError) as err:
         if isinstance(err, OptionError):
             raise
         raise InputError(f"{name}: {' '.join(str(err).split())}") from None
     ease = OPTIONS["ease"].check(data["ease"], f"{name}: ease:") if "ease" in data else None
-    return styles, alphas, ease
+    return styles, values, ease
 
 
 def check_keyframes(times: Sequence[str], rate: Fraction, what: str) -> list[float]:
@@ -100,6 +107,28 @@ def check_keyframes(times: Sequence[str], rate: Fraction, what: str) -> list[flo
     if any(b <= a for a, b in zip(found, found[1:])):
         raise OptionError(f"{what}: keyframe times must increase, got {', '.join(times)}")
     return found
+
+
+def with_strength(data: np.ndarray, source: np.ndarray, strength: float) -> np.ndarray:
+    """The look at ``strength`` (``--strength``): ``S * data + (1 - S) * source`` per sample,
+    rounded, of ``data`` 's dtype and layout (RGB, or 4:2:0 planes: the matrices are affine, so
+    a mix of planes is the mix of the pictures). S = 1 gives ``data`` itself (bit for bit),
+    S = 0 a copy of ``source``. A convex mix never clips a sample that neither side clips."""
+    if strength >= 1.0:
+        return data
+    if strength <= 0.0:
+        return source.copy()
+    return cv2.addWeighted(data, strength, source, 1.0 - strength, 0.0)
+
+
+def at_strength(frames: Iterator[Frame], curve: Curve, default: float) -> Iterator[Frame]:
+    """The strength stage (after the temporal stage): each frame mixed with its ``source`` at the
+    look's strength at its time (:func:`with_strength`); the source stays where a matte follows."""
+    for frame in frames:
+        if frame.source is None:
+            raise ValueError(f"frame {frame.index} reached the strength stage without its source pixels")
+        mixed = with_strength(frame.data, frame.source, curve.at(frame.seconds, default))
+        yield frame.with_data(mixed, frame.source if frame.matte is not None else None, keep_matte=True)
 
 
 def _mix(a: StyleSignals, b: StyleSignals, w: float) -> StyleSignals:
@@ -114,6 +143,21 @@ def _where(keys: Sequence[float], t: float, ease: Ease) -> tuple[int, int, float
         return len(keys) - 1, len(keys) - 1, 0.0
     j = next(k for k, key in enumerate(keys) if key > t)
     return j - 1, j, ease.apply((t - keys[j - 1]) / (keys[j] - keys[j - 1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """A keyframed number (``--strength-at``) at any time of the clip (seconds, output's clock)."""
+
+    times: tuple[float, ...]
+    values: tuple[float, ...]
+    ease: Ease = Ease.linear
+
+    def at(self, t: float, default: float) -> float:
+        if not self.values:
+            return default
+        i, j, w = _where(self.times, t, self.ease)
+        return self.values[i] + w * (self.values[j] - self.values[i])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -354,10 +354,12 @@ def flow_threads(settings: TemporalSettings) -> int:
     return 0 if settings.strength == 0 else max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
-def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iterable[float] = ()) -> Iterator[Frame]:
+def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iterable[float] = (),
+               keep_source: bool = False) -> Iterator[Frame]:
     """The temporal stage: each stylized frame (with its ``source``) stabilized, in order.
 
-    The frames leave without their ``source`` unless they have a matte (for
+    The frames leave without their ``source`` unless ``keep_source`` (for the strength stage) or
+    they have a matte (for
     :func:`~microast_video.style.controls.original_outside`). The first
     frame at or after each of ``boundaries`` (seconds: batch segments) carries the state just
     before it, so the segment can later be resumed exactly."""
@@ -370,5 +372,5 @@ def stabilized(frames: Iterator[Frame], stabilizer: Stabilizer, boundaries: Iter
                 marks.pop(0)
             state = stabilizer.snapshot()
         steady = stabilizer(frame.data, frame.source, frame.layout, frame.top, ahead)
-        out = frame.with_data(steady, frame.source if frame.matte is not None else None, keep_matte=True)
+        out = frame.with_data(steady, frame.source if keep_source or frame.matte is not None else None, keep_matte=True)
         yield out if state is None else dataclasses.replace(out, state=state)

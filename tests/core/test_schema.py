@@ -12,7 +12,7 @@ from conftest import ROOT
 from microast_video.batch.manifest import ManifestError, manifest_from_dict
 from microast_video.cli import main
 from microast_video.core.errors import OptionError
-from microast_video.core.schema import KEYFRAME_OPTIONS, MANIFEST_OPTIONS, OPTIONS
+from microast_video.core.schema import KEYFRAME_OPTIONS, KEYFRAME_VALUES, MANIFEST_OPTIONS, OPTIONS
 from microast_video.style.controls import load_keyframe_file
 
 
@@ -84,7 +84,8 @@ def test_a_keyframes_file_agrees_with_the_command_line(name, tmp_path, capsys):
     for value, ok in [(v, True) for v in good] + [(v, False) for v in bad]:
         keys = tmp_path / "keys.toml"
         toml = repr(value) if not isinstance(value, float) or math.isfinite(value) else ("nan" if math.isnan(value) else "inf")
-        keys.write_text(f"alpha = [[0, {toml}]]\n" if name == "alpha" else f"ease = {toml if not isinstance(value, str) else repr(value)}\n")
+        keys.write_text(f"{name} = [[0, {toml}]]\n" if name in KEYFRAME_VALUES
+                        else f"ease = {toml if not isinstance(value, str) else repr(value)}\n")
         try:
             load_keyframe_file(keys)
             said = None
@@ -97,7 +98,7 @@ def test_a_keyframes_file_agrees_with_the_command_line(name, tmp_path, capsys):
 def test_a_misspelt_keyframes_key_is_refused_with_the_known_ones(tmp_path):
     keys = tmp_path / "keys.toml"
     keys.write_text('eas = "smooth"\n')
-    with pytest.raises(OptionError, match=r"keys.toml: eas: unknown key \(known: alpha, ease, style\)"):
+    with pytest.raises(OptionError, match=r"keys.toml: eas: unknown key \(known: alpha, ease, strength, style\)"):
         load_keyframe_file(keys)
 
 

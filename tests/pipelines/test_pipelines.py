@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from conftest import ROOT
 from helpers import alive, children_of, cmdline, make_clip, wait_for
@@ -55,11 +56,14 @@ def test_restyle_folder(shots, weights_env, tmp_path):
 def test_look_dev_grid(shots, weights_env, tmp_path):
     out = tmp_path / "looks.png"
     proc = run("look_dev.py", shots / "shots" / "one.mp4", "--style", shots / "a.png", "--style", shots / "b.png",
-               "--alpha", "0.9", "--alpha", "1", "--height", "64", "-o", out, env=weights_env)
+               "--strength", "0", "--strength", "1", "--height", "64", "-o", out, env=weights_env)
     assert proc.returncode == 0, proc.stderr
     grid = cv2.imread(str(out))
-    # rows: a header and 2 styles (64 px tiles + gaps); columns: the source and 2 alphas (96 px tiles + gaps)
+    # rows: a header and 2 styles (64 px tiles + gaps); columns: the source and 2 strengths (96 px tiles + gaps)
     assert grid.shape[0] == 4 + 26 + 2 * (64 + 4) and grid.shape[1] == 4 + 3 * (96 + 4)
+    top = 4 + 26 + 18  # below the header and each tile's label
+    source, zero, full = (grid[top:4 + 26 + 64, 4 + i * 100 + 2:4 + i * 100 + 94].astype(int) for i in range(3))
+    assert np.abs(zero - source).mean() < 1 < np.abs(full - source).mean()  # strength 0 is the shot itself
 
 
 def test_look_dev_refuses_a_missing_shot_in_one_line(weights_env, tmp_path):
@@ -125,8 +129,9 @@ def test_look_dev_never_replaces_a_file_it_was_not_told_to(shots, weights_env, t
     assert output.read_bytes() == before
 
 
-@pytest.mark.parametrize(("args", "needle"), [(["--height", "0"], "--height"), (["-o", "/nonexist/x.png"], "does not exist"),
-                                              (["--alpha", "1.5"], "--alpha"), (["-o", "grid.jpg"], "PNG")])
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--height", "0"], "--height"), (["-o", "/nonexist/x.png"], "does not exist"), (["--alpha", "1.5"], "--alpha"),
+    (["--strength", "2"], "--strength"), (["-o", "grid.jpg"], "PNG")])
 def test_look_dev_bad_values_are_one_line_before_any_work(shots, weights_env, args, needle):
     proc = run("look_dev.py", shots / "shots" / "one.mp4", "--style", shots / "a.png", *args, env=weights_env)
     lines = proc.stderr.strip().splitlines()
