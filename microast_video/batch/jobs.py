@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import datetime
 import multiprocessing as mp
 import os
 import socket
@@ -31,7 +32,7 @@ from ..style.signals import job_signals
 from ..temporal.flicker import measure_flicker
 from .chained import finish, run_chained
 from .manifest import Manifest, ManifestError
-from .segments import WorkFolder
+from .segments import WorkFolder, save_figures
 from .types import BatchOptions, JobRun
 from .workers import SegmentTask, run_task, signals_to_arrays, stylizer_for, use_device
 
@@ -249,15 +250,20 @@ def _ray_task(task: SegmentTask) -> dict[str, Any]:
 
 
 def after_job(run: JobRun, report_dir: Path, options: BatchOptions, log: Callable[[str], None]) -> None:
-    """A finished job's contact sheet (input | output at four points) and, if asked, its flicker figures."""
+    """A finished job's contact sheet (input | output at four points of the rendered part), its
+    flicker figures if asked, and its figures kept in its record."""
 
     sheet = report_dir / "sheets" / f"{run.job.id}.png"
     sheet.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(sheet, png_bytes(contact_sheet(run.job.input, [run.job.output], [run.job.look.name])), overwrite=True,
-                what="contact sheet")
+    picture = contact_sheet(run.job.input, [run.job.output], [run.job.look.name], start=run.video.start,
+                            duration=run.video.duration)
+    write_bytes(sheet, png_bytes(picture), overwrite=True, what="contact sheet")
     run.sheet = sheet
     if options.flicker:
         run.flicker = flicker_figures(run)
+    run.footage_seconds = round(run.frames / float(run.plan.info.frame_rate), 3) if run.plan else 0.0
+    run.made = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    save_figures(run.job.output, run.figures())  # what a later, resumed run reports of this job
     fps = run.frames / run.seconds if run.seconds else 0.0
     log(f"microast-video: done: {run.job.entry} -> {run.job.output} ({run.frames} frames, {fps:.2f} fps)")
 

@@ -24,14 +24,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import MicroastError, OptionError, shown
+from ..core.errors import MicroastError, OptionError, Terminated, shown
 from ..core.files import identity
 from ..core.output import check_output
 from ..core.stages import terminate_on_signals
 from ..jobs.plan import plan_video
 from .jobs import estimate, look_signals, run_jobs
 from .manifest import Manifest, ManifestError, load_manifest
-from .report import batch_lock, failed_ids, report_folder, write_report
+from .report import batch_lock, failed_ids, interrupted_message, report_folder, write_report
 from .segments import (
     fingerprint,
     is_up_to_date,
@@ -73,7 +73,16 @@ def _run_locked(manifest: Manifest, options: BatchOptions, report_dir: Path, log
     if options.dry_run:
         return write_report(runs, manifest, report_dir, options, seconds, wall=0.0, planned=True)
     t0 = time.perf_counter()
-    run_jobs(pending, signals, manifest, options, report_dir, log)   # 5. run
+    try:
+        run_jobs(pending, signals, manifest, options, report_dir, log)  # 5. run
+    except (KeyboardInterrupt, Terminated) as stop:  # the report says what finished; the message too
+        for run in runs:
+            if run.status == "pending":
+                run.frames, run.stages = 0, {}  # a job cut short has no figures yet
+        report = write_report(runs, manifest, report_dir, options, seconds, wall=time.perf_counter() - t0,
+                              interrupted=True)
+        stop.message = interrupted_message(report, report_dir)  # type: ignore[union-attr]
+        raise
     return write_report(runs, manifest, report_dir, options, seconds, wall=time.perf_counter() - t0)  # 6.
 
 

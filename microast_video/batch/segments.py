@@ -109,6 +109,25 @@ def record_path(output: Path) -> Path:
     return _hidden(output, ".microast-job.json")
 
 
+def save_figures(output: Path, figures: dict[str, Any]) -> None:
+    """Keep the figures of the run that made ``output`` in its record, so that a later run that
+    finds it up to date (after a resume, say) reports them instead of zeros."""
+    try:
+        record = json.loads(record_path(output).read_text())
+    except (OSError, ValueError):
+        return  # no record: nothing says the output is complete
+    write_bytes(record_path(output), json_bytes({**record, "figures": figures}), overwrite=True, what="job record")
+
+
+def recorded_figures(output: Path) -> dict[str, Any] | None:
+    """The figures :func:`save_figures` kept for ``output`` (None where there are none)."""
+    try:
+        figures = json.loads(record_path(output).read_text()).get("figures")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return figures if isinstance(figures, dict) else None
+
+
 def is_up_to_date(output: Path, print_: str) -> bool:
     """``output`` exists and its record says it was made from exactly these inputs and settings."""
     try:

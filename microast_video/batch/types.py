@@ -51,6 +51,23 @@ class JobRun:
     notes: list[str] = dataclasses.field(default_factory=list)
     sheet: Path | None = None
     flicker: dict[str, Any] | None = None
+    footage_seconds: float = 0.0  # how long the output runs
+    made: str | None = None  # when the run whose figures these are finished (an earlier run's, if skipped)
+    recorded_segments: int = 0  # segments of the run that made the output (a skipped job has none of its own)
+
+    #: What a job's record keeps of the run that made its output (:meth:`figures`).
+    KEPT = ("frames", "seconds", "stages", "flicker", "notes", "footage_seconds", "made")
+
+    def figures(self) -> dict[str, Any]:
+        """This run's figures, as the job's record keeps them (with the number of segments)."""
+        return {**{k: getattr(self, k) for k in self.KEPT}, "segments": len(self.segments)}
+
+    def take_figures(self, figures: dict[str, Any]) -> None:
+        """An up-to-date job: the figures of the run that made its output."""
+        for key in self.KEPT:
+            if key in figures:
+                setattr(self, key, figures[key])
+        self.recorded_segments = int(figures.get("segments", 0))
 
     def add(self, record: dict[str, Any]) -> None:
         if self.frames and record["frames"]:

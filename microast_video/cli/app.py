@@ -35,11 +35,11 @@ def user_errors(debug: bool) -> Iterator[None]:
             traceback.print_exc()
         say_error(str(err))
         raise typer.Exit(err.exit_code) from None
-    except KeyboardInterrupt:
-        say_error("interrupted; nothing was written")
+    except KeyboardInterrupt as err:
+        say_error(getattr(err, "message", "interrupted; nothing was written"))  # a batch says what finished
         raise typer.Exit(130) from None
     except Terminated as err:
-        say_error("terminated; nothing was written")
+        say_error(getattr(err, "message", "interrupted; nothing was written").replace("interrupted", "terminated", 1))
         raise typer.Exit(err.exit_code) from None
     except typer.Exit:
         raise  # a command's own exit code

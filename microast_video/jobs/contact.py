@@ -71,12 +71,23 @@ def _row(images: Sequence[np.ndarray], width: int, gap: int) -> np.ndarray:
     return band
 
 
+def sheet_times(duration: float | None, points: int, start: float = 0.0, window: float | None = None) -> list[float]:
+    """``points`` moments of the rendered part of a clip, on the *output's* clock (0 = ``start``
+    seconds into the source): the middles of equal parts of ``window`` seconds, or of what is
+    left of the clip's ``duration`` after ``start``."""
+    left = None if duration is None else max(0.0, duration - start)
+    span = window if window is not None and (left is None or window < left) else left
+    return spread(span, points)
+
+
 def contact_sheet(source: Path, outputs: Sequence[Path], headers: Sequence[str], *, points: int = 4,
-                  height: int = 135) -> np.ndarray:
-    """Rows = ``points`` moments of the clip (timestamps printed); columns = the source and each output."""
+                  height: int = 135, start: float = 0.0, duration: float | None = None) -> np.ndarray:
+    """Rows = ``points`` moments of the clip (the source's timestamps printed); columns = the
+    source and each output. An output rendered from ``start`` (for ``duration`` seconds) is
+    paired with the source at the same moment: its time t is the source's ``start`` + t."""
     info = probe(source)
-    times = spread(None if info.duration is None else float(info.duration), points)
-    columns = [frames_at(p, times, height) for p in (source, *outputs)]
+    times = sheet_times(None if info.duration is None else float(info.duration), points, start, duration)
+    columns = [frames_at(source, [start + t for t in times], height), *(frames_at(p, times, height) for p in outputs)]
     rows = []
     for i in range(min(len(c) for c in columns)):
         t = columns[0][i][0]
