@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.options import FLICKER_HEIGHT, Codec, CompileMode
+from ..core.schema import OPTIONS
 from ..core.schema import default as default_of
 from .app import app, say_error, user_errors
 from .options import (
@@ -19,6 +20,7 @@ from .options import (
     SignalsOpt,
     StyleSizeOpt,
     WeightsOpt,
+    declared,
 )
 
 
@@ -109,6 +111,9 @@ def flicker_command(
         help="The per-frame output (--temporal off) to compare with: ratios, texture and low-pass fidelity.")] = None,
     height: Annotated[int, typer.Option(min=16, max=4320, help="Common height every clip is resized to.")] = FLICKER_HEIGHT,
     frames: Annotated[Optional[int], typer.Option(min=2, help="Measure only the first N frames.")] = None,
+    start: declared("start", help="The stylized clips were rendered from this many seconds into the source "
+                                  "(the video command's --start).") = default_of("start"),
+    duration: declared("duration", help="... for this many seconds (the video command's --duration).") = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
     overwrite: OverwriteOpt = False,
     debug: DebugOpt = False,
@@ -126,7 +131,8 @@ def flicker_command(
             probe(clip)  # every clip readable before any work
         FilePlan().read("clip", *clips).write("--json", json_path).check(overwrite=overwrite)
         with terminate_on_signals():
-            result = measure_flicker(source, stylized, reference=reference, height=height, frames=frames)
+            result = measure_flicker(source, stylized, reference=reference, height=height, frames=frames,
+                                     start=OPTIONS["start"].check(start), duration=OPTIONS["duration"].check(duration))
         typer.echo(format_flicker(result))
         if json_path is not None:
             write_bytes(json_path, json_bytes(result), overwrite=overwrite, what="--json")

@@ -13,6 +13,7 @@ import torch
 
 from ..core.errors import DeviceError
 from ..core.options import Precision
+from ..core.quiet import say_once
 
 _DTYPES = {Precision.fp32: torch.float32, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
 
@@ -32,7 +33,7 @@ def resolve_device(spec: str | torch.device = "auto", *, quiet: bool = False) ->
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
         if not quiet:
-            print("microast-video: no CUDA GPU found; running on the CPU", file=sys.stderr)
+            say_once("microast-video: no CUDA GPU found; running on the CPU")
         return torch.device("cpu")
     try:
         device = torch.device(text)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..core.quiet import captured
 
 if TYPE_CHECKING:
     from ..core.stages import StageTimes
@@ -83,6 +84,7 @@ def video_report(plan: JobPlan, stylizer: Stylizer, times: StageTimes, frames: i
         "styles": [str(s) for s in job.styles] or None,
         "signals": str(job.signals) if job.signals else None,
         "notes": [*plan.notes, *(n for n in (stylizer.compile_note, stylizer.native_note) if n)],
+        "third_party_messages": captured(),  # warnings kept out of the terminal (--debug shows them)
         "versions": versions(plan.exe),
         "per_frame": [{"index": i, **times.per_frame.get(i, {})} for i in range(frames)],
     }

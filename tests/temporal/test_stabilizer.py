@@ -132,6 +132,21 @@ def test_flicker_refuses_clips_of_different_lengths(tmp_path):
     assert r.exit_code == 1 and "short.mkv" in r.stderr and "fewer" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_flicker_measures_a_trimmed_render_against_its_part_of_the_source(tmp_path):
+    """A render with --start/--duration failed: "clip ... has 4 frames, fewer than the others"."""
+    frames = [np.roll(scene()[:96, :128], 3 * t, axis=1) for t in range(10)]
+    src = write_clip(tmp_path / "src.mkv", frames)
+    part = write_clip(tmp_path / "part.mkv", noisy(frames[4:8], 4.0))
+    whole = runner.invoke(app, ["flicker", str(src), str(part)])
+    assert whole.exit_code == 1 and "fewer" in whole.stderr
+    r = runner.invoke(app, ["flicker", str(src), str(part), "--start", "0.16", "--duration", "0.16",
+                            "--json", str(tmp_path / "f.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "f.json").read_text())["frames"] == 4
+    bad = runner.invoke(app, ["flicker", str(src), str(part), "--start", "-1"])
+    assert bad.exit_code != 0 and "--start" in bad.output
+
+
 # --- the stabilizer --------------------------------------------------------------------------
 
 def boiling_scene(n: int = 12, h: int = 96, w: int = 128) -> tuple[list[np.ndarray], list[np.ndarray]]:
