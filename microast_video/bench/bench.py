@@ -254,40 +254,79 @@ def _cpu_name() -> str:
     return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
 
 
+#: The arms in words a user knows (the JSON keeps the short keys).
+ARM_WORDS = {"ours": "this tool", "ours-fp32": "this tool", "naive": "upstream code as published",
+             "naive+alloc": "upstream code, faster memory allocator", "onnxruntime-fp32": "ONNX Runtime, fp32",
+             "openvino-fp32": "OpenVINO, fp32", "openvino-bf16": "OpenVINO, bf16",
+             "ours, temporal off": "this tool, temporal stage off", "ours, compile auto": "this tool, short clip"}
+_PRECISION_WORDS = {"bfloat16": "bf16", "float32": "fp32", "float16": "fp16", "f32": "fp32", "bf16": "bf16"}
+#: Frames a minute of footage holds, for "minutes of compute per minute of footage".
+FOOTAGE_FPS = 24
+
+
+def arm_name(name: str, arm: dict[str, Any]) -> str:
+    """``ours`` (bfloat16) -> "this tool, bf16"; ``naive`` -> "upstream code as published, fp32"."""
+    precision = _PRECISION_WORDS.get(arm.get("precision", ""), arm.get("precision", ""))
+    words = ARM_WORDS.get(name, name)
+    return words + (f", {precision}" if precision and not words.endswith(precision) else "")
+
+
 def format_table(r: dict[str, Any]) -> str:
-    """The figures: one row per arm, then the ratios."""
+    """The figures in one unit (seconds a frame, frames a second beside), one aligned row per arm,
+    and what a user schedules by: minutes of compute per minute of footage at 24 fps."""
     w, h = r["resolution"]
+    what = "UHD footage" if (w, h) == (3840, 2160) else f"{w}x{h} footage"
     rounds = r["repeat"]
-    lines = [f"microast-video bench: {w}x{h}, {r['warmup']} warm-up + {r['frames']} measured frames per arm, "
+    lines = [f"microast-video bench: {w}x{h}, {r['frames']} measured frames per arm after {r['warmup']} warm-up, "
              f"batch {r['batch_size']}, {r['cpu']}"
-             + (f"; every arm: the median of {rounds} rounds (fps range after it)" if rounds > 1 else ""),
-             f"  {'arm':<34} {'fps':>8} {'s/frame':>8} {'threads':>7} {'allocator':>13} {'peak RSS MB':>11}",
-             f"  every arm's OpenMP waits: {r['ceiling']['openmp_wait']}"]
-    for title, arms in (("model-only", r["model"]), ("end-to-end", r["pipeline"])):
+             + (f"; each figure the median of {rounds} rounds" if rounds > 1 else ""),
+             "", f"  {'':<52} {'s/frame':>8} {'fps':>8} {'min/min':>8} {'peak MB':>8}"]
+    for title, arms in (("network only", r["model"]), ("whole job (decode, network, temporal, encode)", r["pipeline"])):
+        lines.append(f"  {title}")
         for name, arm in arms.items():
-            label = f"{title}: {name}" + (f" ({arm['precision']})" if "precision" in arm else "")
+            label = arm_name(name, arm)
             if "skipped" in arm:
-                lines.append(f"  {label:<34} skipped: {arm['skipped']}")
+                lines.append(f"    {label:<50} skipped: {arm['skipped']}")
                 continue
-            runs = arm.get("runs_fps", [])
-            spread = f"  ({min(runs):.3f}-{max(runs):.3f})" if len(runs) > 1 else ""
-            lines.append(f"  {label:<34} {arm['fps']:>8.3f} {arm['seconds_per_frame']:>8.3f} {arm['threads']:>7} "
-                         f"{arm['allocator']:>13} {arm['peak_rss_mb']:>11.0f}{spread}")
-    c = r["ceiling"]
+            spf = arm["seconds_per_frame"]
+            lines.append(f"    {label:<50} {spf:>8.3f} {arm['fps']:>8.2f} {spf * FOOTAGE_FPS:>8.1f} "
+                         f"{arm['peak_rss_mb']:>8.0f}")
+    lines += ["", f"  min/min: minutes of compute per minute of {what} at {FOOTAGE_FPS} fps (s/frame x {FOOTAGE_FPS})"]
+    lines += _ratio_lines(r) + _detail_lines(r)
+    return "\n".join(lines)
+
+
+def _ratio_lines(r: dict[str, Any]) -> list[str]:
     ranges = r["ratio_ranges"]
+    out = ["  how many times faster:"]
+    for key, value in r["ratios"].items():
+        lo_hi = ranges.get(key)
+        out.append(f"    {_ratio_words(key):<80} {value:>6.2f}x" + (f"  ({lo_hi[0]:.2f}-{lo_hi[1]:.2f} by round)"
+                                                                    if lo_hi else ""))
+    return out
 
-    def ratio(k: str, v: float) -> str:
-        lo_hi = ranges.get(k)
-        return f"{k} {v:.2f}x" + (f" ({lo_hi[0]:.2f}-{lo_hi[1]:.2f} by round)" if lo_hi else "")
 
-    lines += ["  ratios: " + ", ".join(ratio(k, v) for k, v in r["ratios"].items()),
-              f"  ours: {r['gflop_per_frame']:.1f} GFLOP/frame -> {r['achieved_gflops']:.0f} GFLOP/s = "
-              f"{100 * r['share_of_peak']:.0f}% of this machine's matmul peak (bf16 {c['bf16_gflops']:.0f}, "
-              f"fp32 {c['fp32_gflops']:.0f} GFLOP/s, {c['threads']} threads)"]
+def _ratio_words(key: str) -> str:
+    """``ours / naive`` -> "this tool over upstream code as published" (JSON keeps the key)."""
+    words = {"ours": "this tool", "ours-fp32": "this tool in fp32", "end-to-end ours": "whole job: this tool",
+             **{k: v for k, v in ARM_WORDS.items() if not k.startswith("ours")}}
+    if " / " not in key:
+        return key
+    a, b = key.split(" / ", 1)
+    if key.startswith("end-to-end /") or key.startswith("end-to-end, temporal off /"):
+        return f"{a.replace('end-to-end', 'whole job')} against the network alone (below 1: the job waits on other stages)"
+    return f"{words.get(a, a)} over {words.get(b, b)}"
+
+
+def _detail_lines(r: dict[str, Any]) -> list[str]:
+    c = r["ceiling"]
+    out = [f"  this tool's network: {r['gflop_per_frame']:.1f} GFLOP a frame, {r['achieved_gflops']:.0f} GFLOP/s = "
+           f"{100 * r['share_of_peak']:.0f}% of what this machine's matrix units reach (bf16 {c['bf16_gflops']:.0f}, "
+           f"fp32 {c['fp32_gflops']:.0f} GFLOP/s on {c['threads']} threads)"]
     for name, e2e in r["pipeline"].items():
         if name.startswith("ours"):
-            compiled = "none" if e2e.get("compile_seconds") is None else f"{e2e['compile_seconds']:.1f}s"
-            lines.append(f"  {name}: time to first frame {e2e['cold_first_frame_s']:.1f}s (cold, from launching the "
-                         f"process; compile {compiled}); stage busy time: "
-                         + ", ".join(f"{k} {v:.2f}s" for k, v in e2e["stages"].items()))
-    return "\n".join(lines)
+            compiled = "" if e2e.get("compile_seconds") is None else f", of which compiling {e2e['compile_seconds']:.1f} s"
+            out.append(f"  {arm_name(name, e2e)}: first frame after {e2e['cold_first_frame_s']:.1f} s from launch"
+                       f"{compiled}; busy time: " + ", ".join(f"{k} {v:.2f} s" for k, v in e2e["stages"].items()))
+    out.append(f"  (threads, allocator and OpenMP settings of every arm: in --json; OpenMP waits: {c['openmp_wait']})")
+    return out

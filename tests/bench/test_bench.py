@@ -122,7 +122,19 @@ def test_every_arm_is_measured_the_same_way(env, tmp_path):
         arms["e2e ours, temporal off"]["fps"] / arms["model ours"]["fps"])
     assert data["ratios"]["ours / naive"] == pytest.approx(arms["model ours"]["fps"] / arms["model naive"]["fps"])
     assert 0 < data["share_of_peak"] and data["gflop_per_frame"] == pytest.approx(2 * 27772 * 64 * 48 / 1e9, rel=0.02)
-    assert "time to first frame" in r.stdout and "% of this machine's matmul peak" in r.stdout
+    assert "first frame after" in r.stdout and "% of what this machine's matrix units reach" in r.stdout
+    table = r.stdout.splitlines()
+    top = next(i for i, line in enumerate(table) if "s/frame" in line)
+    assert table[top].split() == ["s/frame", "fps", "min/min", "peak", "MB"]
+    arms = table[top + 1:table.index("", top)]
+    rows = [line for line in arms if line.startswith("    ") and "skipped" not in line]
+    assert len(rows) >= 6 and any(line.startswith("    upstream code as published, fp32") for line in rows)
+    assert all(line.split(",")[-1].split()[0] in ("bf16", "fp32", "fp16") for line in rows), rows  # precision named
+    assert "naive+alloc" not in r.stdout and "GOMP_SPINCOUNT" not in r.stdout.split("(threads, allocator")[0]
+    columns = {line.index(line.split()[-4]) + len(line.split()[-4]) for line in rows if "skipped" not in line}
+    assert len(columns) == 1  # the s/frame column ends in the same place on every row: aligned
+    spf = float(rows[0].split()[-4])
+    assert float(rows[0].split()[-2]) == pytest.approx(24 * spf, abs=0.06)  # min/min = s/frame x 24
 
 
 def test_bench_without_weights_offline_is_one_line(tmp_path, monkeypatch):
