@@ -32,6 +32,7 @@ from ..core.process import popen
 from ..native.colour import colour_kernels
 from .encode_plan import EncodePlan
 from .probe import VideoInfo, file_url
+from .timecode import frames_before, moved
 
 
 def pipe_format(frame: Frame) -> str:
@@ -99,7 +100,22 @@ def _with_source(info: VideoInfo, plan: EncodePlan, streams: list, out_kwargs: d
     src = str(inputs.index(source_url))
     out_pos = len(args) - 1 - args[::-1].index(target_url)
     return (args[:1] + ["-hide_banner", "-nostats", "-loglevel", "error", "-y"] + args[1:out_pos]
-            + ["-map_metadata", src, "-map_chapters", src, *_stream_metadata(plan, src)] + args[out_pos:])
+            + ["-map_metadata", src, "-map_chapters", src, *_stream_metadata(plan, src), *_timecode(info, start)]
+            + args[out_pos:])
+
+
+def _timecode(info: VideoInfo, start: float) -> list[str]:
+    """The source's timecode moved on by the frames ``--start`` skips (01:00:10:00 with --start 0.4
+    at 25 fps is 01:00:10:10), over the copied tags and as the MOV/MP4 timecode track's; none
+    where the source has none (or one that does not parse: then it is not carried at all)."""
+    if not info.timecode:
+        return []
+    rate = info.nominal_rate or info.frame_rate
+    try:
+        tc = moved(info.timecode, rate, frames_before(start, rate))
+    except ValueError:
+        return ["-metadata", "timecode=", "-metadata:s:v:0", "timecode="]
+    return ["-metadata", f"timecode={tc}", "-metadata:s:v:0", f"timecode={tc}"]
 
 
 def _video_filters(plan: EncodePlan, first_offset: float, layout: str) -> ffmpeg.nodes.FilterableStream:

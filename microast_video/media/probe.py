@@ -70,6 +70,7 @@ class VideoInfo:
     interlaced: bool = False  # the first frame is flagged interlaced (field-coded)
     alpha: bool = False  # the stream carries an alpha channel (which the output cannot keep)
     nominal_rate: Fraction | None = None  # FFmpeg's guess of the rate frames are timed on (None: frame_rate)
+    timecode: str | None = None  # SMPTE timecode of the first frame (video stream, tmcd track or container tag)
 
     @property
     def frame_seconds(self) -> Fraction:
@@ -207,8 +208,10 @@ def _carried(container: av.container.InputContainer) -> dict[str, object]:
         chapters = len(container.chapters())
     except (AttributeError, av.FFmpegError):
         chapters = 0
+    tagged = [s.metadata for s in (*container.streams.video[:1], *container.streams.data)] + [container.metadata]
+    timecode = next((str(t["timecode"]) for t in tagged if t.get("timecode")), None)
     return {"audio": audio, "subtitles": subtitles, "chapters": chapters, "metadata": dict(container.metadata),
-            "video_streams": len(container.streams.video)}
+            "video_streams": len(container.streams.video), "timecode": timecode}
 
 
 def _has_alpha(stream: av.VideoStream) -> bool:
