@@ -32,7 +32,7 @@ from typing import Any
 from ..core.errors import InputError, MicroastError, shown
 from ..core.files import read_settings_text, within
 from ..core.options import Codec
-from ..core.schema import KEYFRAME_VALUES, MANIFEST_OPTIONS, Option
+from ..core.schema import ENCODE_OPTIONS, KEYFRAME_VALUES, MANIFEST_OPTIONS, Option
 from ..core.schema import OPTIONS as SCHEMA
 from ..jobs.plan import VideoJob
 from ..media.encode_plan import EncodeSettings, default_output
@@ -91,8 +91,7 @@ class BatchJob:
     def video_job(self, **changes: Any) -> VideoJob:
         """The :class:`VideoJob` this batch job runs."""
         o = dict(self.options)
-        encode = EncodeSettings(codec=o.pop("codec", Codec.h264), crf=o.pop("crf", None), preset=o.pop("preset", None),
-                                pix_fmt=o.pop("pix_fmt", None))
+        encode = EncodeSettings(**{name: o.pop(name) for name in ENCODE_OPTIONS if name in o})
         return VideoJob(input=self.input, styles=self.look.styles, style_weights=self.look.weights,
                         signals=self.look.signals, output=self.output, encode=encode, **{**o, **changes})
 
@@ -282,7 +281,7 @@ def _jobs(inputs: list, looks: list[Look], defaults: dict, template: str, out_di
     for index, (entry, path, overrides) in enumerate(inputs):
         for look in looks:
             options = {**defaults, **dict(look.options), **overrides}
-            ext = default_output(path, options.get("codec", Codec.h264)).suffix  # the input's, if it fits
+            ext = default_output(path, options.get("codec", Codec.auto)).suffix  # the input's, if it fits
             try:
                 name = template.format(stem=path.stem, name=path.name, ext=ext, look=look.name, index=index)
             except (KeyError, IndexError, ValueError) as err:

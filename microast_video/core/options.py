@@ -30,12 +30,35 @@ class Precision(str, enum.Enum):
 class Codec(str, enum.Enum):
     """Output video codecs (``--codec``)."""
 
+    auto = "auto"  # h264 for SDR; for HDR, hevc (Main 10), or prores in .mov
     h264 = "h264"
     hevc = "hevc"
     prores = "prores"
+    dnxhr = "dnxhr"
     ffv1 = "ffv1"
     h264_nvenc = "h264_nvenc"
     hevc_nvenc = "hevc_nvenc"
+
+
+class ProresProfile(str, enum.Enum):
+    """Apple ProRes profiles (``--prores-profile``); 4444 and 4444xq carry an input's alpha."""
+
+    proxy = "proxy"
+    lt = "lt"
+    standard = "standard"
+    hq = "hq"
+    p4444 = "4444"
+    p4444xq = "4444xq"
+
+
+class DnxhrProfile(str, enum.Enum):
+    """Avid DNxHR profiles (``--dnxhr-profile``): lb, sq, hq 8-bit 4:2:2; hqx 10-bit 4:2:2; 444 10-bit 4:4:4."""
+
+    lb = "lb"
+    sq = "sq"
+    hq = "hq"
+    hqx = "hqx"
+    p444 = "444"
 
 
 class CompileMode(str, enum.Enum):

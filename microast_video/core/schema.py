@@ -23,9 +23,11 @@ from .options import (
     CompileMode,
     Decode,
     Deinterlace,
+    DnxhrProfile,
     Ease,
     HdrMode,
     Precision,
+    ProresProfile,
     Temporal,
     Transport,
 )
@@ -136,8 +138,13 @@ OPTIONS: dict[str, Option] = _declare(
     Option("preserve_color", bool, False, "Keep the content's colours; take only the style's luma."),
     Option("style_size", int, None, "Resize each style image to this longest side (default: its own size, capped "
            "at 2048).", 16, MAX_STYLE_SIZE),
-    Option("codec", Codec, Codec.h264, "Video codec: h264, hevc (10-bit for deep sources), prores (422 HQ), ffv1 "
-           "(lossless), *_nvenc."),
+    Option("codec", Codec, Codec.auto, "Video codec: auto (h264; for HDR sources hevc Main 10, or prores in .mov), "
+           "h264, hevc (10-bit for deep sources), prores (--prores-profile), dnxhr (.mov/.mxf, --dnxhr-profile), "
+           "ffv1 (lossless), *_nvenc."),
+    Option("prores_profile", ProresProfile, ProresProfile.hq, "ProRes profile: proxy, lt, standard, hq (4:2:2), "
+           "4444, 4444xq (4:4:4, keeping the input's alpha)."),
+    Option("dnxhr_profile", DnxhrProfile, DnxhrProfile.hq, "DNxHR profile: lb, sq, hq (8-bit 4:2:2), hqx (10-bit "
+           "4:2:2), 444 (10-bit 4:4:4)."),
     Option("crf", int, None, "Quality (lower is better); default 18 for h264, 20 for hevc.", 0, 51),
     Option("preset", str, None, "Encoder preset (default fast for h264, medium for hevc, p5 for NVENC)."),
     Option("pix_fmt", str, None, "Output pixel format (default yuv420p; yuv422p10le for prores; 10-bit for deep "
@@ -173,7 +180,7 @@ OPTIONS: dict[str, Option] = _declare(
 )
 
 #: The options of the encoder (:class:`~microast_video.media.encode_plan.EncodeSettings`).
-ENCODE_OPTIONS = ("codec", "crf", "preset", "pix_fmt")
+ENCODE_OPTIONS = ("codec", "prores_profile", "dnxhr_profile", "crf", "preset", "pix_fmt")
 #: The options a batch manifest's ``[defaults]``, looks and inputs may set.
 MANIFEST_OPTIONS = ("strength", "alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
                     "temporal", "temporal_strength", "deinterlace", "decode", "hdr", "max_pixels", "device", "precision",

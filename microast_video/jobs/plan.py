@@ -204,7 +204,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     frame_bytes = encode.size[0] * encode.size[1] * 3 * (2 if encode.deep else 1)
     queue_frames = max(job.queue_frames or min(8, max(1, 100_000_000 // frame_bytes)), batch_size)
     deinterlace = job.deinterlace is Deinterlace.on or (job.deinterlace is Deinterlace.auto and info.interlaced)
-    notes = (*input_notes(info, job.deinterlace), *encode.notes, *([transport_note] if transport_note else []),
+    notes = (*input_notes(info, job.deinterlace, encode.alpha), *encode.notes, *([transport_note] if transport_note else []),
              *matte_notes, *([decode_note] if decode_note else []), *alpha_notes(job, keyframes))
     for note in notes:
         log(f"microast-video: note: {note}")
@@ -262,13 +262,14 @@ def check_frame_sizes(job: VideoJob, info: VideoInfo, size: tuple[int, int] | No
                          f"{MIN_SIDE} px)" + ("; raise --height" if job.height else ""))
 
 
-def input_notes(info: VideoInfo, deinterlace: Deinterlace) -> list[str]:
+def input_notes(info: VideoInfo, deinterlace: Deinterlace, alpha_kept: bool = False) -> list[str]:
     """What the user should hear about the input before the run changes it silently."""
     notes = []
     if info.video_streams > 1:
         notes.append(f"the input has {info.video_streams} video streams; only the first is stylized")
-    if info.alpha:
-        notes.append("the input has an alpha channel; the output is opaque (alpha dropped)")
+    if info.alpha and not alpha_kept:
+        notes.append("the input has an alpha channel; the output is opaque (alpha dropped; --codec prores "
+                     "--prores-profile 4444 keeps it)")
     if info.interlaced and deinterlace is not Deinterlace.off:
         notes.append("the input is interlaced: deinterlaced with bwdif (--deinterlace off keeps the fields)")
     elif info.interlaced:

@@ -74,7 +74,7 @@ def video_report(plan: JobPlan, stylizer: Stylizer, times: StageTimes, frames: i
         "input_resolution": list(info.upright_size),
         "output_resolution": list(enc.size),
         "padding": list(enc.pad),
-        "codec": job.encode.codec.value,
+        "codec": plan.encode.codec.value,
         "encoder": enc.encoder,
         "pix_fmt": enc.pix_fmt,
         "color": {"matrix": enc.matrix, "primaries": enc.color_primaries, "trc": enc.color_trc,

@@ -82,9 +82,14 @@ def _with_source(info: VideoInfo, plan: EncodePlan, streams: list, out_kwargs: d
         src_kwargs["t"] = f"{duration:.6f}"
     source_url, target_url = info.url, file_url(target)
     source = ffmpeg.input(source_url, **src_kwargs)
+    if plan.alpha and "c:v" in out_kwargs and out_kwargs["c:v"] != "copy":  # the stylized RGB, the source's alpha
+        alpha = source.video.filter("alphaextract").filter("scale", *plan.size)
+        streams[0] = ffmpeg.filter([streams[0], alpha], "alphamerge").filter("format", plan.pix_fmt)
     for n, (index, how) in enumerate(plan.audio):
         streams.append(source[f"a:{index}"])
         out_kwargs[f"c:a:{n}"] = how
+        if plan.muxer == "mxf" and how != "copy":
+            out_kwargs[f"ar:a:{n}"] = "48000"  # MXF takes 48 kHz audio only
     for n, (index, how) in enumerate(plan.subtitles):
         streams.append(source[f"s:{index}"])
         out_kwargs[f"c:s:{n}"] = how
@@ -147,10 +152,17 @@ def _output_options(plan: EncodePlan) -> dict[str, object]:
     return options
 
 
+def encoder_tag(plan: EncodePlan) -> str:
+    """The video stream's "encoder" tag: what encoded it (a MOV holds 31 characters of it, as the
+    sample description's compressor name)."""
+    return f"microast-video {plan.encoder}"[:31]
+
+
 def _stream_metadata(plan: EncodePlan, src: str) -> list[str]:
     """One explicit per-stream ``-map_metadata`` turns off ffmpeg's automatic copy for all
     streams, so every carried stream's tags (language, title) are mapped by hand."""
-    args = ["-map_metadata:s:v:0", f"{src}:s:v:0"]
+    args = ["-map_metadata:s:v:0", f"{src}:s:v:0",  # the source's tags, but its "encoder" is not ours
+            "-metadata:s:v:0", f"encoder={encoder_tag(plan)}"]
     for kind, carried in (("a", plan.audio), ("s", plan.subtitles)):
         for n, (index, _) in enumerate(carried):
             args += [f"-map_metadata:s:{kind}:{n}", f"{src}:s:{kind}:{index}"]

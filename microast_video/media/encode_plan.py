@@ -16,7 +16,7 @@ import imageio_ffmpeg
 
 from ..colour import spaces as cs
 from ..core.errors import OptionError, OutputError, shown
-from ..core.options import Codec, HdrMode
+from ..core.options import Codec, DnxhrProfile, HdrMode, ProresProfile
 from .probe import VideoInfo
 
 
@@ -44,7 +44,8 @@ CODECS: dict[Codec, CodecSpec] = {
     Codec.hevc: CodecSpec("libx265", "yuv420p", "yuv420p10le", ("mp4", "mov", "matroska"), ".mp4", 20, "medium",
                           (("x265-params", "log-level=error"),)),
     Codec.prores: CodecSpec("prores_ks", "yuv422p10le", "yuv422p10le", ("mov", "matroska"), ".mov", None, None,
-                            (("profile:v", "3"), ("vendor", "apl0")), "yuv422p10le"),
+                            (("vendor", "apl0"),), "yuv422p10le"),
+    Codec.dnxhr: CodecSpec("dnxhd", "yuv422p", "yuv422p", ("mov", "mxf"), ".mov", None, None, (), None),
     # ffv1 has no 8-bit planar RGB encoder format (ffmpeg would silently swap gbrp for bgr0).
     Codec.ffv1: CodecSpec("ffv1", "bgr0", "gbrp16le", ("matroska", "mov"), ".mkv", None, None,
                           (("level", "3"), ("slicecrc", "1"), ("g", "1")), "gbrp16le"),
@@ -55,7 +56,16 @@ CODECS: dict[Codec, CodecSpec] = {
 }
 
 #: Output file extension -> ffmpeg muxer.
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".mxf": "mxf"}
+
+#: prores_ks's number for each profile, and the 4:4:4 ones (which carry alpha).
+PRORES_PROFILES = {ProresProfile.proxy: "0", ProresProfile.lt: "1", ProresProfile.standard: "2",
+                   ProresProfile.hq: "3", ProresProfile.p4444: "4", ProresProfile.p4444xq: "5"}
+#: DNxHR profile -> pixel format (lb, sq and hq are 8-bit 4:2:2).
+DNXHR_FORMATS = {DnxhrProfile.lb: "yuv422p", DnxhrProfile.sq: "yuv422p", DnxhrProfile.hq: "yuv422p",
+                 DnxhrProfile.hqx: "yuv422p10le", DnxhrProfile.p444: "yuv444p10le"}
+#: What a container takes for audio it cannot copy (MXF: 24-bit PCM at 48 kHz, as broadcast wants it).
+AUDIO_FALLBACK = {"mxf": "pcm_s24le"}
 
 #: Subtitle codecs that are text and can become mov_text for MP4/MOV.
 _TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
@@ -65,10 +75,12 @@ _TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
 class EncodeSettings:
     """How to encode the output (``--codec``, ``--crf``, ``--preset``, ``--pix-fmt``)."""
 
-    codec: Codec = Codec.h264
+    codec: Codec = Codec.auto
     crf: int | None = None
     preset: str | None = None
     pix_fmt: str | None = None
+    prores_profile: ProresProfile = ProresProfile.hq
+    dnxhr_profile: DnxhrProfile = DnxhrProfile.hq
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +103,8 @@ class EncodePlan:
     notes: tuple[str, ...]  # what the user should know (re-encoded audio, dropped subtitles)
     codec_args: tuple[tuple[str, str], ...]
     tonemap: str | None = None  # "PQ" or "HLG": the frames are tone-mapped to SDR BT.709 first
+    alpha: bool = False  # the source's alpha goes with the stylized RGB (ProRes 4444)
+    codec: Codec = Codec.h264  # what --codec auto became
 
     @property
     def full_range(self) -> bool:
@@ -140,9 +154,20 @@ def chroma_alignment(pix_fmt: str) -> tuple[int, int]:
     return max(1, luma.width // max(chroma.width, 1)), max(1, luma.height // max(chroma.height, 1))
 
 
+def resolved_codec(codec: Codec, info: VideoInfo | None, output: Path | None, hdr: HdrMode = HdrMode.keep) -> Codec:
+    """``--codec auto``: h264; for an HDR source kept HDR, HEVC Main 10, or ProRes in a .mov
+    (H.264 High 10, which many players and editors refuse, is never chosen for you)."""
+    if codec is not Codec.auto:
+        return codec
+    if info is None or info.hdr is None or hdr is HdrMode.tonemap:
+        return Codec.h264
+    return Codec.prores if output is not None and output.suffix.lower() == ".mov" else Codec.hevc
+
+
 def default_output(input_path: Path, codec: Codec) -> Path:
     """``INPUT_stylized.EXT`` beside the input; EXT is the input's if it can hold ``codec``."""
     ext = input_path.suffix.lower()
+    codec = resolved_codec(codec, None, None)
     if CONTAINERS.get(ext) not in CODECS[codec].containers:
         ext = CODECS[codec].default_ext
     return input_path.with_name(f"{input_path.stem}_stylized{ext}")
@@ -165,25 +190,42 @@ def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe:
         OutputError: an extension, codec/container pair or encoder that cannot work.
         OptionError: a ``height`` too small for the network, a bad ``crf``, HDR into 8 bits.
     """
+    settings = dataclasses.replace(settings, codec=resolved_codec(settings.codec, info, output, hdr))
     muxer, spec = _muxer_and_codec(output, settings.codec, exe)
     pix_fmt, hdr_notes = _pixel_format(info, settings, spec, hdr)
     out_fmt = av.VideoFormat(pix_fmt)
     deep = (info.bit_depth > 8 or info.hdr is not None) and max(c.bits for c in out_fmt.components) > 8
     (w, h), pad, sar = _frame_size(info, pix_fmt, height)
+    if settings.codec is Codec.dnxhr and (w + pad[0] < 256 or h + pad[1] < 120):
+        raise OptionError(f"DNxHR needs frames of at least 256x120 px, not {w + pad[0]}x{h + pad[1]}; raise --height "
+                          "or use --codec prores")
     matrix, primaries, trc, color_range = _colour_tags(info, out_fmt.is_rgb, hdr)
     audio, subtitles, notes = _carried_streams(info, muxer, output)
     args, codec_notes = _codec_args(settings, spec, muxer)
     tonemap = info.hdr if info.hdr and hdr is HdrMode.tonemap else None
-    return EncodePlan(muxer, spec.encoder, pix_fmt, (w, h), pad, sar, matrix, primaries, trc,
-                      color_range, deep, audio, subtitles, (*hdr_notes, *notes, *codec_notes), args, tonemap)
+    alpha = info.alpha and any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)  # ProRes 4444: the source's alpha
+    return EncodePlan(muxer, spec.encoder, pix_fmt, (w, h), pad, sar, matrix, primaries, trc, color_range, deep,
+                      audio, subtitles, (*hdr_notes, *notes, *codec_notes), args, tonemap, alpha, settings.codec)
+
+
+def _profile_format(info: VideoInfo, settings: EncodeSettings) -> str | None:
+    """The pixel format a ProRes or DNxHR profile writes (ProRes 4444 with alpha where the input has it)."""
+    if settings.codec is Codec.prores and settings.prores_profile in (ProresProfile.p4444, ProresProfile.p4444xq):
+        return "yuva444p10le" if info.alpha else "yuv444p10le"
+    if settings.codec is Codec.dnxhr:
+        return DNXHR_FORMATS[settings.dnxhr_profile]
+    return None
 
 
 def _pixel_format(info: VideoInfo, settings: EncodeSettings, spec: CodecSpec, hdr: HdrMode) -> tuple[str, list[str]]:
-    pix_fmt = settings.pix_fmt or (spec.pix_fmt_deep if info.bit_depth > 8 else spec.pix_fmt_8)
+    pix_fmt = settings.pix_fmt or _profile_format(info, settings) or (
+        spec.pix_fmt_deep if info.bit_depth > 8 else spec.pix_fmt_8)
     chroma_alignment(pix_fmt)  # refuses an unknown pixel format with one line
     bits = max(c.bits for c in av.VideoFormat(pix_fmt).components)
     if info.hdr is None or hdr is HdrMode.tonemap or bits >= 10:
-        notes = [f"the input is HDR ({info.hdr}); tone-mapped to SDR BT.709"] if info.hdr and hdr is HdrMode.tonemap else []
+        notes = ([f"the input is HDR ({info.hdr}); tone-mapped to SDR BT.709"] if hdr is HdrMode.tonemap else
+                 [f"the input is HDR ({info.hdr}): writing 10-bit {pix_fmt} with its HDR tags (--hdr tonemap makes "
+                  "SDR)"]) if info.hdr else []
         return pix_fmt, notes
     name = shown(info.path)
     if settings.pix_fmt is not None or spec.pix_fmt_hdr is None:
@@ -197,7 +239,7 @@ def _pixel_format(info: VideoInfo, settings: EncodeSettings, spec: CodecSpec, hd
 def _muxer_and_codec(output: Path, codec: Codec, exe: str) -> tuple[str, CodecSpec]:
     muxer = CONTAINERS.get(output.suffix.lower())
     if muxer is None:
-        raise OutputError(f"output {shown(output)}: unsupported extension {output.suffix!r} (use .mp4, .mov or .mkv)")
+        raise OutputError(f"output {shown(output)}: unsupported extension {output.suffix!r} (use .mp4, .mov, .mkv or .mxf)")
     spec = CODECS[codec]
     if muxer not in spec.containers:
         exts = sorted({e for e, m in CONTAINERS.items() if m in spec.containers})
@@ -238,13 +280,14 @@ def _carried_streams(info: VideoInfo, muxer: str, output: Path
     supported = _supported_codecs(muxer)
     notes = []
     audio = []
+    fallback = AUDIO_FALLBACK.get(muxer, "aac")
     for stream in info.audio:
         if stream.codec in supported:
             audio.append((stream.index, "copy"))
         else:
-            audio.append((stream.index, "aac"))
+            audio.append((stream.index, fallback))
             notes.append(f"audio stream {stream.index} ({stream.codec}) cannot be stored in {output.suffix}; "
-                         "re-encoding it to aac")
+                         f"re-encoding it to {fallback}")
     subtitles = []
     for stream in info.subtitles:
         if stream.codec in supported:
@@ -271,6 +314,10 @@ def _codec_args(settings: EncodeSettings, spec: CodecSpec, muxer: str) -> tuple[
         args.append(("preset", preset))
     if settings.codec is Codec.hevc and muxer in ("mp4", "mov"):
         args.append(("tag:v", "hvc1"))  # plays in Apple players
+    if settings.codec is Codec.prores:
+        args.append(("profile:v", PRORES_PROFILES[settings.prores_profile]))
+    if settings.codec is Codec.dnxhr:
+        args.append(("profile:v", f"dnxhr_{settings.dnxhr_profile.value}"))
     return tuple(args), notes
 
 

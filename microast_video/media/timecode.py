@@ -28,7 +28,7 @@ def to_frames(timecode: str, rate: Fraction) -> tuple[int, bool]:
     m = _TC.match(timecode.strip())
     if not m:
         raise ValueError(f"not a timecode: {timecode!r}")
-    hh, mm, ss, sep, ff = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
+    hh, mm, ss, ff = int(m[1]), int(m[2]), int(m[3]), int(m[5])
     fps, drop = nominal_fps(rate), m[4] in ";,"
     if mm > 59 or ss > 59 or ff >= fps:
         raise ValueError(f"timecode {timecode!r} out of range at {fps} fps")

@@ -329,9 +329,14 @@ def hlg_clip(tmp_path_factory):
 
 
 def test_hdr_input_stays_10_bit_hdr_by_default(env, files, tmp_path, hlg_clip):
+    """By default an HDR source becomes HEVC Main 10 (.mp4) or ProRes (.mov): H.264 High 10,
+    which many players and editors refuse, was the default."""
     run(*video({**files, "clip": hlg_clip}, tmp_path / "o.mp4", "--report", tmp_path / "r.json"), expect=0)
     out = probe(tmp_path / "o.mp4")
     assert out.bit_depth == 10 and out.color_trc == "arib-std-b67" and out.color_primaries == "bt2020"
+    assert out.codec == "hevc" and json.loads((tmp_path / "r.json").read_text())["codec"] == "hevc"
+    run(*video({**files, "clip": hlg_clip}, tmp_path / "o.mov"), expect=0)
+    assert probe(tmp_path / "o.mov").codec == "prores" and probe(tmp_path / "o.mov").color_trc == "arib-std-b67"
     assert any("HDR (HLG)" in n for n in notes_of(tmp_path / "r.json"))
 
 
