@@ -131,6 +131,8 @@ def video_command(
     temporal_strength: declared("temporal_strength") = default_of("temporal_strength"),
     deinterlace: declared("deinterlace") = default_of("deinterlace"),
     decode: declared("decode") = default_of("decode"),
+    keep_bars: declared("keep_bars") = default_of("keep_bars"),
+    crop: declared("crop") = default_of("crop"),
     hdr: declared("hdr") = default_of("hdr"),
     max_pixels: MaxPixelsOpt = default_of("max_pixels"),
     matte: MatteOpt = None,
@@ -160,7 +162,8 @@ def video_command(
             encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, prores_profile=prores_profile,
                                   dnxhr_profile=dnxhr_profile), start=start,
             duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
-            progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, decode=decode, hdr=hdr,
+            progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, decode=decode,
+            keep_bars=keep_bars, crop=crop, hdr=hdr,
             max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength, matte=matte,
             style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), strength_at=tuple(strength_at or ()),
             keyframes=keyframes, ease=ease, chart=chart))
@@ -195,6 +198,8 @@ def preview_command(
     start: Annotated[float, typer.Option(min=0.0, help="Preview from this many seconds into the clip.")] = 0.0,
     duration: Annotated[Optional[float], typer.Option(help="... over this many seconds.")] = None,
     matte: MatteOpt = None,
+    keep_bars: declared("keep_bars") = default_of("keep_bars"),
+    crop: declared("crop") = default_of("crop"),
     style_at: StyleAtOpt = None,
     strength_at: StrengthAtOpt = None,
     alpha_at: AlphaAtOpt = None,
@@ -219,7 +224,7 @@ def preview_command(
                          precision=precision, start=start, duration=duration, height=height, weights=weights,
                          progress=not quiet, max_pixels=max_pixels, matte=matte, style_at=tuple(style_at or ()),
                          alpha_at=tuple(alpha_at or ()), strength_at=tuple(strength_at or ()), keyframes=keyframes,
-                         ease=ease)
+                         ease=ease, keep_bars=keep_bars, crop=crop)
         done = run_preview(PreviewJob(video, tuple(alpha or (1.0,)), frames, output, overwrite, tuple(strength or ())))
         if not quiet:
             typer.echo(f"wrote {done['output']} ({len(done['frames'])} frames x {len(done['looks'])} look(s))", err=True)

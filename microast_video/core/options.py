@@ -61,6 +61,13 @@ class DnxhrProfile(str, enum.Enum):
     p444 = "444"
 
 
+class KeepBars(str, enum.Enum):
+    """Letterbox / pillarbox bars (``--keep-bars``)."""
+
+    auto = "auto"  # found on the source: left black, unpainted
+    off = "off"  # painted with the picture
+
+
 class CompileMode(str, enum.Enum):
     """Whether to run the network through ``torch.compile`` (``--compile``)."""
 

@@ -15,6 +15,7 @@ from ..core.options import (
     Deinterlace,
     Ease,
     HdrMode,
+    KeepBars,
     Temporal,
     Transport,
 )
@@ -50,6 +51,8 @@ class VideoJob(SharedOptions):
     freeze: bool | None = None  # with compile: fold weights (None: only for very long jobs)
     deinterlace: Deinterlace = default("deinterlace")
     decode: Decode = default("decode")
+    keep_bars: KeepBars = default("keep_bars")
+    crop: str | None = default("crop")
     hdr: HdrMode = default("hdr")
     temporal: Temporal = default("temporal")
     temporal_strength: float = default("temporal_strength")

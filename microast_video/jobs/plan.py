@@ -24,6 +24,7 @@ from ..core.options import (
     Decode,
     Deinterlace,
     Ease,
+    KeepBars,
     Temporal,
     Transport,
     megapixels,
@@ -41,6 +42,7 @@ from ..media.encode_plan import (
     ffmpeg_exe,
     plan_encode,
 )
+from ..media.bars import Picture, picture_area
 from ..media.decode import nvdec_problem
 from ..media.probe import VideoInfo, probe
 from ..models.microast import MIN_SIDE
@@ -76,6 +78,7 @@ class JobPlan:
     matte: MatteSource | None = None
     keyframes: Keyframes | None = None
     files: FilePlan = dataclasses.field(default_factory=FilePlan)  # every file read and written
+    picture: Picture | None = None  # the area the look paints; None: the whole frame (no bars)
 
     @property
     def strength(self) -> Curve | None:
@@ -204,22 +207,31 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     frame_bytes = encode.size[0] * encode.size[1] * 3 * (2 if encode.deep else 1)
     queue_frames = max(job.queue_frames or min(8, max(1, 100_000_000 // frame_bytes)), batch_size)
     deinterlace = job.deinterlace is Deinterlace.on or (job.deinterlace is Deinterlace.auto and info.interlaced)
+    temporal = plan_temporal(job, encode.size)
+    picture, picture_note = picture_area(info, encode.size, crop=job.crop, keep_bars=KeepBars(job.keep_bars),
+                                         start=job.start, duration=job.duration)
     notes = (*input_notes(info, job.deinterlace, encode.alpha), *encode.notes, *([transport_note] if transport_note else []),
-             *matte_notes, *([decode_note] if decode_note else []), *alpha_notes(job, keyframes))
+             *matte_notes, *([decode_note] if decode_note else []), *alpha_notes(job, keyframes),
+             *([picture_note] if picture_note else []))
     for note in notes:
         log(f"microast-video: note: {note}")
     color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
-    temporal = (TemporalSettings(strength=job.temporal_strength) if Temporal(job.temporal) is Temporal.on
-                and job.temporal_strength > 0 else None)
-    if temporal is not None and (max(encode.size) < MIN_FLOW_SIDE[0] or min(encode.size) < MIN_FLOW_SIDE[1]):
-        w, h = encode.size
-        raise OptionError(f"{w}x{h} px frames are too small for the temporal stage's optical flow (it needs "
-                          f"{MIN_FLOW_SIDE[0]} px on the longer side and {MIN_FLOW_SIDE[1]} on the shorter); raise "
-                          "--height or pass --temporal off")
     if matte is not None or (keyframes is not None and keyframes.network):
         engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
-                   expected, color_matrix, notes, deinterlace, gpu_decode, temporal, matte, keyframes, files)
+                   expected, color_matrix, notes, deinterlace, gpu_decode, temporal, matte, keyframes, files, picture)
+
+
+def plan_temporal(job: VideoJob, size: tuple[int, int]) -> TemporalSettings | None:
+    """The temporal stage's settings (None: off), refused in one line on frames too small for its flow."""
+    temporal = (TemporalSettings(strength=job.temporal_strength) if Temporal(job.temporal) is Temporal.on
+                and job.temporal_strength > 0 else None)
+    if temporal is not None and (max(size) < MIN_FLOW_SIDE[0] or min(size) < MIN_FLOW_SIDE[1]):
+        w, h = size
+        raise OptionError(f"{w}x{h} px frames are too small for the temporal stage's optical flow (it needs "
+                          f"{MIN_FLOW_SIDE[0]} px on the longer side and {MIN_FLOW_SIDE[1]} on the shorter); raise "
+                          "--height or pass --temporal off")
+    return temporal
 
 
 def choose_decoder(job: VideoJob, info: VideoInfo, device: torch.device) -> tuple[str | None, str | None]:

@@ -23,6 +23,7 @@ from ..core.output import write_bytes
 from ..core.schema import OPTIONS
 from ..core.stages import terminate_on_signals
 from ..engine.stylizer import FrameEngine
+from ..media.bars import bars_kept
 from ..media.decode import decode_frames
 from ..media.encode_plan import EncodeSettings
 from ..media.probe import probe
@@ -144,6 +145,7 @@ def _mattes(plan: JobPlan, frames: list[Frame]) -> list[list[np.ndarray]]:
 def _stylized(plan: JobPlan, model: Any, frames: list[Frame]) -> list[Frame]:
     stylizer = build_stylizer(plan, model)
     source = iter(frames) if plan.matte is None else matted(iter(frames), plan.matte, plan.job.start)
-    strength = plan.strength
-    out = FrameEngine(stylizer, plan.batch_size, keep_source=strength is not None).run(source)
-    return list(out if strength is None else at_strength(out, strength, plan.job.strength))
+    strength, picture = plan.strength, plan.picture
+    out = FrameEngine(stylizer, plan.batch_size, keep_source=strength is not None or picture is not None).run(source)
+    out = out if strength is None else at_strength(out, strength, plan.job.strength)
+    return list(out if picture is None else bars_kept(out, picture))

@@ -36,6 +36,7 @@ from ..core.stages import Stage, StageTimes, run_chain, terminate_on_signals
 from ..engine.device import opencv_threads, side_threads
 from ..engine.stylizer import FrameEngine, Stylizer, prepare_runtime
 from ..engine.transport import YUV420Transport
+from ..media.bars import bars_kept
 from ..media.decode import DecodeStats, decode_frames
 from ..media.encode import FFmpegWriter
 from ..style.controls import Schedule, at_strength
@@ -181,18 +182,19 @@ def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: F
                  stats: DecodeStats, stabilizer: Stabilizer | None, window: Window = Window(),
                  boundaries: tuple[float, ...] = ()) -> list[Stage]:
     """The chain a frame takes through the video job, in order."""
-    strength = plan.strength
-    engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport,
-                         keep_source=stabilizer is not None or strength is not None)
+    strength, picture = plan.strength, plan.picture
+    later = strength is not None or picture is not None  # stages after the temporal one that need the source
+    engine = FrameEngine(stylizer, plan.batch_size, times, plan.transport, keep_source=stabilizer is not None or later)
     enc = plan.encode
     return [
         Stage("decode", lambda _: _decoded(plan, stats, window)),
         *([Stage("matte", lambda frames: matted(frames, plan.matte, plan.job.start))] if plan.matte else []),
         *([Stage("tonemap", lambda frames: tonemapped(frames, enc.tonemap, enc.deep))] if enc.tonemap else []),
         Stage("engine", engine.run, timed=False, in_caller=True),  # times upload / network / download itself
-        *([Stage("temporal", lambda frames: stabilized(frames, stabilizer, boundaries, keep_source=strength is not None))]
+        *([Stage("temporal", lambda frames: stabilized(frames, stabilizer, boundaries, keep_source=later))]
           if stabilizer else []),
         *([Stage("strength", lambda frames: at_strength(frames, strength, plan.job.strength))] if strength else []),
+        *([Stage("bars", lambda frames: bars_kept(frames, picture))] if picture else []),
         *([Stage("outside", original_outside)] if stabilizer and plan.matte and stylizer.background is None else []),
         *([Stage("warm-up", lambda frames: _after(frames, window.start))] if window.warmup else []),
         Stage("encode", lambda frames: _encoded(frames, writer, times), abort=writer.abort),

@@ -123,12 +123,13 @@ def with_strength(data: np.ndarray, source: np.ndarray, strength: float) -> np.n
 
 def at_strength(frames: Iterator[Frame], curve: Curve, default: float) -> Iterator[Frame]:
     """The strength stage (after the temporal stage): each frame mixed with its ``source`` at the
-    look's strength at its time (:func:`with_strength`); the source stays where a matte follows."""
+    look's strength at its time (:func:`with_strength`); the source stays with it (the bars and
+    matte stages after it need it; the encoder drops it)."""
     for frame in frames:
         if frame.source is None:
             raise ValueError(f"frame {frame.index} reached the strength stage without its source pixels")
         mixed = with_strength(frame.data, frame.source, curve.at(frame.seconds, default))
-        yield frame.with_data(mixed, frame.source if frame.matte is not None else None, keep_matte=True)
+        yield frame.with_data(mixed, frame.source, keep_matte=True)
 
 
 def _mix(a: StyleSignals, b: StyleSignals, w: float) -> StyleSignals:
