@@ -151,22 +151,22 @@ def video_command(
 ) -> None:
     """Stylize a video: `microast-video INPUT --style STYLE` (the default command)."""
     with user_errors(debug):
-        from ..jobs.plan import VideoJob
-        from ..media.encode_plan import EncodeSettings
-        from ..style.signals import parse_weights
+        _run_video(video_job(dict(locals())))
 
-        _run_video(VideoJob(
-            input=input, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
-            signals=signals, style_size=style_size, alpha=alpha, strength=strength, preserve_color=preserve_color,
-            device=device, precision=precision, batch_size=batch_size,
-            encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, prores_profile=prores_profile,
-                                  dnxhr_profile=dnxhr_profile), start=start,
-            duration=duration, height=height, overwrite=overwrite, report=report, weights=weights,
-            progress=not quiet, compile=compile, transport=transport, deinterlace=deinterlace, decode=decode,
-            keep_bars=keep_bars, crop=crop, hdr=hdr,
-            max_pixels=max_pixels, temporal=temporal, temporal_strength=temporal_strength, matte=matte,
-            style_at=tuple(style_at or ()), alpha_at=tuple(alpha_at or ()), strength_at=tuple(strength_at or ()),
-            keyframes=keyframes, ease=ease, chart=chart))
+
+def video_job(given: dict[str, Any]) -> Any:
+    """The :class:`~microast_video.jobs.plan.VideoJob` of the video command's options (by name:
+    the encoder's in its settings, lists as tuples, ``--quiet`` as no progress)."""
+    from ..core.schema import ENCODE_OPTIONS
+    from ..jobs.plan import VideoJob
+    from ..media.encode_plan import EncodeSettings
+    from ..style.signals import parse_weights
+
+    given.pop("debug")
+    encode = EncodeSettings(**{name: given.pop(name) for name in ENCODE_OPTIONS})
+    keyed = {name: tuple(given.pop(name) or ()) for name in ("style_at", "alpha_at", "strength_at")}
+    return VideoJob(styles=tuple(given.pop("style") or ()), style_weights=parse_weights(given.pop("style_weights")),
+                    progress=not given.pop("quiet"), encode=encode, **keyed, **given)
 
 
 def _run_video(job: Any) -> None:
