@@ -102,11 +102,13 @@ def signals_command(
 
 @app.command("video")
 def video_command(
-    input: Annotated[Path, typer.Argument(help="Video file (any container and codec FFmpeg reads).",
+    input: Annotated[Path, typer.Argument(help="Video file (any container and codec FFmpeg reads), or an image "
+                                               "sequence: a folder, shot.%04d.png, shot.####.dpx or one frame.",
                                           show_default=False, metavar="INPUT")],
     style: StyleOpt = None,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Output video (.mp4, .mov, .mkv); default INPUT_stylized.EXT beside the input.")] = None,
+        "--output", "-o", help="Output video (.mp4, .mov, .mkv, .mxf), or frames (renders/shot.%04d.png, .tif, "
+                                ".dpx; or shot.####.png); default INPUT_stylized.EXT beside the input.")] = None,
     strength: StrengthOpt = default_of("strength"),
     alpha: AlphaOpt = default_of("alpha"),
     style_weights: StyleWeightsOpt = None,
@@ -133,6 +135,8 @@ def video_command(
     decode: declared("decode") = default_of("decode"),
     keep_bars: declared("keep_bars") = default_of("keep_bars"),
     crop: declared("crop") = default_of("crop"),
+    fps: declared("fps") = default_of("fps"),
+    start_number: declared("start_number") = default_of("start_number"),
     hdr: declared("hdr") = default_of("hdr"),
     max_pixels: MaxPixelsOpt = default_of("max_pixels"),
     matte: MatteOpt = None,

@@ -172,6 +172,10 @@ OPTIONS: dict[str, Option] = _declare(
     Option("decode", Decode, Decode.auto, "Where the input is decoded: auto = on the GPU (NVDEC) when the job "
            "runs on CUDA and FFmpeg decodes the codec there, else on the CPU (with a note on a GPU job); cpu; gpu "
            "(an error where NVDEC cannot)."),
+    Option("fps", float, 24.0, "Frames a second of an image-sequence input (frames carry no rate; stated in the "
+           "report).", 0, 1000, lo_open=True),
+    Option("start_number", int, None, "First frame number of an image-sequence output (default: the input "
+           "sequence's own numbers; a movie's frames count from 1).", 0),
     Option("keep_bars", KeepBars, KeepBars.auto, "Letterbox / pillarbox bars: auto = constant black bars found on the "
            "source stay black, unpainted; off = painted with the picture."),
     Option("crop", str, None, "The picture area by hand, W:H:X:Y in the source's pixels (ffmpeg's crop syntax): "
@@ -188,7 +192,7 @@ OPTIONS: dict[str, Option] = _declare(
 ENCODE_OPTIONS = ("codec", "prores_profile", "dnxhr_profile", "crf", "preset", "pix_fmt")
 #: The options a batch manifest's ``[defaults]``, looks and inputs may set.
 MANIFEST_OPTIONS = ("strength", "alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
-                    "temporal", "temporal_strength", "deinterlace", "decode", "keep_bars", "crop", "hdr", "max_pixels", "device", "precision",
+                    "temporal", "temporal_strength", "deinterlace", "decode", "keep_bars", "crop", "fps", "start_number", "hdr", "max_pixels", "device", "precision",
                     "batch_size", "transport", "compile", "ease")
 #: The values a keyframes file holds besides its style keyframes (each checked as its option).
 KEYFRAME_OPTIONS = ("strength", "alpha", "ease")

@@ -52,6 +52,8 @@ class VideoJob(SharedOptions):
     deinterlace: Deinterlace = default("deinterlace")
     decode: Decode = default("decode")
     keep_bars: KeepBars = default("keep_bars")
+    fps: float = default("fps")  # an image-sequence input's rate
+    start_number: int | None = default("start_number")  # an image-sequence output's first number
     crop: str | None = default("crop")
     hdr: HdrMode = default("hdr")
     temporal: Temporal = default("temporal")

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import torch
 
 from ..colour import spaces as cs
-from ..core.errors import InputError, OptionError, shown
+from ..core.errors import InputError, OptionError, OutputError, shown
 from ..core.files import FilePlan
 from ..core.options import (
     CompileMode,
@@ -45,6 +47,8 @@ from ..media.encode_plan import (
 from ..media.bars import Picture, picture_area
 from ..media.decode import nvdec_problem
 from ..media.probe import VideoInfo, probe
+from ..media.sequence import output_sequence
+from ..media.timecode import frames_before
 from ..models.microast import MIN_SIDE
 from ..style.controls import Curve
 from ..style.mattes import MatteSource
@@ -183,16 +187,21 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
         OptionError, InputError, OutputError, DeviceError: one line naming the problem.
     """
     check_options(job)
-    info = probe(job.input)
+    info = probe(job.input, fps=Fraction(job.fps).limit_denominator(1001))
     if info.duration is not None and job.start >= float(info.duration):
         raise OptionError(f"--start {job.start} s is past the end of {shown(job.input)} ({float(info.duration):.3f} s)")
-    output = job.output or default_output(job.input, job.encode.codec)
+    output = job.output or default_output(info.sequence.folder / f"{info.sequence.prefix.rstrip('._-') or 'frames'}.mp4"
+                                          if info.sequence else job.input, job.encode.codec)
+    if (frames := output_sequence(output)) is not None:
+        output = frames.pattern  # shot.####.png as FFmpeg writes it: shot.%04d.png
     keyframes = plan_keyframes(job, info.frame_rate)
     files = file_plan(job, output, keyframes)
     files.check(overwrite=job.overwrite)
+    check_sequence_output(info, output)
     check_frame_sizes(job, info)
     exe = ffmpeg_exe()
-    encode = plan_encode(info, output, job.encode, exe=exe, height=job.height, hdr=job.hdr)
+    encode = plan_encode(info, output, job.encode, exe=exe, height=job.height, hdr=job.hdr,
+                         first_number=first_number(job, info))
     check_frame_sizes(job, info, encode.size)
     check_encoder(encode, exe, job.encode.codec)
     matte = None if job.matte is None else MatteSource.open(job.matte, job.max_pixels)
@@ -220,6 +229,25 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
         engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
                    expected, color_matrix, notes, deinterlace, gpu_decode, temporal, matte, keyframes, files, picture)
+
+
+def check_sequence_output(info: VideoInfo, output: Path) -> None:
+    """An output sequence never writes over the input sequence's frames."""
+    out = output_sequence(output)
+    if out is None or info.sequence is None:
+        return
+    same = os.path.realpath(out.folder) == os.path.realpath(info.sequence.folder)
+    if same and (out.prefix, out.suffix.lower()) == (info.sequence.prefix, info.sequence.suffix.lower()):
+        raise OutputError(f"output {shown(output)} names the input's own frames; give the output another name or folder")
+
+
+def first_number(job: VideoJob, info: VideoInfo) -> int:
+    """An image-sequence output's first frame number: ``--start-number``, else the input's own
+    numbering (a sequence's first number, a movie's 1) moved on by the frames ``--start`` skips."""
+    if job.start_number is not None:
+        return job.start_number
+    first = info.sequence.first if info.sequence is not None else 1
+    return first + frames_before(job.start, info.nominal_rate or info.frame_rate)
 
 
 def plan_temporal(job: VideoJob, size: tuple[int, int]) -> TemporalSettings | None:

@@ -92,6 +92,8 @@ def video_report(plan: JobPlan, stylizer: Stylizer, times: StageTimes, frames: i
 
 def summary_line(report: dict[str, Any]) -> str:
     """One line: frames, wall time, fps and the busy time of each stage."""
+    if report.get("up_to_date"):
+        return f"{report['frames']} frames, up to date (made by an earlier run of this job); nothing to do"
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in report["stages"].items())
     w, h = report["output_resolution"]
     return (f"{report['frames']} frames in {report['wall_seconds']:.2f} s = {report['fps']:.2f} fps "

@@ -45,6 +45,7 @@ from ..style.pretrained import load_model
 from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized
 from .chart import chart_png
+from .frames import frames_done, mark, resumed, sweep_partial
 from .plan import JobPlan, VideoJob, early_end_note, plan_video
 from .report import video_report
 
@@ -69,9 +70,12 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
         model = load_model(job.weights, device=plan.device, progress=job.progress)
         stylizer = build_stylizer(plan, model)                            # 2. style, 3. stylizer
         stabilizer = new_stabilizer(plan.temporal, plan.device)
-        with AtomicFile(plan.output, overwrite=job.overwrite) as video:
-            done = encode_window(plan, stylizer, video.path, stabilizer=stabilizer)   # 4. stages
-            frames, notes = _verify(plan, done.counts, done.stats)                   # 5. verify
+        plan, window, skipped = _resume(plan, log)
+        if plan.expected_frames is not None and skipped >= plan.expected_frames:  # every frame is there
+            return {"output": str(plan.output), "frames": skipped, "up_to_date": True, "notes": list(plan.notes)}
+        with _target(plan) as video:
+            done = encode_window(plan, stylizer, video.path, stabilizer=stabilizer, window=window)  # 4. stages
+            frames, notes = _verify(plan, done.counts, done.stats, skipped)                       # 5. verify
             for note in notes:
                 log(f"microast-video: note: {note}")
             report = video_report(plan, stylizer, done.times, frames, time.perf_counter() - done.times.t0,
@@ -243,15 +247,36 @@ def temporal_report(plan: JobPlan, stabilizer: Stabilizer | None) -> dict[str, A
             "kernels": stabilizer.where()}
 
 
-def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[int, list[str]]:
+def _resume(plan: JobPlan, log: Log) -> tuple[JobPlan, Window, int]:
+    """A sequence output that an earlier run of this job began: (the plan numbering from the first
+    missing frame, the window from there with its warm-up, the frames already done)."""
+    if plan.encode.first_number is None:
+        return plan, Window(), 0
+    for path in sweep_partial(plan):
+        log(f"microast-video: note: removed {shown(path)}, a frame an interrupted run left unfinished")
+    done = frames_done(plan)
+    mark(plan)
+    if not done:
+        return plan, Window(), 0
+    step = resumed(done, plan)
+    log(f"microast-video: note: {done} frame(s) of {shown(plan.output)} are complete from an earlier run of this "
+        f"job; continuing at frame {step['first_number']}")
+    encode = dataclasses.replace(plan.encode, first_number=step["first_number"])
+    return dataclasses.replace(plan, encode=encode), Window(start=step["start"], warmup=step["warmup"]), done
+
+
+def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats, skipped: int = 0) -> tuple[int, list[str]]:
     """Every decoded frame was encoded, and the whole clip (or window) was decoded.
 
     A file whose container lists more frames than could be decoded (edit lists counted:
     packets they hide are not frames) is an error. A decode that ends well before the
-    container's duration (a cut-off MKV or TS) is reported in a note.
+    container's duration (a cut-off MKV or TS) is reported in a note. ``skipped``: frames of a
+    resumed sequence an earlier run made (and the warm-up before the first new one).
     """
     job, info = plan.job, plan.info
     decoded, encoded = counts["decode"], counts["encode"]
+    if skipped:
+        return encoded + skipped, early_end_note(job, info, stats.end_seconds)
     if encoded != decoded:
         raise RuntimeError(f"{decoded} frames decoded but {encoded} encoded")
     shown_frames = (info.frames or 0) - stats.discarded
@@ -264,7 +289,32 @@ def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats) -> tuple[
     return encoded, notes
 
 
-def _publish(plan: JobPlan, video: AtomicFile, report: dict[str, Any]) -> None:
+class FramesTarget:
+    """An image-sequence output: ffmpeg writes each frame to a temporary name and renames it
+    when complete (its image2 muxer's ``atomic_writing``), so an interrupted run leaves whole
+    frames only; there is nothing to publish at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> FramesTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def publish(self) -> None:
+        return None
+
+
+def _target(plan: JobPlan) -> AtomicFile | FramesTarget:
+    """Where ffmpeg writes: a temporary file renamed at the end, or a sequence's frames."""
+    if plan.encode.first_number is not None:
+        return FramesTarget(plan.output)
+    return AtomicFile(plan.output, overwrite=plan.job.overwrite)
+
+
+def _publish(plan: JobPlan, video: AtomicFile | FramesTarget, report: dict[str, Any]) -> None:
     """Side files are written in full before the video's rename; only their renames follow it."""
     job = plan.job
     with contextlib.ExitStack() as stack:

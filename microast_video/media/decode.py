@@ -305,10 +305,10 @@ NVDEC_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "vp8", "mpeg1video", "mp
 def _open(info: VideoInfo, gpu: str | None) -> av.container.InputContainer:
     """The input, its video decoded on CUDA device ``gpu`` (no software fallback) or the CPU."""
     if gpu is None:
-        return av.open(info.url, metadata_errors="replace")
+        return av.open(info.url, metadata_errors="replace", **info.open_args)
     from av.codec.hwaccel import HWAccel
 
-    return av.open(info.url, metadata_errors="replace",
+    return av.open(info.url, metadata_errors="replace", **info.open_args,
                    hwaccel=HWAccel("cuda", device=gpu, allow_software_fallback=False))
 
 

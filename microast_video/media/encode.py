@@ -80,6 +80,8 @@ def _with_source(info: VideoInfo, plan: EncodePlan, streams: list, out_kwargs: d
         src_kwargs["ss"] = f"{start:.6f}"
     if duration is not None:
         src_kwargs["t"] = f"{duration:.6f}"
+    if info.sequence is not None:  # numbered frames: FFmpeg's image2 demuxer, at the job's rate
+        src_kwargs.update(f="image2", **info.open_args["options"])
     source_url, target_url = info.url, file_url(target)
     source = ffmpeg.input(source_url, **src_kwargs)
     if plan.alpha and "c:v" in out_kwargs and out_kwargs["c:v"] != "copy":  # the stylized RGB, the source's alpha
@@ -149,6 +151,8 @@ def _output_options(plan: EncodePlan) -> dict[str, object]:
     options.update(plan.codec_args)
     if plan.muxer in ("mp4", "mov"):
         options["movflags"] = "+faststart"
+    if plan.first_number is not None:  # frames: numbered, each written to a temporary name, then renamed
+        options.update(start_number=str(plan.first_number), atomic_writing="1")
     return options
 
 

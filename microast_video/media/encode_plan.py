@@ -18,6 +18,7 @@ from ..colour import spaces as cs
 from ..core.errors import OptionError, OutputError, shown
 from ..core.options import Codec, DnxhrProfile, HdrMode, ProresProfile
 from .probe import VideoInfo
+from .sequence import WRITE, output_sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +106,7 @@ class EncodePlan:
     tonemap: str | None = None  # "PQ" or "HLG": the frames are tone-mapped to SDR BT.709 first
     alpha: bool = False  # the source's alpha goes with the stylized RGB (ProRes 4444)
     codec: Codec = Codec.h264  # what --codec auto became
+    first_number: int | None = None  # an image-sequence output's first frame number (None: a movie)
 
     @property
     def full_range(self) -> bool:
@@ -174,7 +176,7 @@ def default_output(input_path: Path, codec: Codec) -> Path:
 
 
 def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe: str,
-                height: int | None = None, hdr: HdrMode = HdrMode.keep) -> EncodePlan:
+                height: int | None = None, hdr: HdrMode = HdrMode.keep, first_number: int | None = None) -> EncodePlan:
     """Decide the output's size, formats and streams up front.
 
     Without ``height`` the output keeps the upright stored size and its sample aspect
@@ -191,6 +193,8 @@ def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe:
         OptionError: a ``height`` too small for the network, a bad ``crf``, HDR into 8 bits.
     """
     settings = dataclasses.replace(settings, codec=resolved_codec(settings.codec, info, output, hdr))
+    if output_sequence(output) is not None:
+        settings = dataclasses.replace(settings, crf=None, preset=None)  # frames have neither
     muxer, spec = _muxer_and_codec(output, settings.codec, exe)
     pix_fmt, hdr_notes = _pixel_format(info, settings, spec, hdr)
     out_fmt = av.VideoFormat(pix_fmt)
@@ -205,7 +209,8 @@ def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe:
     tonemap = info.hdr if info.hdr and hdr is HdrMode.tonemap else None
     alpha = info.alpha and any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)  # ProRes 4444: the source's alpha
     return EncodePlan(muxer, spec.encoder, pix_fmt, (w, h), pad, sar, matrix, primaries, trc, color_range, deep,
-                      audio, subtitles, (*hdr_notes, *notes, *codec_notes), args, tonemap, alpha, settings.codec)
+                      audio, subtitles, (*hdr_notes, *notes, *codec_notes), args, tonemap, alpha, settings.codec,
+                      first_number if muxer == "image2" else None)
 
 
 def _profile_format(info: VideoInfo, settings: EncodeSettings) -> str | None:
@@ -236,7 +241,17 @@ def _pixel_format(info: VideoInfo, settings: EncodeSettings, spec: CodecSpec, hd
                               "(--hdr tonemap makes SDR)"]
 
 
+def sequence_spec(output: Path) -> CodecSpec:
+    """The frame format of a sequence output (``.png``, ``.tif``, ``.dpx``): 8-bit RGB, or 16-bit
+    RGB for deep sources (bit depth kept)."""
+    encoder = WRITE[output.suffix.lower()]
+    deep = {"png": "rgb48be", "tiff": "rgb48le", "dpx": "rgb48le"}[encoder]
+    return CodecSpec(encoder, "rgb24", deep, ("image2",), output.suffix, pix_fmt_hdr=deep)
+
+
 def _muxer_and_codec(output: Path, codec: Codec, exe: str) -> tuple[str, CodecSpec]:
+    if output_sequence(output) is not None:
+        return "image2", sequence_spec(output)
     muxer = CONTAINERS.get(output.suffix.lower())
     if muxer is None:
         raise OutputError(f"output {shown(output)}: unsupported extension {output.suffix!r} (use .mp4, .mov, .mkv or .mxf)")
@@ -277,6 +292,9 @@ def _colour_tags(info: VideoInfo, rgb_output: bool, hdr: HdrMode) -> tuple[str, 
 def _carried_streams(info: VideoInfo, muxer: str, output: Path
                      ) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...], list[str]]:
     """Audio and subtitle streams to copy (or convert), and notes on what cannot be kept."""
+    if muxer == "image2":  # frames: no sound, no subtitles
+        return (), (), ["the output is a sequence of frames: audio and subtitles are not written"] if (
+            info.audio or info.subtitles) else []
     supported = _supported_codecs(muxer)
     notes = []
     audio = []

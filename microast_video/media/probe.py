@@ -12,6 +12,7 @@ import av
 
 from ..colour import spaces as cs
 from ..core.errors import InputError, shown
+from .sequence import ImageSequence, find_sequence
 
 
 def file_url(path: str | os.PathLike[str]) -> str:
@@ -71,6 +72,7 @@ class VideoInfo:
     alpha: bool = False  # the stream carries an alpha channel (which the output cannot keep)
     nominal_rate: Fraction | None = None  # FFmpeg's guess of the rate frames are timed on (None: frame_rate)
     timecode: str | None = None  # SMPTE timecode of the first frame (video stream, tmcd track or container tag)
+    sequence: ImageSequence | None = None  # numbered frames read at frame_rate (--fps), not a movie
 
     @property
     def frame_seconds(self) -> Fraction:
@@ -105,8 +107,15 @@ class VideoInfo:
 
     @property
     def url(self) -> str:
-        """The path as FFmpeg opens it (see :func:`file_url`)."""
-        return file_url(self.path)
+        """The path as FFmpeg opens it (see :func:`file_url`; a sequence's printf pattern)."""
+        return file_url(self.sequence.pattern if self.sequence is not None else self.path)
+
+    @property
+    def open_args(self) -> dict[str, object]:
+        """What ``av.open`` needs besides :attr:`url`: a sequence's demuxer, rate and first number."""
+        if self.sequence is None:
+            return {}
+        return {"format": "image2", "options": sequence_options(self.sequence, self.frame_rate)}
 
 
 def _bit_depth(fmt: av.VideoFormat) -> int:
@@ -138,14 +147,28 @@ def _check_file(path: Path, what: str = "input") -> None:
         raise InputError(f"{what} {shown(path)}: file is empty (0 bytes)")
 
 
-def probe(path: str | os.PathLike[str], what: str = "input") -> VideoInfo:
+#: Frames a second of an image sequence unless --fps says otherwise.
+DEFAULT_FPS = Fraction(24)
+
+
+def sequence_options(sequence: ImageSequence, rate: Fraction) -> dict[str, str]:
+    """FFmpeg's image2 demuxer options for ``sequence`` at ``rate``."""
+    return {"framerate": f"{rate.numerator}/{rate.denominator}", "start_number": str(sequence.first),
+            "pattern_type": "sequence"}
+
+
+def probe(path: str | os.PathLike[str], what: str = "input", fps: Fraction | None = None) -> VideoInfo:
     """Open ``path`` with PyAV and describe its first video stream; errors call it ``what``
-    ("input", "matte"...).
+    ("input", "matte"...). A folder of numbered frames, a ``%04d`` / ``####`` pattern or one
+    frame of a sequence is read as a clip at ``fps`` (24 by default).
 
     Raises:
-        InputError: missing file, not a media file, or no video stream.
+        InputError: missing file, not a media file, no video stream, or a gap in a sequence.
     """
     path = Path(path)
+    sequence = find_sequence(path)
+    if sequence is not None:
+        return _probe_sequence(path, sequence, fps or DEFAULT_FPS, what)
     _check_file(path, what)
     try:
         container = av.open(file_url(path), metadata_errors="replace")
@@ -163,6 +186,26 @@ def probe(path: str | os.PathLike[str], what: str = "input") -> VideoInfo:
                          sar=Fraction(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else Fraction(1),
                          **_first_frame(container, stream), **_timing(container, stream, path, what),
                          **_colour(cc), **_carried(container))
+
+
+def _probe_sequence(path: Path, sequence: ImageSequence, rate: Fraction, what: str) -> VideoInfo:
+    """A sequence's description: its first frame's picture, ``rate`` frames a second, its count."""
+    sequence.check_complete()
+    try:
+        container = av.open(file_url(sequence.pattern), format="image2", metadata_errors="replace",
+                            options=sequence_options(sequence, rate))
+    except (av.FFmpegError, UnicodeDecodeError) as err:
+        raise InputError(f"{what} {shown(sequence.pattern)}: frames FFmpeg cannot read ({reason(err)})") from err
+    with container:
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        duration = sequence.count / rate
+        timing = {"frame_rate": rate, "nominal_rate": rate, "time_base": Fraction(stream.time_base or 1 / rate),
+                  "start_time": Fraction(0), "duration": duration, "frames": sequence.count, "frames_listed": True}
+        return VideoInfo(path=path, container="image2", codec=cc.name, width=cc.width, height=cc.height,
+                         pix_fmt=cc.format.name, bit_depth=_bit_depth(cc.format), sar=Fraction(1),
+                         **_first_frame(container, stream), **timing, **_colour(cc), **_carried(container),
+                         sequence=sequence)
 
 
 def _timing(container: av.container.InputContainer, stream: av.VideoStream, path: Path, what: str

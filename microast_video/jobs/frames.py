@@ -1,0 +1,99 @@
+"""An image-sequence output that resumes: each frame is written whole (renamed into place when
+complete), a record beside the frames says what they are made from, and a run of the same
+job after a kill continues at the first missing frame, with :data:`WARMUP_FRAMES` stylized
+and dropped before it so the temporal stage is steady again at the seam."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import OutputError, shown
+from ..core.output import json_bytes, write_bytes
+from ..media.sequence import output_sequence
+from .plan import JobPlan
+
+#: Frames decoded and stylized before a resumed sequence's first missing frame, then dropped.
+WARMUP_FRAMES = 24
+
+
+def record_path(plan: JobPlan) -> Path:
+    out = output_sequence(plan.output)
+    assert out is not None  # only called for sequence outputs
+    return out.folder / f".{out.prefix}{out.suffix}.microast-frames.json"
+
+
+def fingerprint(plan: JobPlan) -> str:
+    """What the frames are made from: every option of the job but where it writes, and each file
+    it reads by size and modification time (a sequence's frames included)."""
+    job = plan.job
+    reads = [p for _, p in plan.files.reads]
+    if plan.info.sequence is not None:
+        s = plan.info.sequence
+        reads += [s.frame(n) for n in range(s.first, s.last + 1)]
+    stats = []
+    for path in reads:
+        try:
+            st = path.stat()
+            stats.append((str(path), st.st_size, st.st_mtime_ns))
+        except OSError:
+            stats.append((str(path), None, None))
+    settings = {k: str(v) for k, v in vars(job).items() if k not in ("output", "overwrite", "progress", "report",
+                                                                      "chart")}
+    text = json.dumps({"settings": settings, "files": stats, "first": plan.encode.first_number}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def frames_done(plan: JobPlan) -> int:
+    """How many of the output's frames an earlier run of this same job completed (0: none, or
+    frames of another job that ``--overwrite`` lets this run replace); refused in one line
+    when frames of something else are there and ``--overwrite`` is not given."""
+    out = output_sequence(plan.output)
+    first = plan.encode.first_number
+    if out is None or first is None:
+        return 0
+    count = 0
+    while (plan.expected_frames is None or count < plan.expected_frames) and out.frame(first + count).is_file():
+        count += 1
+    if count == 0:
+        return 0
+    try:
+        same = json.loads(record_path(plan).read_text()).get("fingerprint") == fingerprint(plan)
+    except (OSError, ValueError, AttributeError):
+        same = False
+    if same:
+        return count
+    if not plan.job.overwrite:
+        raise OutputError(f"output {shown(out.frame(first))} exists and was not made by this job; pass --overwrite "
+                          "to replace the frames")
+    return 0
+
+
+def sweep_partial(plan: JobPlan) -> list[Path]:
+    """Remove the frame a killed run's ffmpeg was writing (its temporary ``NAME.tmp``); returns them."""
+    out = output_sequence(plan.output)
+    if out is None or not out.folder.is_dir():
+        return []
+    gone = []
+    for entry in out.folder.iterdir():
+        name = entry.name
+        if name.startswith(out.prefix) and name.endswith(f"{out.suffix}.tmp") and name[len(out.prefix):-len(
+                out.suffix) - 4].isdigit():
+            entry.unlink(missing_ok=True)
+            gone.append(entry)
+    return gone
+
+
+def mark(plan: JobPlan) -> None:
+    """Say, beside the frames, what they are made from (before the first frame is written)."""
+    write_bytes(record_path(plan), json_bytes({"fingerprint": fingerprint(plan), "pattern": str(plan.output)}),
+                overwrite=True, what="frames record")
+
+
+def resumed(done: int, plan: JobPlan) -> dict[str, Any]:
+    """The window and first number of a run that continues after ``done`` complete frames."""
+    rate = plan.info.nominal_rate or plan.info.frame_rate
+    return {"start": float(done / rate), "warmup": float(min(done, WARMUP_FRAMES) / rate),
+            "first_number": (plan.encode.first_number or 0) + done}

@@ -1,0 +1,100 @@
+"""Image sequences in and out: a folder, %04d and #### patterns and one frame name a sequence;
+16-bit PNG and DPX go through with their depth; frames keep their numbers (moved by --start);
+a gap names the first missing frame; output frames are whole, and a killed render resumes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from helpers import ffmpeg, make_style, one_line_error, run_cli
+
+from microast_video import probe
+from microast_video.core.errors import InputError
+from microast_video.media.sequence import find_sequence
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    d = tmp_path_factory.mktemp("seq")
+    (d / "png").mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=24:duration=0.5", "-start_number", "1001", "-pix_fmt",
+           "rgb48be", d / "png" / "shot.%04d.png")
+    (d / "dpx").mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=24:duration=0.25", "-start_number", "86400", "-pix_fmt",
+           "gbrp10le", d / "dpx" / "plate_%07d.dpx")
+    return d
+
+
+@pytest.mark.parametrize("name", ["png", "png/shot.%04d.png", "png/shot.####.png", "png/shot.1005.png"])
+def test_every_way_of_naming_a_sequence_finds_it(frames, name):
+    s = find_sequence(frames / name)
+    assert (s.prefix, s.suffix, s.padding, s.first, s.last) == ("shot.", ".png", 4, 1001, 1012)
+    info = probe(frames / name, fps=25)
+    assert info.sequence == s and info.frames == 12 and info.frame_rate == 25 and info.bit_depth == 16
+
+
+def test_a_gap_names_the_first_missing_frame(frames, tmp_path):
+    for n in (1, 2, 4, 5):
+        cv2.imwrite(str(tmp_path / f"g.{n:03d}.png"), np.full((16, 16, 3), n * 20, np.uint8))
+    with pytest.raises(InputError, match=r"frame 3 .*g\.003\.png.* is missing"):
+        probe(tmp_path / "g.###.png")
+
+
+def test_exr_is_refused_until_colour_managed(tmp_path):
+    for n in (1, 2):
+        (tmp_path / f"e.{n:04d}.exr").write_bytes(b"v/1\x01")
+    with pytest.raises(InputError, match="scene-linear"):
+        find_sequence(tmp_path / "e.%04d.exr")
+
+
+def render(src, out, style, *args):
+    return run_cli("video", src, "--style", style, "-o", out, "-q", *args)
+
+
+def test_a_16_bit_sequence_comes_back_as_16_bit_frames_numbered_like_the_input(frames, tmp_path, weights_env,
+                                                                                monkeypatch):
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    style = make_style(tmp_path / "s.png")
+    assert render(frames / "png", tmp_path / "out.####.png", style, "--start", "0.25").exit_code == 0
+    written = sorted(p.name for p in tmp_path.glob("out.*.png"))
+    assert written == [f"out.{n}.png" for n in range(1007, 1013)]  # 0.25 s at 24 fps: six frames skipped
+    frame = cv2.imread(str(tmp_path / "out.1007.png"), cv2.IMREAD_UNCHANGED)
+    assert frame.dtype == np.uint16 and frame.shape == (64, 96, 3)
+    assert render(frames / "dpx" / "plate_0086400.dpx", tmp_path / "dpx" / "p.%05d.dpx", style).exit_code != 0
+    (tmp_path / "dpx").mkdir()
+    assert render(frames / "dpx" / "plate_0086400.dpx", tmp_path / "dpx" / "p.%05d.dpx", style).exit_code == 0
+    out = probe(tmp_path / "dpx" / "p.%05d.dpx")
+    assert out.sequence.first == 86400 and out.frames == 6 and out.bit_depth == 16
+    assert render(frames / "png", tmp_path / "m.mp4", style, "--start-number", "5").exit_code == 0  # a movie
+    assert probe(tmp_path / "m.mp4").frames == 12
+
+
+def test_an_output_sequence_never_writes_over_the_input(frames, tmp_path, weights_env, monkeypatch):
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    before = (frames / "png" / "shot.1001.png").read_bytes()
+    result = render(frames / "png", frames / "png" / "shot.####.png", make_style(tmp_path / "s.png"), "--overwrite")
+    one_line_error(result, "the input's own frames")
+    assert (frames / "png" / "shot.1001.png").read_bytes() == before
+
+
+def test_a_killed_sequence_render_resumes_and_a_finished_one_is_up_to_date(frames, tmp_path, weights_env,
+                                                                            monkeypatch):
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    style = make_style(tmp_path / "s.png")
+    assert render(frames / "png", tmp_path / "r.%04d.png", style).exit_code == 0
+    whole = {n: cv2.imread(str(tmp_path / f"r.{n}.png"), cv2.IMREAD_UNCHANGED) for n in range(1001, 1013)}
+    for n in range(1006, 1013):  # a kill after frame 1005: its frames are whole, the rest missing
+        (tmp_path / f"r.{n}.png").unlink()
+    (tmp_path / "r.1006.png.tmp").write_bytes(b"half a frame")
+    again = run_cli("video", frames / "png", "--style", style, "-o", tmp_path / "r.%04d.png")
+    assert again.exit_code == 0 and "5 frame(s)" in again.stderr and "continuing at frame 1006" in again.stderr
+    assert not (tmp_path / "r.1006.png.tmp").exists()
+    for n in range(1006, 1013):
+        resumed = cv2.imread(str(tmp_path / f"r.{n}.png"), cv2.IMREAD_UNCHANGED).astype(int)
+        assert np.abs(resumed - whole[n]).mean() < 0.01 * 65535  # the warm-up makes the seam steady
+    done = run_cli("video", frames / "png", "--style", style, "-o", tmp_path / "r.%04d.png")
+    assert done.exit_code == 0 and "up to date" in done.stderr
+    other = run_cli("video", frames / "png", "--style", make_style(tmp_path / "t.png", seed=7), "-o",
+                    tmp_path / "r.%04d.png")
+    one_line_error(other, "was not made by this job", "--overwrite")
