@@ -180,7 +180,10 @@ def test_signals_load_validates(tmp_path, two_styles):
 
 # --- device and precision -----------------------------------------------------------------
 
-def test_device_resolution_on_this_machine(capsys):
+def test_device_resolution_on_this_machine(capsys, monkeypatch):
+    from microast_video.core import quiet
+
+    monkeypatch.setattr(quiet, "_said", set())  # the notice is said once per run: this test's run starts here
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(DeviceError, match="unknown device|unsupported device"):
         resolve_device("tpu")
