@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from ..core.errors import MicroastError, OptionError, Terminated
-from ..core.output import write_bytes
 from ..core import reaper
+from ..core.errors import MicroastError, OptionError, Terminated
+from ..core.options import Network
+from ..core.output import write_bytes
 from ..core.process import die_with_parent
 from ..jobs.contact import contact_sheet, png_bytes
 from ..media.decode import first_frame_offset
@@ -46,17 +47,18 @@ def look_signals(runs: list[JobRun], options: BatchOptions) -> dict[tuple, Any]:
 
     if not runs:
         return {}
-    model = load_model(options.weights, device="cpu", progress=options.progress)
+    model = None  # loaded only if a MicroAST look needs it
     found, problems = {}, []
     for run in runs:
         key = _signals_key(run)
         if key in found:
             continue
         v = run.video
-        if v.style_at or v.matte is not None:
-            found[key] = None  # keyframes and mattes: several styles, computed with each job
+        if v.style_at or v.matte is not None or Network(v.network) is not Network.microast:
+            found[key] = None  # keyframes, mattes, other networks: computed with each job
             continue
         try:
+            model = model or load_model(options.weights, device="cpu", progress=options.progress)
             found[key] = job_signals(model, v.styles, v.style_weights, v.signals, v.style_size, v.max_pixels)
         except MicroastError as err:
             problems.append(f"looks.{run.job.look.name}: {err}")

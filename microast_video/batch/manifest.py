@@ -31,7 +31,7 @@ from typing import Any
 
 from ..core.errors import InputError, MicroastError, shown
 from ..core.files import read_settings_text, within
-from ..core.options import Codec
+from ..core.options import Codec, Network
 from ..core.schema import ENCODE_OPTIONS, KEYFRAME_VALUES, MANIFEST_OPTIONS, Option
 from ..core.schema import OPTIONS as SCHEMA
 from ..jobs.plan import VideoJob
@@ -201,8 +201,10 @@ def _looks(table: Any, base: Path, say: Any) -> list[Look]:
                 if any(k.startswith(f"{number}:") for k in keys):
                     options[f"{number}_at"] = tuple(k.removeprefix(f"{number}:") for k in keys
                                                     if k.startswith(f"{number}:"))
-        if (bool(styles) + (signals is not None) + bool(options.get("style_at"))) != 1:
-            say(where, "give one of style(s), signals or keyframes")
+        built_in = Network(options.get("network", Network.microast)) is Network.johnson  # its style is built in
+        if (bool(styles) + (signals is not None) + bool(options.get("style_at"))) != (0 if built_in else 1):
+            say(where, "a johnson look takes style_model, no style" if built_in
+                else "give one of style(s), signals or keyframes")
         if weights is not None and (not isinstance(weights, list) or len(weights) != len(styles)
                                     or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
                                     or abs(sum(weights) - 1) > 1e-6 or min(weights) < 0):

@@ -82,6 +82,7 @@ def fingerprint(job: VideoJob, **extra: Any) -> str:
     settings.update(input=_file_print(job.input), styles=[_file_print(s) for s in job.styles],
                     signals=_file_print(job.signals), matte=_file_print(job.matte),
                     keyframes=_file_print(job.keyframes), keyframe_styles=[_file_print(p) for p in _keyframe_styles(job)],
+                    style_model=_file_print(job.style_model),
                     version=__version__, **extra)
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -19,7 +19,7 @@ from ..engine.stylizer import Stylizer, prepare_runtime
 from ..jobs.plan import VideoJob, plan_video
 from ..jobs.video import build_stylizer
 from ..models import StyleSignals
-from ..style.pretrained import load_model
+from ..style.networks import load_network
 from ..temporal.stabilizer import new_stabilizer
 from .segments import Segment, WorkFolder, run_segment
 
@@ -44,10 +44,11 @@ def signals_to_arrays(signals: Any) -> dict[str, np.ndarray]:
     return {n: t.detach().cpu().numpy() for n, t in zip(signals.names(), signals.tensors())}
 
 
-def _model(weights: Path | None, device: Any) -> Any:
-    key = (str(weights), str(device))
+def _model(job: Any, weights: Path | None, device: Any) -> Any:
+    key = (str(job.network), str(job.style_model), str(weights), str(device))
     if key not in _MODELS:
-        _MODELS[key] = load_model(weights, device=device, progress=False)
+        _MODELS[key] = load_network(job.network, weights=weights, style_model=job.style_model, device=device,
+                                    progress=False)
     return _MODELS[key]
 
 
@@ -55,8 +56,8 @@ def stylizer_for(plan: Any, signals: Any, weights: Path | None) -> Any:
     """A stylizer for ``plan`` on this process's cached network (signals already computed, except
     for keyframes and mattes, whose several styles are computed here, per job)."""
 
-    model = _model(weights, plan.device)
-    if plan.keyframes is not None or plan.matte is not None:
+    model = _model(plan.job, weights, plan.device)
+    if plan.keyframes is not None or plan.matte is not None or signals is None:
         return build_stylizer(plan, model)
     prepare_runtime(model, plan.engine)
     job = plan.job

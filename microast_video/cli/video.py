@@ -42,6 +42,8 @@ def image_command(
     style: StyleOpt = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output image (.png, .jpg, .tif, .webp); default CONTENT_stylized.png.")] = None,
+    network: declared("network") = default_of("network"),
+    style_model: declared("style_model") = default_of("style_model"),
     strength: StrengthOpt = default_of("strength"),
     alpha: AlphaOpt = default_of("alpha"),
     style_weights: StyleWeightsOpt = None,
@@ -65,7 +67,7 @@ def image_command(
         done = run_image(ImageJob(
             content=content, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
             signals=signals, style_size=style_size, alpha=alpha, strength=strength, preserve_color=preserve_color,
-            bit_depth=bit_depth.bits, device=device, precision=precision, weights=weights, overwrite=overwrite,
+            network=network, style_model=style_model, bit_depth=bit_depth.bits, device=device, precision=precision, weights=weights, overwrite=overwrite,
             quiet=quiet, max_pixels=max_pixels))
         if not quiet:
             w, h = done["size"]
@@ -109,6 +111,8 @@ def video_command(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output video (.mp4, .mov, .mkv, .mxf), or frames (renders/shot.%04d.png, .tif, "
                                 ".dpx; or shot.####.png); default INPUT_stylized.EXT beside the input.")] = None,
+    network: declared("network") = default_of("network"),
+    style_model: declared("style_model") = default_of("style_model"),
     strength: StrengthOpt = default_of("strength"),
     alpha: AlphaOpt = default_of("alpha"),
     style_weights: StyleWeightsOpt = None,
@@ -187,6 +191,8 @@ def _run_video(job: Any) -> None:
 def preview_command(
     input: Annotated[Path, typer.Argument(help="Video file to preview.", show_default=False, metavar="INPUT")],
     style: StyleOpt = None,
+    network: declared("network") = default_of("network"),
+    style_model: declared("style_model") = default_of("style_model"),
     strength: Annotated[Optional[list[float]], typer.Option(
         help=f"{OPTIONS['strength'].help_text} Repeat to compare several (one column each).")] = None,
     alpha: Annotated[Optional[list[float]], typer.Option(
@@ -228,7 +234,7 @@ def preview_command(
                          precision=precision, start=start, duration=duration, height=height, weights=weights,
                          progress=not quiet, max_pixels=max_pixels, matte=matte, style_at=tuple(style_at or ()),
                          alpha_at=tuple(alpha_at or ()), strength_at=tuple(strength_at or ()), keyframes=keyframes,
-                         ease=ease, keep_bars=keep_bars, crop=crop)
+                         ease=ease, keep_bars=keep_bars, crop=crop, network=network, style_model=style_model)
         done = run_preview(PreviewJob(video, tuple(alpha or (1.0,)), frames, output, overwrite, tuple(strength or ())))
         if not quiet:
             typer.echo(f"wrote {done['output']} ({len(done['frames'])} frames x {len(done['looks'])} look(s))", err=True)

@@ -18,6 +18,14 @@ class Ease(str, enum.Enum):
         return w if self is Ease.linear else w * w * (3 - 2 * w)
 
 
+class Network(str, enum.Enum):
+    """The style-transfer network (``--network``)."""
+
+    microast = "microast"  # MicroAST (the default): arbitrary styles, the official weights
+    adain = "adain"  # AdaIN (Huang & Belongie 2017): arbitrary styles, VGG-19 + trained decoder
+    johnson = "johnson"  # a Johnson et al. 2016 feed-forward network: one style each (--style-model)
+
+
 class Precision(str, enum.Enum):
     """Numeric precision of the content path (the style signals are always float32)."""
 

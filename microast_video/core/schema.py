@@ -27,6 +27,7 @@ from .options import (
     Ease,
     HdrMode,
     KeepBars,
+    Network,
     Precision,
     ProresProfile,
     Temporal,
@@ -132,6 +133,11 @@ def _declare(*options: Option) -> dict[str, Option]:
 
 #: Every option of the jobs, by name.
 OPTIONS: dict[str, Option] = _declare(
+    Option("network", Network, Network.microast, "The style-transfer network: microast; adain (VGG-19 encoder, "
+           "AdaIN, decoder: --weights DIR with vgg_normalised.pth and decoder.pth); johnson (one network per style: "
+           "--style-model FILE)."),
+    Option("style_model", str, None, "A Johnson network's checkpoint (pytorch/examples fast_neural_style "
+           "TransformerNet .pth or .model), for --network johnson."),
     Option("strength", float, 1.0, "How strongly the look applies: 0 = the input itself, 1 = the full style, "
            "moving smoothly between (the styled picture mixed with the source).", 0, 1),
     Option("alpha", float, 1.0, "The upstream network's own content-style weight, reproduced exactly; its decoder "
@@ -191,7 +197,7 @@ OPTIONS: dict[str, Option] = _declare(
 #: The options of the encoder (:class:`~microast_video.media.encode_plan.EncodeSettings`).
 ENCODE_OPTIONS = ("codec", "prores_profile", "dnxhr_profile", "crf", "preset", "pix_fmt")
 #: The options a batch manifest's ``[defaults]``, looks and inputs may set.
-MANIFEST_OPTIONS = ("strength", "alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
+MANIFEST_OPTIONS = ("network", "style_model", "strength", "alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
                     "temporal", "temporal_strength", "deinterlace", "decode", "keep_bars", "crop", "fps", "start_number", "hdr", "max_pixels", "device", "precision",
                     "batch_size", "transport", "compile", "ease")
 #: The values a keyframes file holds besides its style keyframes (each checked as its option).

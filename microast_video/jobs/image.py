@@ -6,13 +6,15 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import OptionError
 from ..core.files import FilePlan
+from ..core.options import Network
 from ..core.stages import terminate_on_signals
 from ..engine.device import resolve_device, resolve_precision
 from ..engine.stylizer import Stylizer, engine_settings, prepare_runtime
 from ..media.image import check_image, load_content_image
 from ..media.image_write import check_image_output, write_image
-from ..style.pretrained import load_model
+from ..style.networks import load_network, no_signals
 from ..style.signals import check_style_source, job_signals
 from .options import SharedOptions, check_declared
 
@@ -46,8 +48,10 @@ def run_image(job: ImageJob) -> dict[str, Any]:
         device = resolve_device(job.device, quiet=job.quiet)
         dtype = resolve_precision(job.precision, device)
         content = load_content_image(job.content, max_pixels=job.max_pixels)
-        model = load_model(job.weights, device=device, progress=not job.quiet)  # 2. network, style
-        signals = job_signals(model, job.styles, job.style_weights, job.signals, job.style_size, job.max_pixels)
+        model = load_network(job.network, weights=job.weights, style_model=job.style_model, device=device,
+                             progress=not job.quiet)                                  # 2. network, style
+        signals = no_signals() if Network(job.network) is Network.johnson else job_signals(
+            model, job.styles, job.style_weights, job.signals, job.style_size, job.max_pixels)
         h, w = content.shape[-2:]
         settings = engine_settings(device, dtype, h, w, frames=1)
         prepare_runtime(model, settings)
@@ -63,7 +67,11 @@ def run_image(job: ImageJob) -> dict[str, Any]:
 
 def _check(job: ImageJob) -> Path:
     check_declared(job)
-    check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
+    if Network(job.network) is Network.johnson:
+        if job.style_model is None or job.styles or job.signals:
+            raise OptionError("--network johnson takes --style-model FILE (its style is built in), no --style")
+    else:
+        check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
     check_image(job.content, what="content image", max_pixels=job.max_pixels)
     output = job.output or default_image_output(job.content)
     check_image_output(output, job.bit_depth)

@@ -16,6 +16,7 @@ from ..core.options import (
     Ease,
     HdrMode,
     KeepBars,
+    Network,
     Temporal,
     Transport,
 )
@@ -89,6 +90,24 @@ def style_keyed(job: VideoJob) -> bool:
     """Whether the look comes from style keyframes (``--style-at``, or a keyframes file's ``style``);
     a keyframes file of strengths or alphas alone leaves the look to ``--style``."""
     return bool(job.style_at) or (job.keyframes is not None and bool(load_keyframe_file(job.keyframes)[0]))
+
+
+def check_network(job: VideoJob) -> None:
+    """What each network takes (one line for what it does not)."""
+    network = Network(job.network)
+    if network is not Network.johnson:
+        if job.style_model is not None:
+            raise OptionError(f"--style-model is a Johnson network's checkpoint: pass --network johnson, not {network.value}")
+        if network is Network.adain and job.matte is not None:
+            raise OptionError("--matte works with --network microast in this version (AdaIN's spatial control is "
+                              "still to come)")
+        return
+    if job.style_model is None:
+        raise OptionError("--network johnson needs --style-model FILE (a fast_neural_style checkpoint)")
+    if job.styles or job.signals or job.style_at or job.matte is not None:
+        raise OptionError("--network johnson has its style built in: no --style, --signals, style keyframes or --matte")
+    if job.alpha != 1.0 or job.alpha_at:
+        raise OptionError("--network johnson has no content-style weight: use --strength to dial the look down")
 
 
 def check_controls(job: VideoJob) -> None:

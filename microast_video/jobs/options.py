@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..core.options import Precision
+from ..core.options import Network, Precision
 from ..core.schema import OPTIONS, default
 
 
@@ -24,6 +24,8 @@ class SharedOptions:
     style_size: int | None = default("style_size")
     alpha: float = default("alpha")
     strength: float = default("strength")  # 0 = the input itself, 1 = the full style
+    network: Network = default("network")
+    style_model: str | None = default("style_model")  # a Johnson network's checkpoint
     preserve_color: bool = default("preserve_color")
     device: str = default("device")
     precision: Precision = default("precision")

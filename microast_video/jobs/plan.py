@@ -27,6 +27,7 @@ from ..core.options import (
     Deinterlace,
     Ease,
     KeepBars,
+    Network,
     Temporal,
     Transport,
     megapixels,
@@ -55,7 +56,7 @@ from ..style.mattes import MatteSource
 from ..style.signals import check_style_source
 from ..temporal.stabilizer import MIN_FLOW_SIDE, TemporalSettings
 from .chart import check_chart_available
-from .job import Keyframes, VideoJob, alpha_notes, check_controls, plan_keyframes, style_keyed
+from .job import Keyframes, VideoJob, alpha_notes, check_controls, check_network, plan_keyframes, style_keyed
 from .options import check_declared
 
 
@@ -98,7 +99,7 @@ def file_plan(job: VideoJob, output: Path, keyframes: Keyframes | None) -> FileP
     """Every file the video job reads (clip, styles, signals, matte, keyframes file and its
     styles) and writes (video, report, chart); :meth:`FilePlan.check` refuses clashes."""
     files = FilePlan().read("input", job.input).read("style", *job.styles).read("signals", job.signals)
-    files.read("matte", job.matte).read("keyframes", job.keyframes)
+    files.read("matte", job.matte).read("keyframes", job.keyframes).read("style model", job.style_model)
     files.read("keyframe style", *(keyframes.style_paths if keyframes is not None else ()))
     return files.write("output", output).write("report", job.report).write("--chart", job.chart)
 
@@ -147,8 +148,9 @@ def check_options(job: VideoJob) -> None:
         check_chart_available()
     if job.queue_frames is not None and job.queue_frames < 1:
         raise OptionError(f"queue_frames must be >= 1, got {job.queue_frames}")
+    check_network(job)
     check_controls(job)
-    if not style_keyed(job):
+    if not style_keyed(job) and Network(job.network) is not Network.johnson:
         check_style_source(job.styles, job.signals, job.style_weights, job.max_pixels)
 
 

@@ -29,7 +29,7 @@ from ..media.encode_plan import EncodeSettings
 from ..media.probe import probe
 from ..style.mattes import matted
 from ..style.controls import at_strength
-from ..style.pretrained import load_model
+from ..style.networks import load_network
 from .contact import labelled, png_bytes, sheet_grid, spread
 from .plan import JobPlan, VideoJob, plan_video, style_keyed
 from .video import build_stylizer
@@ -84,7 +84,8 @@ def run_preview(job: PreviewJob) -> dict[str, Any]:
         plans = [(name, _plan(look)) for name, look in columns]                 # 1. check every look
         _sheet_plan(plans, output).check(overwrite=job.overwrite)               #    and the sheet's name
         frames = _frames(plans[0][1], job.frames)                               # 2. the frames
-        model = load_model(v.weights, device=plans[0][1].device, progress=v.progress)
+        model = load_network(v.network, weights=v.weights, style_model=v.style_model, device=plans[0][1].device,
+                             progress=v.progress)
         outputs = [_stylized(plan, model, frames) for _, plan in plans]         # 3. every look
         mattes = _mattes(plans[0][1], frames)
         rows = [[labelled(f.data, f"{f.seconds:.2f} s"), *m, *(o[i].data for o in outputs)]

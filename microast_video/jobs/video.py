@@ -31,6 +31,7 @@ from tqdm import tqdm
 from ..colour.tonemap import tonemapped
 from ..core.errors import InputError, shown
 from ..core.frame import Frame
+from ..core.options import Network
 from ..core.output import AtomicFile, json_bytes, sweep_once
 from ..core.stages import Stage, StageTimes, run_chain, terminate_on_signals
 from ..engine.device import opencv_threads, side_threads
@@ -41,7 +42,7 @@ from ..media.decode import DecodeStats, decode_frames
 from ..media.encode import FFmpegWriter
 from ..style.controls import Schedule, at_strength
 from ..style.mattes import matted, original_outside
-from ..style.pretrained import load_model
+from ..style.networks import load_network, no_signals
 from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized
 from .chart import chart_png
@@ -67,7 +68,8 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
     with terminate_on_signals():
         plan = plan_video(job, log=log)                                   # 1. plan
         _sweep(plan, log)
-        model = load_model(job.weights, device=plan.device, progress=job.progress)
+        model = load_network(job.network, weights=job.weights, style_model=job.style_model, device=plan.device,
+                             progress=job.progress)
         stylizer = build_stylizer(plan, model)                            # 2. style, 3. stylizer
         stabilizer = new_stabilizer(plan.temporal, plan.device)
         plan, window, skipped = _resume(plan, log)
@@ -160,6 +162,8 @@ def build_stylizer(plan: JobPlan, model: Any) -> Stylizer:
         signals = styles[0]
         if plan.matte is not None and job.styles:  # the keyframed look inside the matte, this style outside
             background = compute_signals(model, job.styles, style_size=job.style_size, max_pixels=job.max_pixels)
+    elif Network(job.network) is Network.johnson:  # its style is built in
+        styles, signals = (), no_signals()
     else:
         styles = ()
         main = job.styles[:1] if plan.matte is not None else job.styles

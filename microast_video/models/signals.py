@@ -74,4 +74,4 @@ def mix_signals(signals: Sequence[StyleSignals], weights: Sequence[float] | None
         for w, t in zip(weights[1:], parts[1:]):
             acc = acc + w * t
         mixed.append(acc)
-    return StyleSignals(*mixed)
+    return type(signals[0])(*mixed)  # any network's signals: each field is mixed alike

@@ -133,7 +133,7 @@ def at_strength(frames: Iterator[Frame], curve: Curve, default: float) -> Iterat
 
 
 def _mix(a: StyleSignals, b: StyleSignals, w: float) -> StyleSignals:
-    return StyleSignals(*((1 - w) * x + w * y for x, y in zip(a.tensors(), b.tensors())))
+    return type(a)(*((1 - w) * x + w * y for x, y in zip(a.tensors(), b.tensors())))
 
 
 def _where(keys: Sequence[float], t: float, ease: Ease) -> tuple[int, int, float]:
@@ -187,7 +187,7 @@ class Schedule:
               ) -> tuple[StyleSignals, torch.Tensor]:
         """Signals stacked per frame (N, 64, 1, 1 each) and alphas (N, 1, 1, 1), on ``device``."""
         per_frame = [self.signals_at(t, signals).to(device) for t in times]
-        stacked = StyleSignals(*(torch.cat(parts) for parts in zip(*(s.tensors() for s in per_frame))))
+        stacked = type(signals)(*(torch.cat(parts) for parts in zip(*(s.tensors() for s in per_frame))))
         alphas = torch.tensor([self.alpha_at(t, alpha) for t in times], device=device).view(-1, 1, 1, 1)
         return stacked, alphas
 

@@ -1,0 +1,124 @@
+"""AdaIN and Johnson feed-forward networks on the same pipeline: conformance with the upstream
+code's outputs (weights loaded through the files users give: torch.save'd state dicts under
+the upstream keys), and end to end through the video, image and batch commands."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import shared_path
+from helpers import lavfi_clip, make_style, one_line_error, run_cli
+
+from microast_video import decode_frames, probe
+from microast_video.core.options import Network
+from microast_video.style.networks import load_network
+
+
+@pytest.fixture(scope="module")
+def adain_dir(tmp_path_factory):
+    """AdaIN's two files as users have them (vgg_normalised.pth with keys to 52.*, decoder.pth)."""
+    w = np.load(shared_path("conformance", "adain", "weights.npz"))
+    d = tmp_path_factory.mktemp("adain")
+    vgg = {k[4:]: torch.from_numpy(w[k]) for k in w.files if k.startswith("vgg/")}
+    vgg["52.weight"], vgg["52.bias"] = torch.zeros(512, 512, 3, 3, dtype=torch.float16)[:1], torch.zeros(1)  # unused rest
+    torch.save(vgg, d / "vgg_normalised.pth")
+    torch.save({k[8:]: torch.from_numpy(w[k]) for k in w.files if k.startswith("decoder/")}, d / "decoder.pth")
+    return d
+
+
+@pytest.fixture(scope="module")
+def johnson_model(tmp_path_factory):
+    """An old-style published checkpoint: the TransformerNet keys plus inN.running_mean/var."""
+    w = np.load(shared_path("conformance", "johnson", "weights.npz"))
+    path = tmp_path_factory.mktemp("johnson") / "mosaic.pth"
+    torch.save({k: torch.from_numpy(w[k]) for k in w.files}, path)
+    return path
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("case", ["a_64x96_a1", "a_72x100_a0", "a_120x160_a06"])
+def test_adain_matches_the_upstream_code(adain_dir, case):
+    d = np.load(shared_path("conformance", "adain", f"{case}.npz"))
+    net = load_network(Network.adain, weights=adain_dir)
+    with torch.no_grad():
+        signals = net.encode_style(torch.from_numpy(d["style"]))
+        out = net.raw(torch.from_numpy(d["content"]), signals, float(d["alpha"]))
+        product = net(torch.from_numpy(d["content"]), signals, float(d["alpha"]))
+    assert out.shape == d["output"].shape and rel(out, torch.from_numpy(d["output"])) < 1e-4
+    assert product.shape[-2:] == d["content"].shape[-2:]  # the product gives back the input's size
+
+
+@pytest.mark.parametrize("case", ["j_64x96", "j_121x77", "j_100x148"])
+def test_johnson_matches_the_upstream_code(johnson_model, case):
+    d = np.load(shared_path("conformance", "johnson", f"{case}.npz"))
+    net = load_network(Network.johnson, style_model=str(johnson_model))
+    with torch.no_grad():
+        out = net.raw(torch.from_numpy(d["content"]))
+        product = net(torch.from_numpy(d["content"]) / 255)
+    assert out.shape == d["output"].shape and rel(out, torch.from_numpy(d["output"])) < 1e-4
+    assert product.shape[-2:] == d["content"].shape[-2:] and 0 <= float(product.min()) <= float(product.max()) <= 1
+
+
+def test_files_that_are_not_the_networks_are_one_line(tmp_path, adain_dir, johnson_model):
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    clip = lavfi_clip(tmp_path / "c.mp4", "testsrc2=size=96x64:rate=25:duration=0.2")
+    for args, needle in [(["--style-model", tmp_path / "junk.pth"], "not a PyTorch checkpoint"),
+                         (["--style-model", tmp_path / "wrong.pth"], "not a fast_neural_style TransformerNet"),
+                         ([], "needs --style-model")]:
+        one_line_error(run_cli("video", clip, "--network", "johnson", *args, "-o", tmp_path / "o.mp4"), needle)
+    result = run_cli("video", clip, "--network", "adain", "--style", make_style(tmp_path / "s.png"), "--weights",
+                     tmp_path, "-o", tmp_path / "o.mp4")
+    one_line_error(result, "vgg_normalised.pth", "missing")
+    result = run_cli("video", clip, "--network", "johnson", "--style-model", johnson_model, "--style",
+                     make_style(tmp_path / "s.png"), "-o", tmp_path / "o.mp4")
+    one_line_error(result, "style built in")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_both_networks_run_end_to_end_with_the_temporal_stage(tmp_path, adain_dir, johnson_model):
+    clip = lavfi_clip(tmp_path / "c.mp4", "testsrc2=size=100x68:rate=25:duration=0.4")
+    style = make_style(tmp_path / "s.png")
+    run_cli("video", clip, "--network", "adain", "--style", style, "--weights", adain_dir, "--codec", "ffv1", "-o",
+            tmp_path / "a.mkv", "--report", tmp_path / "a.json", "-q", expect=0)
+    run_cli("video", clip, "--network", "johnson", "--style-model", johnson_model, "--codec", "ffv1", "-o",
+            tmp_path / "j.mkv", "-q", "--strength", "0.5", expect=0)
+    source = [f.data for f in decode_frames(probe(clip))]
+    for name in ("a.mkv", "j.mkv"):
+        out = [f.data for f in decode_frames(probe(tmp_path / name))]
+        assert len(out) == len(source) == 10 and out[0].shape == source[0].shape  # the input's size, 100x68
+        assert np.abs(out[0].astype(int) - source[0]).mean() > 2
+    assert json.loads((tmp_path / "a.json").read_text())["temporal"]["on"]
+
+
+def test_the_image_command_and_a_batch_look_name_their_network(tmp_path, adain_dir, johnson_model, monkeypatch):
+    content = tmp_path / "photo.png"
+    cv2.imwrite(str(content), cv2.resize(cv2.imread(str(make_style(tmp_path / "p.png", seed=5))), (72, 56)))
+    run_cli("image", content, "--network", "johnson", "--style-model", johnson_model, "-o", tmp_path / "j.png", "-q",
+            expect=0)
+    assert cv2.imread(str(tmp_path / "j.png")).shape == (56, 72, 3)
+    monkeypatch.setenv("MICROAST_VIDEO_ADAIN_WEIGHTS", str(adain_dir))
+    clip = lavfi_clip(tmp_path / "c.mp4", "testsrc2=size=96x64:rate=25:duration=0.3")
+    (tmp_path / "jobs.toml").write_text(f"""output = "{{stem}}_{{look}}.mkv"
+output_dir = "{tmp_path / 'out'}"
+[defaults]
+codec = "ffv1"
+[[inputs]]
+path = "{clip}"
+[looks.adain]
+style = "{make_style(tmp_path / 's.png')}"
+network = "adain"
+[looks.mosaic]
+network = "johnson"
+style_model = "{johnson_model}"
+""")
+    result = run_cli("batch", tmp_path / "jobs.toml", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert probe(tmp_path / "out" / "c_adain.mkv").frames == probe(tmp_path / "out" / "c_mosaic.mkv").frames == 8
