@@ -110,6 +110,27 @@ def check_network(job: VideoJob) -> None:
         raise OptionError("--network johnson has no content-style weight: use --strength to dial the look down")
 
 
+#: Peak memory of a whole-frame pass per megapixel, measured on our CPU with bf16
+#: (``python benchmarks/networks.py``: AdaIN 2.54 GB at 1080p and 10.07 at UHD; Johnson 2.50 and
+#: 9.27). MicroAST runs in exact strips and needs 0.71 GB at UHD.
+GB_PER_MEGAPIXEL = {Network.adain: 1.21, Network.johnson: 1.09}
+#: The memory a frame of the seed networks may take: frames larger than this would not fit.
+MEMORY_BUDGET_GB = 8.0
+
+
+def check_network_memory(job: VideoJob, size: tuple[int, int]) -> None:
+    """AdaIN and Johnson run whole frames: refuse (one line) a frame whose pass would pass 8 GB."""
+    per_mp = GB_PER_MEGAPIXEL.get(Network(job.network))
+    w, h = size
+    if per_mp is None or w * h * per_mp / 1e6 <= MEMORY_BUDGET_GB:
+        return
+    most = int(MEMORY_BUDGET_GB / per_mp * 1e6)
+    height = int((most * h / w) ** 0.5) // 2 * 2
+    raise OptionError(f"--network {Network(job.network).value} at {w}x{h} needs about {w * h * per_mp / 1e6:.1f} GB "
+                      f"(whole frames, {per_mp} GB a megapixel); at most {most / 1e6:.1f} MP fit in "
+                      f"{MEMORY_BUDGET_GB:.0f} GB: pass --height {height} or less")
+
+
 def check_controls(job: VideoJob) -> None:
     """Mattes and keyframes: what can go together, and every keyframe's syntax and files."""
     if job.matte is not None:

@@ -56,7 +56,16 @@ from ..style.mattes import MatteSource
 from ..style.signals import check_style_source
 from ..temporal.stabilizer import MIN_FLOW_SIDE, TemporalSettings
 from .chart import check_chart_available
-from .job import Keyframes, VideoJob, alpha_notes, check_controls, check_network, plan_keyframes, style_keyed
+from .job import (
+    Keyframes,
+    VideoJob,
+    alpha_notes,
+    check_controls,
+    check_network,
+    check_network_memory,
+    plan_keyframes,
+    style_keyed,
+)
 from .options import check_declared
 
 
@@ -205,6 +214,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     encode = plan_encode(info, output, job.encode, exe=exe, height=job.height, hdr=job.hdr,
                          first_number=first_number(job, info))
     check_frame_sizes(job, info, encode.size)
+    check_network_memory(job, encode.size)
     check_encoder(encode, exe, job.encode.codec)
     matte = None if job.matte is None else MatteSource.open(job.matte, job.max_pixels)
     matte_notes = () if matte is None else tuple(matte.check_covers(info, job.start, job.duration))

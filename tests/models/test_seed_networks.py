@@ -122,3 +122,13 @@ style_model = "{johnson_model}"
     result = run_cli("batch", tmp_path / "jobs.toml", "-q")
     assert result.exit_code == 0, result.stderr
     assert probe(tmp_path / "out" / "c_adain.mkv").frames == probe(tmp_path / "out" / "c_mosaic.mkv").frames == 8
+
+
+def test_a_frame_too_large_for_8_gb_is_refused_before_any_work(tmp_path, adain_dir):
+    """AdaIN's whole-frame pass took 10.07 GB at UHD (benchmarks/networks.py): refused, with a height that fits."""
+    clip = lavfi_clip(tmp_path / "c.mp4", "testsrc2=size=3840x2160:rate=25:duration=0.04")
+    result = run_cli("video", clip, "--network", "adain", "--style", make_style(tmp_path / "s.png"), "--weights",
+                     adain_dir, "-o", tmp_path / "o.mp4")
+    line = one_line_error(result, "--network adain at 3840x2160", "8 GB", "--height")
+    height = int(line.split("--height ")[1].split()[0])
+    assert 1800 <= height < 2160
