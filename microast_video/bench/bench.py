@@ -69,6 +69,9 @@ class BenchOptions:
     peers: bool = False
     naive: bool = True
     repeat: int = 1  # rounds of every arm (model-only and end to end)
+    networks: tuple[str, ...] = ()  # the seed networks measured beside ("adain", "johnson")
+    adain_weights: Path | None = None  # AdaIN's folder (else $MICROAST_VIDEO_ADAIN_WEIGHTS)
+    style_model: Path | None = None  # the Johnson network's checkpoint
 
 
 def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +141,10 @@ def _model_specs(options: BenchOptions, common: dict[str, Any], tmp: Path, log: 
     if options.peers:
         peer_specs, skipped = _peer_specs(common, tmp, log)
         specs += [("model-only", name, kind, args) for name, kind, args in peer_specs]
+    for network in options.networks:  # the seed papers' networks on the same frames, the same way
+        specs.append(("model-only", network, "network", {**common, "network": network, "precision":
+                      options.precision.value, "adain_weights": str(options.adain_weights or "") or None,
+                      "style_model": str(options.style_model or "") or None}))
     return specs, skipped
 
 
@@ -258,7 +265,8 @@ def _cpu_name() -> str:
 ARM_WORDS = {"ours": "this tool", "ours-fp32": "this tool", "naive": "upstream code as published",
              "naive+alloc": "upstream code, faster memory allocator", "onnxruntime-fp32": "ONNX Runtime, fp32",
              "openvino-fp32": "OpenVINO, fp32", "openvino-bf16": "OpenVINO, bf16",
-             "ours, temporal off": "this tool, temporal stage off", "ours, compile auto": "this tool, short clip"}
+             "ours, temporal off": "this tool, temporal stage off", "ours, compile auto": "this tool, short clip",
+             "adain": "AdaIN (VGG-19 + decoder)", "johnson": "Johnson feed-forward network"}
 _PRECISION_WORDS = {"bfloat16": "bf16", "float32": "fp32", "float16": "fp16", "f32": "fp32", "bf16": "bf16"}
 #: Frames a minute of footage holds, for "minutes of compute per minute of footage".
 FOOTAGE_FPS = 24

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..core.errors import MicroastError
-from ..core.options import Codec, CompileMode, Precision, Temporal
+from ..core.options import Codec, CompileMode, Network, Precision, Temporal
 from ..core.paths import cache_dir
 from ..core.process import openmp_wait_setting
 from ..engine.device import (
@@ -41,6 +41,7 @@ from ..jobs.video import run_video
 from ..media.encode_plan import CODECS, EncodeSettings
 from ..media.image import load_style_image
 from ..media.probe import probe
+from ..style.networks import load_network, no_signals
 from ..style.pretrained import load_model
 from ..style.signals import compute_signals
 from .arms import (
@@ -219,8 +220,26 @@ def arm_ceiling(args: dict[str, Any]) -> dict[str, Any]:
             "device": str(device)}
 
 
+def arm_network(args: dict[str, Any]) -> dict[str, Any]:
+    """A seed network (AdaIN, Johnson) through the engine on the same frames as ``ours``."""
+    device = resolve_device(args["device"], quiet=True)
+    network = Network(args["network"])
+    model = load_network(network, weights=args.get("adain_weights"), style_model=args.get("style_model"),
+                         device=device, progress=False)
+    dtype = resolve_precision(args["precision"], device)
+    warmup = args["warmup"]
+    frames = list(decoded(args["input"], warmup + args["frames"]))
+    h, w = frames[0].data.shape[:2]
+    signals = no_signals() if network is Network.johnson else compute_signals(model, [args["style"]])
+    settings = engine_settings(device, dtype, h, w, frames=1)
+    prepare_runtime(model, settings)
+    timing = clock(FrameEngine(Stylizer(model, signals, settings), args["batch_size"]).run(iter(frames)), warmup)
+    return {**timing.summary(), **process_settings(allocator_tuned()), "warmup": warmup,
+            "precision": str(dtype).removeprefix("torch."), "device": str(device), "torch_threads": torch.get_num_threads()}
+
+
 _ARMS = {"ours": arm_ours, "naive": arm_naive, "export": arm_export, "peer": arm_peer, "pipeline": arm_pipeline,
-         "naive-pipeline": arm_naive_pipeline, "ceiling": arm_ceiling}
+         "naive-pipeline": arm_naive_pipeline, "ceiling": arm_ceiling, "network": arm_network}
 
 
 def child_main() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..core.options import FLICKER_HEIGHT, Codec, CompileMode
+from ..core.options import FLICKER_HEIGHT, Codec, CompileMode, Network
 from ..core.schema import OPTIONS
 from ..core.schema import default as default_of
 from .app import app, say_error, user_errors
@@ -32,6 +32,11 @@ def bench_command(
     peers: Annotated[bool, typer.Option(
         "--peers", help="Also export to ONNX and run ONNX Runtime and OpenVINO (the optional extras).")] = False,
     naive: Annotated[bool, typer.Option(help="Run the upstream-way arms (slow at 4K).")] = True,
+    network: Annotated[Optional[list[Network]], typer.Option(
+        help="Also measure this seed network on the same frames (repeat): adain (--adain-weights DIR or "
+             "$MICROAST_VIDEO_ADAIN_WEIGHTS), johnson (--style-model FILE).")] = None,
+    adain_weights: Annotated[Optional[Path], typer.Option(help="AdaIN's vgg_normalised.pth and decoder.pth.")] = None,
+    style_model: Annotated[Optional[Path], typer.Option(help="A Johnson network's checkpoint.")] = None,
     repeat: Annotated[int, typer.Option(
         min=1, help="Rounds of every arm, all arms in turn: each arm's median, every ratio's range.")] = 1,
     device: DeviceOpt = default_of("device"),
@@ -57,12 +62,15 @@ def bench_command(
         from ..core.output import json_bytes, write_bytes
         from ..core.stages import terminate_on_signals
 
-        FilePlan().read("--input", input).read("--style", style).write("--json", json_path).check(overwrite=overwrite)
+        FilePlan().read("--input", input).read("--style", style).read("--style-model", style_model).write(
+            "--json", json_path).check(overwrite=overwrite)
         with terminate_on_signals():
             result = run_bench(BenchOptions(
                 resolution=parse_resolution(resolution), frames=frames, warmup=warmup, device=device,
                 precision=precision, batch_size=batch_size, input_path=input, style=style, codec=codec,
-                preset=preset, weights=weights, compile=compile, peers=peers, naive=naive, repeat=repeat),
+                preset=preset, weights=weights, compile=compile, peers=peers, naive=naive, repeat=repeat,
+                networks=tuple(Network(n).value for n in network or () if Network(n) is not Network.microast),
+                adain_weights=adain_weights, style_model=style_model),
                 log=lambda m: typer.echo(m, err=True))
         typer.echo(format_table(result))
         if json_path is not None:

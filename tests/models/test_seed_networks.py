@@ -132,3 +132,18 @@ def test_a_frame_too_large_for_8_gb_is_refused_before_any_work(tmp_path, adain_d
     line = one_line_error(result, "--network adain at 3840x2160", "8 GB", "--height")
     height = int(line.split("--height ")[1].split()[0])
     assert 1800 <= height < 2160
+
+
+def test_the_bench_measures_a_seed_network_as_it_measures_this_tool(tmp_path, adain_dir, johnson_model):
+    """`bench --network adain --network johnson`: each an arm on the same frames (a fresh process)."""
+    from microast_video.bench.bench import ARM_WORDS, run_child
+
+    clip = lavfi_clip(tmp_path / "c.mp4", "testsrc2=size=96x64:rate=25:duration=0.2")
+    common = {"input": str(clip), "style": str(make_style(tmp_path / "s.png")), "frames": 2, "warmup": 1,
+              "device": "cpu", "batch_size": 1, "precision": "auto"}
+    for network in ("adain", "johnson"):
+        arm = run_child("network", {**common, "network": network, "adain_weights": str(adain_dir),
+                                    "style_model": str(johnson_model)})
+        assert arm["fps"] > 0 and arm["measured_frames"] == 2 and arm["warmup"] == 1 and network in ARM_WORDS
+    with pytest.raises(Exception, match="needs vgg_normalised.pth"):
+        run_child("network", {**common, "network": "adain", "adain_weights": None, "style_model": None})
