@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from ..core.errors import OptionError
 from ..core.options import FLICKER_HEIGHT, Codec, CompileMode, Network
 from ..core.schema import OPTIONS
 from ..core.schema import default as default_of
@@ -148,8 +149,10 @@ def flicker_command(
 
 @app.command("batch")
 def batch_command(
-    manifest: Annotated[Path, typer.Argument(help="The batch manifest (TOML): inputs x looks -> outputs.",
-                                             show_default=False)],
+    manifest: Annotated[Path, typer.Argument(help="The batch manifest (TOML): inputs x looks -> outputs; or an "
+                                                  "editorial timeline (cut.otio) with --style.", show_default=False)],
+    style: Annotated[Optional[list[Path]], typer.Option(
+        "--style", "-s", help="For a timeline: the look's style image (repeat: one look each).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything and print the plan; run nothing.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run only the jobs the last report marks failed.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine (spread over its GPUs where it has GPUs).")] = 1,
@@ -169,13 +172,14 @@ def batch_command(
     """Run many clips x looks from a manifest: resumable by segments, failures isolated, a report to review."""
     with user_errors(debug):
         from ..batch.manifest import ManifestError
-        from ..batch.run import run_batch
         from ..batch.types import BatchOptions
 
         options = BatchOptions(dry_run=dry_run, overwrite=overwrite, retry_failed=retry_failed, workers=workers,
-                               workers_per_gpu=workers_per_gpu, ray=ray, weights=weights, report_dir=report_dir, progress=not quiet, flicker=flicker)
+                               workers_per_gpu=workers_per_gpu, ray=ray, weights=weights, report_dir=report_dir,
+                               progress=not quiet, flicker=flicker)
+        log = (lambda m: None) if quiet else (lambda m: typer.echo(m, err=True))
         try:
-            report = run_batch(manifest, options, log=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)))
+            report = _run_manifest_or_timeline(manifest, list(style or ()), options, log)
         except ManifestError as err:  # every problem, one line each
             for problem in err.problems:
                 say_error(problem)
@@ -185,3 +189,23 @@ def batch_command(
                    + (" (dry run: nothing run)" if dry_run else ""), err=True)
         if s["failed"]:
             raise typer.Exit(1)
+
+
+def _run_manifest_or_timeline(path: Path, styles: list[Path], options: Any, log: Any) -> dict[str, Any]:
+    """A manifest's batch; or a timeline's: its clips x the --style looks, then the cut relinked
+    to the stylized media (``CUT-stylized/CUT_LOOK.otio`` beside the cut)."""
+    from ..batch.run import run_batch
+    from ..batch.timeline import TIMELINE_EXTS, timeline_manifest, write_relinked
+
+    if path.suffix.lower() not in TIMELINE_EXTS:
+        if styles:
+            raise OptionError("--style is for a timeline; a manifest names its looks")
+        return run_batch(path, options, log=log)
+    output_dir = path.parent / f"{path.stem}-stylized"
+    output_dir.mkdir(exist_ok=True)
+    manifest, timeline = timeline_manifest(path, styles, output_dir, {})
+    report = run_batch(manifest, options, log=log)
+    if not options.dry_run and not report["summary"]["failed"]:
+        for cut in write_relinked(timeline, manifest, path, output_dir):
+            log(f"microast-video: wrote {cut} (the cut relinked to the stylized media)")
+    return report

@@ -1,0 +1,105 @@
+"""Editorial timelines through OpenTimelineIO: each clip of a cut (``cut.otio``; an EDL or FCP
+XML where OTIO's adapter for it is installed) becomes a batch job over its media's source
+range, and the same cut comes back relinked to the stylized media, so an editor reopens it
+with the look in place. Needs ``pip install 'microast-video[post]'``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from ..core.errors import InputError, OptionError, shown
+from ..core.output import write_bytes
+from .manifest import Manifest, manifest_from_dict
+
+#: What OpenTimelineIO reads here (EDL and FCP XML through its adapter plugins).
+TIMELINE_EXTS = (".otio", ".otioz", ".edl", ".xml", ".fcpxml")
+
+_INPUT = re.compile(r"^inputs\[(\d+)\]")
+
+
+def _otio() -> Any:
+    try:
+        import opentimelineio as otio
+    except ImportError:
+        raise OptionError("editorial timelines need OpenTimelineIO: pip install 'microast-video[post]'") from None
+    return otio
+
+
+def read_timeline(path: Path) -> Any:
+    """The cut, read by OpenTimelineIO (one line where it cannot be)."""
+    otio = _otio()
+    try:
+        return otio.adapters.read_from_file(str(path))
+    except Exception as err:  # noqa: BLE001 - OTIO's adapters raise many kinds: one line naming the file
+        raise InputError(f"timeline {shown(path)}: OpenTimelineIO cannot read it ({' '.join(str(err).split())[:200]})"
+                         ) from None
+
+
+def media_path(clip: Any, base: Path) -> Path:
+    """A clip's media file (a ``file://`` URL or a path, relative to the cut's folder)."""
+    url = getattr(clip.media_reference, "target_url", None)
+    if not url:
+        raise InputError(f"timeline clip {clip.name!r}: no media file (a gap or a generated clip)")
+    parsed = urlparse(url)
+    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(url)
+    return path if path.is_absolute() else base / path
+
+
+def clip_window(clip: Any) -> tuple[float, float]:
+    """(seconds into the media file, seconds long) of the clip's source range."""
+    source = clip.source_range or clip.available_range()
+    available = clip.media_reference.available_range
+    origin = available.start_time.to_seconds() if available is not None else 0.0
+    return max(0.0, source.start_time.to_seconds() - origin), source.duration.to_seconds()
+
+
+def timeline_manifest(path: Path, styles: list[Path], output_dir: Path, defaults: dict[str, Any]) -> tuple[Manifest, Any]:
+    """(a manifest of the cut's clips x one look per style, the cut) for :func:`run_batch`."""
+    if not styles:
+        raise OptionError(f"timeline {shown(path)}: give the look with --style IMAGE (repeat for several looks)")
+    timeline = read_timeline(path)
+    clips = list(timeline.find_clips())
+    if not clips:
+        raise InputError(f"timeline {shown(path)}: no clips")
+    inputs = []
+    for clip in clips:
+        start, duration = clip_window(clip)
+        inputs.append({"path": str(media_path(clip, path.parent)), "start": start, "duration": duration})
+    looks = {style.stem: {"style": str(style)} for style in styles}
+    data = {"output": "{index:03d}_{stem}_{look}{ext}", "output_dir": str(output_dir), "defaults": defaults,
+            "inputs": inputs, "looks": looks}
+    return manifest_from_dict(data, path.with_suffix(".microast.toml")), timeline
+
+
+def relinked(timeline: Any, manifest: Manifest, look: str) -> Any:
+    """The cut with each clip's media replaced by its stylized output for ``look`` (which starts
+    at the clip's first frame: the source range starts at 0 there)."""
+    otio = _otio()
+    outputs = {int(m.group(1)): job.output for job in manifest.jobs
+               if job.look.name == look and (m := _INPUT.match(job.entry))}
+    cut = copy.deepcopy(timeline)
+    for index, clip in enumerate(cut.find_clips()):
+        source = clip.source_range or clip.available_range()
+        rate = source.duration.rate
+        zero = otio.opentime.RationalTime(0, rate)
+        clip.source_range = otio.opentime.TimeRange(zero, source.duration)
+        clip.media_reference = otio.schema.ExternalReference(
+            target_url=Path(outputs[index]).resolve().as_uri(), available_range=otio.opentime.TimeRange(zero, source.duration))
+    return cut
+
+
+def write_relinked(timeline: Any, manifest: Manifest, path: Path, output_dir: Path) -> list[Path]:
+    """One relinked cut per look, ``CUT_LOOK.otio`` in ``output_dir`` (written whole, then renamed)."""
+    otio = _otio()
+    written = []
+    for look in manifest.looks:
+        target = output_dir / f"{path.stem}_{look.name}.otio"
+        text = otio.adapters.write_to_string(relinked(timeline, manifest, look.name), "otio_json")
+        write_bytes(target, text.encode(), overwrite=True, what="relinked timeline")
+        written.append(target)
+    return written

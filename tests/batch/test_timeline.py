@@ -1,0 +1,51 @@
+"""An editorial cut (OpenTimelineIO) in: each clip's source range a job; out: the same cut
+relinked to the stylized media."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import lavfi_clip, make_style, one_line_error, run_cli
+
+from microast_video import probe
+
+otio = pytest.importorskip("opentimelineio", reason="the post extra (CI installs it)")
+
+
+def cut(tmp_path, clips):
+    """A timeline of (media, start frame, frames) at 25 fps; media referenced as file URLs."""
+    timeline = otio.schema.Timeline(name="cut")
+    track = otio.schema.Track()
+    timeline.tracks.append(track)
+    for i, (media, start, frames) in enumerate(clips):
+        rate = 25
+        ref = otio.schema.ExternalReference(target_url=media.resolve().as_uri(), available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(50, rate)))
+        track.append(otio.schema.Clip(name=f"c{i}", media_reference=ref, source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(start, rate), otio.opentime.RationalTime(frames, rate))))
+    path = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    return path
+
+
+def test_a_cut_comes_back_relinked_to_the_stylized_media(tmp_path, weights_env, monkeypatch):
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    a = lavfi_clip(tmp_path / "a.mp4", "testsrc2=size=96x64:rate=25:duration=2")
+    b = lavfi_clip(tmp_path / "b.mp4", "testsrc=size=96x64:rate=25:duration=2")
+    path = cut(tmp_path, [(a, 10, 8), (b, 0, 6), (a, 30, 5)])  # the same media twice, two ranges
+    result = run_cli("batch", path, "--style", make_style(tmp_path / "look.png"), "-q")
+    assert result.exit_code == 0, result.stderr
+    relinked = otio.adapters.read_from_file(str(tmp_path / "cut-stylized" / "cut_look.otio"))
+    clips = list(relinked.find_clips())
+    assert [c.source_range.duration.value for c in clips] == [8, 6, 5]
+    for clip in clips:
+        media = clip.media_reference.target_url.removeprefix("file://")
+        assert "cut-stylized" in media and probe(media).frames == clip.source_range.duration.value
+        assert clip.source_range.start_time.value == 0
+
+
+def test_a_timeline_needs_a_look_and_a_readable_file(tmp_path):
+    a = lavfi_clip(tmp_path / "a.mp4", "testsrc2=size=96x64:rate=25:duration=1")
+    one_line_error(run_cli("batch", cut(tmp_path, [(a, 0, 5)])), "--style")
+    (tmp_path / "bad.otio").write_text("{ not json")
+    one_line_error(run_cli("batch", tmp_path / "bad.otio", "--style", make_style(tmp_path / "s.png")),
+                   "OpenTimelineIO cannot read it")
