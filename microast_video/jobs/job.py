@@ -98,9 +98,6 @@ def check_network(job: VideoJob) -> None:
     if network is not Network.johnson:
         if job.style_model is not None:
             raise OptionError(f"--style-model is a Johnson network's checkpoint: pass --network johnson, not {network.value}")
-        if network is Network.adain and job.matte is not None:
-            raise OptionError("--matte works with --network microast in this version (AdaIN's spatial control is "
-                              "still to come)")
         return
     if job.style_model is None:
         raise OptionError("--network johnson needs --style-model FILE (a fast_neural_style checkpoint)")

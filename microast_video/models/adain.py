@@ -88,17 +88,41 @@ class AdaIN(nn.Module):
         target = (feat - c_mean) / c_std * style.std + style.mean
         return self.decoder(alpha * target + (1 - alpha) * feat)
 
-    def forward(self, content: Tensor, signals: FeatureStats, alpha: float | Tensor = 1.0, **engine: Any) -> Tensor:
-        """(N, 3, H, W) in [0, 1] (or uint8 samples) -> the stylized frames, raw, the input's size.
-        The engine's MicroAST-only arguments (strips, mattes) are refused, not ignored."""
-        if engine.get("matte") is not None or engine.get("background") is not None:
-            raise ValueError("AdaIN here takes no matte")
+    def regions(self, content: Tensor, style: FeatureStats, matte: Tensor, background: FeatureStats | None,
+                alpha: float | Tensor = 1.0) -> Tensor:
+        """The paper's spatial control: AdaIN with each region's own content statistics, ``style``
+        where the matte is 1 and ``background`` where it is 0 (without one, the content's own
+        features there), soft edges blended at the features' resolution."""
+        feat = self.vgg(content)
+        m = F.interpolate(matte, size=feat.shape[-2:], mode="area")
+        inside = _masked_adain(feat, m, style)
+        outside = feat if background is None else _masked_adain(feat, 1 - m, background)
+        target = m * inside + (1 - m) * outside
+        return self.decoder(alpha * target + (1 - alpha) * feat)
+
+    def forward(self, content: Tensor, signals: FeatureStats, alpha: float | Tensor = 1.0, *, matte: Tensor | None = None,
+                background: FeatureStats | None = None, **engine: Any) -> Tensor:
+        """(N, 3, H, W) in [0, 1] (or uint8 samples) -> the stylized frames, raw, the input's size;
+        ``matte`` (N, 1, H, W) in [0, 1]: regions (:meth:`regions`). MicroAST's strip and kernel
+        arguments of the engine do not apply (whole frames)."""
         x = content.float() / 255 if content.dtype == torch.uint8 else content
         h, w = x.shape[-2:]
         ph, pw = -h % self.MULTIPLE, -w % self.MULTIPLE
+        pad = (0, pw, 0, ph)
+        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
         if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        return self.raw(x, signals, alpha)[..., :h, :w]
+            x = F.pad(x, pad, mode=mode)
+            matte = None if matte is None else F.pad(matte, pad, mode=mode)
+        out = self.raw(x, signals, alpha) if matte is None else self.regions(x, signals, matte, background, alpha)
+        return out[..., :h, :w]
+
+
+def _masked_adain(feat: Tensor, weight: Tensor, style: FeatureStats, eps: float = 1e-5) -> Tensor:
+    """AdaIN whose content statistics are those of the region ``weight`` (N, 1, h, w) in [0, 1]."""
+    total = weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    mean = (feat * weight).sum(dim=(2, 3), keepdim=True) / total
+    var = ((feat - mean) ** 2 * weight).sum(dim=(2, 3), keepdim=True) / (total - 1).clamp_min(1e-6)
+    return (feat - mean) / (var + eps).sqrt() * style.std + style.mean
 
 
 def load_adain(vgg_state: dict[str, Tensor], decoder_state: dict[str, Tensor]) -> AdaIN:

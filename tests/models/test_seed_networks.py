@@ -147,3 +147,29 @@ def test_the_bench_measures_a_seed_network_as_it_measures_this_tool(tmp_path, ad
         assert arm["fps"] > 0 and arm["measured_frames"] == 2 and arm["warmup"] == 1 and network in ARM_WORDS
     with pytest.raises(Exception, match="needs vgg_normalised.pth"):
         run_child("network", {**common, "network": "adain", "adain_weights": None, "style_model": None})
+
+
+def test_adain_takes_a_matte_with_each_regions_own_statistics(tmp_path, adain_dir):
+    """The AdaIN paper's spatial control: a full matte is the plain network; half a matte with one
+    style keeps the original outside it (the video command, the temporal stage on)."""
+    net = load_network(Network.adain, weights=adain_dir)
+    x = torch.rand(1, 3, 64, 96)
+    signals = net.encode_style(torch.rand(1, 3, 64, 64))
+    with torch.no_grad():
+        assert torch.allclose(net(x, signals), net(x, signals, matte=torch.ones(1, 1, 64, 96)), atol=1e-5)
+        half = torch.zeros(1, 1, 64, 96)
+        half[..., :48] = 1
+        other = net.encode_style(torch.rand(1, 3, 64, 64) * 0.5)
+        two = net(x, signals, matte=half, background=other)
+    assert two.shape == x.shape and not torch.allclose(two, net(x, signals))
+    clip = lavfi_clip(tmp_path / "c.mp4", "testsrc2=size=96x64:rate=25:duration=0.3")
+    matte = tmp_path / "m.png"
+    m = np.zeros((64, 96), np.uint8)
+    m[:, :48] = 255
+    cv2.imwrite(str(matte), m)
+    run_cli("video", clip, "--network", "adain", "--style", make_style(tmp_path / "s.png"), "--weights", adain_dir,
+            "--matte", matte, "--codec", "ffv1", "-o", tmp_path / "o.mkv", "-q", expect=0)
+    out = [f.data.astype(int) for f in decode_frames(probe(tmp_path / "o.mkv"))]
+    src = [f.data.astype(int) for f in decode_frames(probe(clip))]
+    assert all(np.array_equal(o[:, 60:], s[:, 60:]) for o, s in zip(out, src))  # outside: the original
+    assert np.abs(out[0][:, :40] - src[0][:, :40]).mean() > 2  # inside: painted
