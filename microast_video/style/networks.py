@@ -70,9 +70,41 @@ def load_network(network: Network, *, weights: str | os.PathLike[str] | None = N
     else:
         if style_model is None:
             raise InputError("--network johnson needs --style-model FILE (a fast_neural_style checkpoint)")
+        if Path(style_model).suffix.lower() == ".onnx":
+            return OnnxJohnson(Path(style_model))
         state = state_dict(Path(style_model), "style model")
         net = _checked(lambda: load_johnson(state), style_model, "a fast_neural_style TransformerNet's")
     return net.requires_grad_(False).to(device)
+
+
+class OnnxJohnson(torch.nn.Module):
+    """A Johnson network exported to ONNX (fast_neural_style's ``--export_onnx``), run by ONNX
+    Runtime on the CPU: pixels in [0, 255] in, raw pixels out, as the PyTorch network."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise InputError(f"style model {shown(path)}: ONNX models need pip install 'microast-video[onnx]'") from None
+        if not path.is_file():
+            raise InputError(f"style model {shown(path)}: file not found")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - any ONNX Runtime failure: not a model it can run
+            raise InputError(f"style model {shown(path)}: not an ONNX model ONNX Runtime can run ({type(err).__name__})"
+                             ) from None
+        self.input = self.session.get_inputs()[0].name
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # where the engine's frames go: the CPU
+
+    def forward(self, content: torch.Tensor, signals: Any = None, alpha: Any = 1.0, **engine: Any) -> torch.Tensor:
+        x = content.float() if content.dtype == torch.uint8 else content.float() * 255
+        h, w = x.shape[-2:]
+        out = torch.from_numpy(self.session.run(None, {self.input: x.contiguous().numpy()})[0])
+        return (out[..., :h, :w] / 255).clamp(0, 1)
+
+    def use_kernels(self, kernels: Any) -> None:
+        """MicroAST's strip kernels do not apply."""
 
 
 def _checked(load: Any, path: Any, whose: str) -> Any:

@@ -173,3 +173,28 @@ def test_adain_takes_a_matte_with_each_regions_own_statistics(tmp_path, adain_di
     src = [f.data.astype(int) for f in decode_frames(probe(clip))]
     assert all(np.array_equal(o[:, 60:], s[:, 60:]) for o, s in zip(out, src))  # outside: the original
     assert np.abs(out[0][:, :40] - src[0][:, :40]).mean() > 2  # inside: painted
+
+
+def test_an_onnx_export_of_a_johnson_network_runs_as_the_checkpoint_does(tmp_path, johnson_model):
+    pytest.importorskip("onnxruntime", reason="the onnx extra (CI installs it)")
+    pytest.importorskip("onnxscript", reason="the onnx extra (CI installs it)")
+    net = load_network(Network.johnson, style_model=str(johnson_model))
+    x = torch.rand(1, 3, 64, 96) * 255
+    onnx_path = tmp_path / "mosaic.onnx"
+
+    class Raw(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner.raw(x)
+
+    torch.onnx.export(Raw(net), (x,), str(onnx_path), input_names=["input_image"], output_names=["output_image"],
+                      dynamo=True, verbose=False)
+    runner = load_network(Network.johnson, style_model=str(onnx_path))
+    with torch.no_grad():
+        assert rel(runner(x / 255), net(x / 255)) < 1e-4
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(Exception, match="not an ONNX model"):
+        load_network(Network.johnson, style_model=str(tmp_path / "junk.onnx"))
