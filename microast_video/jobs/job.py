@@ -101,8 +101,8 @@ def check_network(job: VideoJob) -> None:
         return
     if job.style_model is None:
         raise OptionError("--network johnson needs --style-model FILE (a fast_neural_style checkpoint)")
-    if job.styles or job.signals or job.style_at or job.matte is not None:
-        raise OptionError("--network johnson has its style built in: no --style, --signals, style keyframes or --matte")
+    if job.styles or job.signals or job.style_at:
+        raise OptionError("--network johnson has its style built in: no --style, --signals or style keyframes")
     if job.alpha != 1.0 or job.alpha_at:
         raise OptionError("--network johnson has no content-style weight: use --strength to dial the look down")
 

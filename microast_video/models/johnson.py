@@ -68,9 +68,8 @@ class TransformerNet(nn.Module):
 
     def forward(self, content: Tensor, signals: Any = None, alpha: Any = 1.0, **engine: Any) -> Tensor:
         """(N, 3, H, W) in [0, 1] (or uint8 samples) -> the stylized frames in [0, 1] (clamped),
-        the input's size. A Johnson network has no style signals and no content-style weight."""
-        if engine.get("matte") is not None:
-            raise ValueError("a Johnson network here takes no matte")
+        the input's size. A Johnson network has no style signals and no content-style weight; with
+        a matte the engine keeps the original outside it (the network paints the whole frame)."""
         x = content.float() if content.dtype == torch.uint8 else content * 255
         h, w = x.shape[-2:]
         return (self.raw(x)[..., :h, :w] / 255).clamp(0, 1)

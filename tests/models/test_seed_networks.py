@@ -98,6 +98,20 @@ def test_both_networks_run_end_to_end_with_the_temporal_stage(tmp_path, adain_di
     assert json.loads((tmp_path / "a.json").read_text())["temporal"]["on"]
 
 
+def test_a_johnson_network_with_a_matte_paints_inside_it_only(tmp_path, johnson_model):
+    clip = lavfi_clip(tmp_path / "c.mp4", "testsrc2=size=96x64:rate=25:duration=0.3")
+    matte = tmp_path / "m.png"
+    m = np.zeros((64, 96), np.uint8)
+    m[:, :48] = 255
+    cv2.imwrite(str(matte), m)
+    run_cli("video", clip, "--network", "johnson", "--style-model", johnson_model, "--matte", matte, "--codec", "ffv1",
+            "-o", tmp_path / "o.mkv", "-q", expect=0)
+    out = [f.data.astype(int) for f in decode_frames(probe(tmp_path / "o.mkv"))]
+    src = [f.data.astype(int) for f in decode_frames(probe(clip))]
+    assert all(np.array_equal(o[:, 60:], s[:, 60:]) for o, s in zip(out, src))
+    assert np.abs(out[0][:, :40] - src[0][:, :40]).mean() > 2
+
+
 def test_the_image_command_and_a_batch_look_name_their_network(tmp_path, adain_dir, johnson_model, monkeypatch):
     content = tmp_path / "photo.png"
     cv2.imwrite(str(content), cv2.resize(cv2.imread(str(make_style(tmp_path / "p.png", seed=5))), (72, 56)))
