@@ -104,7 +104,7 @@ def _in_folder(folder: Path) -> ImageSequence:
             key = (m["prefix"], m["suffix"], len(m["digits"]))
             groups[key] = groups.get(key, 0) + 1
     if not groups:
-        raise InputError(f"input {shown(folder)}: a folder without numbered frames ({', '.join(READ)})")
+        raise InputError(f"input {shown(folder)}: not a file, and a folder without numbered frames ({', '.join(READ)})")
     prefix, suffix, digits = max(groups, key=lambda k: groups[k])
     return _numbered(folder, prefix, suffix, digits, what=str(folder))
 

@@ -60,7 +60,7 @@ def no_work(monkeypatch):
     """Fail the test if the job gets as far as loading the network."""
     def loaded(*a, **k):
         raise AssertionError("the network was loaded: the check came too late")
-    monkeypatch.setattr(_pipeline, "load_model", loaded)
+    monkeypatch.setattr(_pipeline, "load_network", loaded)
 
 
 def video(files, out: Path, *args) -> list[str]:

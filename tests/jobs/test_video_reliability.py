@@ -162,7 +162,7 @@ def video(*args):
 def job_model(model, monkeypatch):
     """Make run_video reuse the session's CPU model instead of loading one per job."""
 
-    monkeypatch.setattr(_pipeline, "load_model", lambda weights=None, device="cpu", **kw: model)
+    monkeypatch.setattr(_pipeline, "load_network", lambda network, **kw: model)
     return model
 
 
