@@ -22,6 +22,8 @@ _EXPORTS = {
     "StyleSignals": ".models",
     "mix_signals": ".models",
     "load_model": ".style.pretrained",
+    "load_network": ".style.networks",
+    "Network": ".core.options",
     "resolve_weights": ".style.weights",
     "compute_signals": ".style.signals",
     "save_signals": ".style.signals_file",
@@ -93,7 +95,7 @@ if TYPE_CHECKING:
         WeightsError,
     )
     from .core.frame import Frame
-    from .core.options import Codec, CompileMode, Precision, Transport
+    from .core.options import Codec, CompileMode, Network, Precision, Transport
     from .engine.device import resolve_device, resolve_precision
     from .engine.stylizer import (
         EngineSettings,
@@ -112,6 +114,7 @@ if TYPE_CHECKING:
     from .media.image_write import write_image
     from .media.probe import VideoInfo, probe
     from .models import MicroAST, StyleSignals, mix_signals
+    from .style.networks import load_network
     from .style.pretrained import load_model
     from .style.signals import compute_signals
     from .style.signals_file import load_signals, save_signals

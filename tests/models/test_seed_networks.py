@@ -212,3 +212,14 @@ def test_an_onnx_export_of_a_johnson_network_runs_as_the_checkpoint_does(tmp_pat
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(Exception, match="not an ONNX model"):
         load_network(Network.johnson, style_model=str(tmp_path / "junk.onnx"))
+
+
+def test_adain_mixes_styles_and_is_in_the_public_api(adain_dir):
+    """Interpolation of several styles (the AdaIN paper's) through the same mix as MicroAST's."""
+    import microast_video
+
+    net = microast_video.load_network(microast_video.Network.adain, weights=adain_dir)
+    a, b = (net.encode_style(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(s))) for s in (1, 2))
+    half = microast_video.mix_signals([a, b], [0.5, 0.5])
+    assert type(half) is type(a) and torch.allclose(half.mean, (a.mean + b.mean) / 2)
+    assert microast_video.mix_signals([a, b], [1.0, 0.0]).std.equal(a.std)
