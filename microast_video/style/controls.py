@@ -178,10 +178,7 @@ class Schedule:
         return self.styles[i] if i == j or w == 0 else _mix(self.styles[i], self.styles[j], w)
 
     def alpha_at(self, t: float, default: float) -> float:
-        if not self.alphas:
-            return default
-        i, j, w = _where(self.alpha_times, t, self.ease)
-        return self.alphas[i] + w * (self.alphas[j] - self.alphas[i])
+        return Curve(self.alpha_times, self.alphas, self.ease).at(t, default)
 
     def batch(self, times: Sequence[float], signals: StyleSignals, alpha: float, device: torch.device
               ) -> tuple[StyleSignals, torch.Tensor]:

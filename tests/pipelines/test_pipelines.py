@@ -71,18 +71,24 @@ def test_look_dev_refuses_a_missing_shot_in_one_line(weights_env, tmp_path):
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "none.mp4" in proc.stderr
 
 
-def test_ray_batch(shots, weights_env, tmp_path):
-    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'microast-video[ray]' (CI installs it)")
+def one_look_manifest(tmp_path: Path, clip: Path, style: Path) -> Path:
+    """A manifest of ``clip`` x one look, lossless outputs in ``tmp_path/out``."""
     manifest = tmp_path / "jobs.toml"
     manifest.write_text(f"""output = "{{stem}}.mkv"
 output_dir = "{tmp_path / 'out'}"
 [defaults]
 codec = "ffv1"
 [[inputs]]
-path = "{shots / 'shots' / 'one.mp4'}"
+path = "{clip}"
 [looks.a]
-style = "{shots / 'a.png'}"
+style = "{style}"
 """)
+    return manifest
+
+
+def test_ray_batch(shots, weights_env, tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'microast-video[ray]' (CI installs it)")
+    manifest = one_look_manifest(tmp_path, shots / "shots" / "one.mp4", shots / "a.png")
     proc = run("ray_batch.py", manifest, "--address", "local", "--cpus", "2", env=weights_env)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "one.mkv").stat().st_size > 0 and "1 done" in proc.stdout
@@ -91,17 +97,7 @@ style = "{shots / 'a.png'}"
 def test_a_killed_local_ray_run_takes_its_cluster_with_it(shots, weights_env, tmp_path):
     """A SIGKILL of a local Ray run left `ray::` agents and servers running for over 55 s."""
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'microast-video[ray]' (CI installs it)")
-    manifest = tmp_path / "jobs.toml"
-    make_clip(tmp_path / "long.mp4", size="96x64", seconds=8)
-    manifest.write_text(f"""output = "{{stem}}.mkv"
-output_dir = "{tmp_path / 'out'}"
-[defaults]
-codec = "ffv1"
-[[inputs]]
-path = "{tmp_path / 'long.mp4'}"
-[looks.a]
-style = "{shots / 'a.png'}"
-""")
+    manifest = one_look_manifest(tmp_path, make_clip(tmp_path / "long.mp4", size="96x64", seconds=8), shots / "a.png")
     proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines" / "ray_batch.py"), str(manifest), "--address",
                              "local", "--cpus", "1"], env={**os.environ, **weights_env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
