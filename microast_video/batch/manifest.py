@@ -36,6 +36,7 @@ from ..core.schema import ENCODE_OPTIONS, KEYFRAME_VALUES, MANIFEST_OPTIONS, Opt
 from ..core.schema import OPTIONS as SCHEMA
 from ..jobs.plan import VideoJob
 from ..media.encode_plan import EncodeSettings, default_output
+from ..media.sequence import find_sequence, is_pattern, pattern_parts
 from .segments import record_path
 
 if sys.version_info >= (3, 11):
@@ -269,6 +270,8 @@ def expand(base: Path, pattern: str) -> list[Path]:
     glob leaves out the outputs of earlier batches (a file with a job record beside it), so a
     batch whose outputs land among its inputs never takes them as new inputs on a rerun."""
     target = base / pattern
+    if is_pattern(target) or (target.is_dir() and _numbered_frames(target)):
+        return [target]  # an image sequence: one input (a folder of numbered frames, shot.%04d.dpx, shot.####.png)
     if target.is_dir():
         found = [p for p in target.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
     elif any(c in pattern for c in "*?[") and not target.exists():  # a file named "[x].mp4" is that file
@@ -278,6 +281,24 @@ def expand(base: Path, pattern: str) -> list[Path]:
     return sorted(p for p in found if not record_path(p).exists())
 
 
+def _numbered_frames(folder: Path) -> bool:
+    """A folder of numbered frames and no video files: a sequence, not a folder of clips."""
+    if any(p.suffix.lower() in VIDEO_EXTENSIONS for p in folder.iterdir()):
+        return False
+    try:
+        return find_sequence(folder) is not None
+    except MicroastError:
+        return False
+
+
+def input_stem(path: Path) -> str:
+    """The ``{stem}`` of an input: a clip's file stem; a sequence's frame prefix (``sh010`` of
+    ``sh010.%04d.dpx``) or folder name."""
+    if is_pattern(path):
+        return pattern_parts(path)[0].rstrip("._-") or path.parent.name
+    return path.name if path.is_dir() else path.stem
+
+
 def _jobs(inputs: list, looks: list[Look], defaults: dict, template: str, out_dir: Path, say: Any) -> list[BatchJob]:
     jobs, seen = [], {}
     for index, (entry, path, overrides) in enumerate(inputs):
@@ -285,7 +306,7 @@ def _jobs(inputs: list, looks: list[Look], defaults: dict, template: str, out_di
             options = {**defaults, **dict(look.options), **overrides}
             ext = default_output(path, options.get("codec", Codec.auto)).suffix  # the input's, if it fits
             try:
-                name = template.format(stem=path.stem, name=path.name, ext=ext, look=look.name, index=index)
+                name = template.format(stem=input_stem(path), name=path.name, ext=ext, look=look.name, index=index)
             except (KeyError, IndexError, ValueError) as err:
                 say("output", f"bad naming template {template!r} ({err!r}); use {{stem}} {{name}} {{ext}} {{look}} {{index}}")
                 return []

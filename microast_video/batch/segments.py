@@ -36,6 +36,7 @@ from ..jobs.plan import JobPlan, VideoJob
 from ..jobs.video import Window, encode_window
 from ..media.encode import FFmpegWriter, mux_command
 from ..media.probe import file_url
+from ..media.sequence import find_sequence
 from ..style.controls import load_keyframe_file, parse_keyframe
 from ..temporal.stabilizer import Stabilizer
 
@@ -79,13 +80,29 @@ def fingerprint(job: VideoJob, **extra: Any) -> str:
     signals, matte, keyframes file and keyframe styles) and every setting that shapes it."""
     ignore = {"output", "report", "progress", "overwrite", "weights", "queue_frames"}
     settings = {f.name: getattr(job, f.name) for f in dataclasses.fields(job) if f.name not in ignore}
-    settings.update(input=_file_print(job.input), styles=[_file_print(s) for s in job.styles],
+    settings.update(input=_input_print(job.input), styles=[_file_print(s) for s in job.styles],
                     signals=_file_print(job.signals), matte=_file_print(job.matte),
                     keyframes=_file_print(job.keyframes), keyframe_styles=[_file_print(p) for p in _keyframe_styles(job)],
                     style_model=_file_print(job.style_model),
                     version=__version__, **extra)
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _input_print(path: Path) -> Any:
+    """A clip's identity (:func:`_file_print`), or every frame's of an image sequence (size and
+    modification time: a replaced frame makes the output stale)."""
+    try:
+        sequence = find_sequence(Path(path))
+    except MicroastError:
+        sequence = None
+    if sequence is None:
+        return _file_print(path)
+    stats = []
+    for n in range(sequence.first, sequence.last + 1):
+        st = sequence.frame(n).stat() if sequence.frame(n).exists() else None
+        stats.append(None if st is None else (st.st_size, st.st_mtime_ns))
+    return {"sequence": str(sequence.pattern), "frames": stats}
 
 
 def _keyframe_styles(job: VideoJob) -> list[Path]:

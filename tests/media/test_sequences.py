@@ -98,3 +98,36 @@ def test_a_killed_sequence_render_resumes_and_a_finished_one_is_up_to_date(frame
     other = run_cli("video", frames / "png", "--style", make_style(tmp_path / "t.png", seed=7), "-o",
                     tmp_path / "r.%04d.png")
     one_line_error(other, "was not made by this job", "--overwrite")
+
+
+def test_a_batch_takes_sequences_as_inputs(frames, tmp_path, weights_env, monkeypatch):
+    """A folder of numbered frames and a #### pattern are one input each; a replaced frame makes
+    the output stale."""
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    import shutil
+
+    shutil.copytree(frames / "png", tmp_path / "sh010")
+    (tmp_path / "jobs.toml").write_text(f"""output = "{{stem}}_{{look}}.mkv"
+output_dir = "out"
+[defaults]
+codec = "ffv1"
+fps = 25
+[[inputs]]
+path = "sh010"
+[[inputs]]
+path = "{frames / 'dpx' / 'plate_#######.dpx'}"
+[looks.a]
+style = "{make_style(tmp_path / 's.png')}"
+""")
+    first = run_cli("batch", tmp_path / "jobs.toml", "-q")
+    assert first.exit_code == 0, first.stderr
+    assert probe(tmp_path / "out" / "sh010_a.mkv").frames == 12 and probe(tmp_path / "out" / "plate_a.mkv").frames == 6
+    assert probe(tmp_path / "out" / "sh010_a.mkv").frame_rate == 25
+    again = run_cli("batch", tmp_path / "jobs.toml")
+    assert "0 done" in again.stderr and "2 up to date" in again.stderr
+    frame = tmp_path / "sh010" / "shot.1004.png"
+    cv2.imwrite(str(frame), np.zeros((64, 96, 3), np.uint16))
+    stale = run_cli("batch", tmp_path / "jobs.toml")
+    assert stale.exit_code == 2 and "not made from these inputs" in stale.stderr  # never silently "up to date"
+    changed = run_cli("batch", tmp_path / "jobs.toml", "--overwrite")
+    assert "1 done" in changed.stderr and "1 up to date" in changed.stderr
