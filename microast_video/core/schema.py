@@ -182,6 +182,12 @@ OPTIONS: dict[str, Option] = _declare(
            "report).", 0, 1000, lo_open=True),
     Option("start_number", int, None, "First frame number of an image-sequence output (default: the input "
            "sequence's own numbers; a movie's frames count from 1).", 0),
+    Option("input_colorspace", str, None, "The input's colour space, by its OpenColorIO name (default: OpenEXR "
+           "frames Linear Rec.709 (sRGB), everything else display-referred sRGB / its own video tags)."),
+    Option("output_colorspace", str, None, "The output's colour space, by its OpenColorIO name (default: the "
+           "input's for OpenEXR frames out, else display-referred)."),
+    Option("ocio_config", str, None, "An OpenColorIO config file (default: $OCIO, else OpenColorIO's built-in CG "
+           "config with the ACES colour spaces)."),
     Option("keep_bars", KeepBars, KeepBars.auto, "Letterbox / pillarbox bars: auto = constant black bars found on the "
            "source stay black, unpainted; off = painted with the picture."),
     Option("crop", str, None, "The picture area by hand, W:H:X:Y in the source's pixels (ffmpeg's crop syntax): "
@@ -198,7 +204,8 @@ OPTIONS: dict[str, Option] = _declare(
 ENCODE_OPTIONS = ("codec", "prores_profile", "dnxhr_profile", "crf", "preset", "pix_fmt")
 #: The options a batch manifest's ``[defaults]``, looks and inputs may set.
 MANIFEST_OPTIONS = ("network", "style_model", "strength", "alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
-                    "temporal", "temporal_strength", "deinterlace", "decode", "keep_bars", "crop", "fps", "start_number", "hdr", "max_pixels", "device", "precision",
+                    "temporal", "temporal_strength", "deinterlace", "decode", "keep_bars", "crop", "fps", "start_number", "input_colorspace", "output_colorspace",
+                    "ocio_config", "hdr", "max_pixels", "device", "precision",
                     "batch_size", "transport", "compile", "ease")
 #: The values a keyframes file holds besides its style keyframes (each checked as its option).
 KEYFRAME_OPTIONS = ("strength", "alpha", "ease")

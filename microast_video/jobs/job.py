@@ -54,6 +54,9 @@ class VideoJob(SharedOptions):
     decode: Decode = default("decode")
     keep_bars: KeepBars = default("keep_bars")
     fps: float = default("fps")  # an image-sequence input's rate
+    input_colorspace: str | None = default("input_colorspace")  # OpenColorIO names
+    output_colorspace: str | None = default("output_colorspace")
+    ocio_config: str | None = default("ocio_config")
     start_number: int | None = default("start_number")  # an image-sequence output's first number
     crop: str | None = default("crop")
     hdr: HdrMode = default("hdr")

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..colour import spaces as cs
+from ..colour.ocio import ColourManagement, plan_colour
 from ..core.errors import InputError, OptionError, OutputError, shown
 from ..core.files import FilePlan
 from ..core.options import (
@@ -93,6 +94,7 @@ class JobPlan:
     keyframes: Keyframes | None = None
     files: FilePlan = dataclasses.field(default_factory=FilePlan)  # every file read and written
     picture: Picture | None = None  # the area the look paints; None: the whole frame (no bars)
+    colour: ColourManagement | None = None  # OpenColorIO: scene-linear / log in and out; None: display
 
     @property
     def strength(self) -> Curve | None:
@@ -215,6 +217,8 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
                          first_number=first_number(job, info))
     check_frame_sizes(job, info, encode.size)
     check_network_memory(job, encode.size)
+    colour = plan_colour(job.input_colorspace, job.output_colorspace, job.ocio_config,
+                         float_input="f16" in info.pix_fmt or "f32" in info.pix_fmt, float_output=encode.encoder == "exr")
     check_encoder(encode, exe, job.encode.codec)
     matte = None if job.matte is None else MatteSource.open(job.matte, job.max_pixels)
     matte_notes = () if matte is None else tuple(matte.check_covers(info, job.start, job.duration))
@@ -240,7 +244,8 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     if matte is not None or (keyframes is not None and keyframes.network):
         engine = dataclasses.replace(engine, compile=False, freeze=False)  # per-frame controls run eager
     return JobPlan(job, info, output, encode, exe, device, engine, transport, batch_size, queue_frames,
-                   expected, color_matrix, notes, deinterlace, gpu_decode, temporal, matte, keyframes, files, picture)
+                   expected, color_matrix, notes, deinterlace, gpu_decode, temporal, matte, keyframes, files, picture,
+                   colour)
 
 
 def check_sequence_output(info: VideoInfo, output: Path) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..colour.tonemap import tonemapped
+from ..colour.ocio import DISPLAY, in_output_space
 from ..core.errors import InputError, shown
 from ..core.frame import Frame
 from ..core.options import Network
@@ -204,6 +205,8 @@ def video_stages(plan: JobPlan, stylizer: Stylizer, times: StageTimes, writer: F
         *([Stage("strength", lambda frames: at_strength(frames, strength, plan.job.strength))] if strength else []),
         *([Stage("bars", lambda frames: bars_kept(frames, picture))] if picture else []),
         *([Stage("outside", original_outside)] if stabilizer and plan.matte and stylizer.background is None else []),
+        *([Stage("colour", lambda frames: in_output_space(frames, plan.colour, enc.encoder == "exr"))]
+          if plan.colour is not None and (plan.colour.target != DISPLAY or enc.encoder == "exr") else []),
         *([Stage("warm-up", lambda frames: _after(frames, window.start))] if window.warmup else []),
         Stage("encode", lambda frames: _encoded(frames, writer, times), abort=writer.abort),
     ]
@@ -217,7 +220,7 @@ def _decoded(plan: JobPlan, stats: DecodeStats, window: Window) -> Iterator[Fram
     return decode_frames(plan.info, start=first, duration=duration, size=plan.encode.size,
                          deep=plan.encode.deep or plan.encode.tonemap is not None,
                          planes=isinstance(plan.transport, YUV420Transport), deinterlace=plan.deinterlace,
-                         gpu=plan.gpu_decode,
+                         gpu=plan.gpu_decode, to_display=plan.colour.to_display if plan.colour is not None else None,
                          stats=stats, origin=job.start, anchor=window.anchor, threads=side_threads(plan.device))
 
 

@@ -24,6 +24,8 @@ from .probe import VideoInfo
 BLACK = 24
 #: The thinnest band counted as a bar, as a share of the frame's side.
 MIN_SHARE = 0.02
+#: The most a bar's samples may vary (8-bit levels): a bar is flat black, a dark gradient is not.
+FLAT = 12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,9 @@ def find_bars(frames: list[np.ndarray]) -> Picture:
     x0, x1 = _black_band(cols), w - _black_band(cols[::-1])
     y0, y1 = (y0 if y0 >= MIN_SHARE * h else 0), (y1 if h - y1 >= MIN_SHARE * h else h)
     x0, x1 = (x0 if x0 >= MIN_SHARE * w else 0), (x1 if w - x1 >= MIN_SHARE * w else w)
+    flat = lambda band: all(int(f[band].max()) - int(f[band].min()) <= FLAT for f in frames)  # noqa: E731
+    y0, y1 = (y0 if y0 == 0 or flat(np.s_[:y0]) else 0), (y1 if y1 == h or flat(np.s_[y1:]) else h)
+    x0, x1 = (x0 if x0 == 0 or flat(np.s_[:, :x0]) else 0), (x1 if x1 == w or flat(np.s_[:, x1:]) else w)
     return Picture(x0 - x0 % 2, y0 - y0 % 2, x1 + x1 % 2, y1 + y1 % 2, (w, h))  # even: 4:2:0 chroma stays whole
 
 

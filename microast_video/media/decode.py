@@ -126,6 +126,7 @@ def decode_frames(
     anchor: int | None = None,
     native: bool = True,
     gpu: str | None = None,
+    to_display: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[Frame]:
     """Decode the first video stream of ``info.path`` into upright frames, one at a time.
 
@@ -150,6 +151,9 @@ def decode_frames(
             where it can be built (:func:`_rgb_converter`; the same RGB as FFmpeg's, to a level).
         gpu: decode on this CUDA device's NVDEC (its index, "0"), the frames copied back to
             memory (:func:`nvdec_problem` says first whether it can); None: on the CPU.
+        to_display: colour management (:class:`~microast_video.colour.ocio.ColourManagement`):
+            each frame as float RGB in its own space -> display-referred [0, 1]; the frames
+            come as 16-bit RGB of that (OpenEXR's half and float samples included).
 
     Yields:
         :class:`Frame` s in presentation order, ``pts`` relative to the output's start
@@ -169,6 +173,8 @@ def decode_frames(
     stats = stats if stats is not None else DecodeStats()
     decoded = _timed_frames(info, start, window.first, threads, deinterlace, stats, gpu)
     pixels = to_pixels if to_pixels is not None else (lambda frame: frame.to_ndarray(**options))
+    if to_display is not None:
+        pixels = _managed(options, to_display)
     yield from _placed(info, decoded, window, pixels, clock, "yuv420p" if planes else "rgb", stats)
 
 
@@ -215,6 +221,25 @@ def _placed(info: VideoInfo, decoded: Iterator[tuple[int, av.VideoFrame]], windo
         raise InputError(
             f"input {shown(info.path)}: corrupt or truncated video data after {index} frame(s) ({reason(err)})"
         ) from err
+
+
+def _managed(options: dict[str, object], to_display: Callable[[np.ndarray], np.ndarray]
+             ) -> Callable[[av.VideoFrame], np.ndarray]:
+    """Frames as float RGB (float samples kept as they are, integer ones in [0, 1]) through
+    ``to_display``, as 16-bit display-referred RGB."""
+    float_options = {**options, "format": "gbrpf32le"}
+
+    def convert(frame: av.VideoFrame) -> np.ndarray:
+        if "f32" in frame.format.name or "f16" in frame.format.name:
+            rgb = frame.to_ndarray(**float_options)
+        else:
+            rgb = frame.to_ndarray(**{**options, "format": "rgb48le"}).astype(np.float32) * (1 / 65535)
+        display = to_display(rgb)
+        if options["format"] == "rgb24":
+            return (display * 255 + 0.5).astype(np.uint8)
+        return (display * 65535 + 0.5).astype(np.uint16)
+
+    return convert
 
 
 def _rgb_converter(info: VideoInfo, stored: tuple[int, int], options: dict[str, object]

@@ -37,6 +37,8 @@ from .timecode import frames_before, moved
 
 def pipe_format(frame: Frame) -> str:
     """The pixel format a frame travels down the NUT pipe in."""
+    if frame.data.dtype == np.float32:  # scene-linear RGB for an OpenEXR output
+        return "gbrpf32le"
     deep = frame.data.dtype == np.uint16
     if frame.layout == "yuv420p":
         return "yuv420p10le" if deep else "yuv420p"

@@ -245,6 +245,9 @@ def sequence_spec(output: Path) -> CodecSpec:
     """The frame format of a sequence output (``.png``, ``.tif``, ``.dpx``): 8-bit RGB, or 16-bit
     RGB for deep sources (bit depth kept)."""
     encoder = WRITE[output.suffix.lower()]
+    if encoder == "exr":  # half-float, ZIP-compressed (what compositors read everywhere)
+        return CodecSpec("exr", "gbrpf32le", "gbrpf32le", ("image2",), output.suffix,
+                         extra=(("format:v", "half"), ("compression:v", "zip1")), pix_fmt_hdr="gbrpf32le")
     deep = {"png": "rgb48be", "tiff": "rgb48le", "dpx": "rgb48le"}[encoder]
     return CodecSpec(encoder, "rgb24", deep, ("image2",), output.suffix, pix_fmt_hdr=deep)
 

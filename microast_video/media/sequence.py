@@ -3,8 +3,8 @@ printf pattern (``shot.%04d.png``), a ``####`` pattern (``shot.####.png``) or an
 
 FFmpeg's image2 demuxer reads PNG (8/16-bit), TIFF (8/16-bit), DPX (10/12/16-bit) and JPEG
 frames faithfully, so a sequence goes through the same decoder as a movie, at ``--fps``
-frames a second, its own frame numbers kept. OpenEXR is refused for now: its samples are
-scene-linear, and stylizing them needs the colour management that is still to come.
+frames a second, its own frame numbers kept; OpenEXR's half or float samples are
+colour-managed (:mod:`microast_video.colour.ocio`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from pathlib import Path
 
 from ..core.errors import InputError, OptionError, shown
 
-#: Frame formats read as sequences (FFmpeg's own decoders read these faithfully).
-READ = (".png", ".tif", ".tiff", ".dpx", ".jpg", ".jpeg")
+#: Frame formats read as sequences (FFmpeg's own decoders read these faithfully; OpenEXR's
+#: half and float samples come as float, colour-managed by OpenColorIO).
+READ = (".png", ".tif", ".tiff", ".dpx", ".jpg", ".jpeg", ".exr")
 #: Frame formats written as sequences: extension -> FFmpeg encoder.
-WRITE = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dpx": "dpx"}
-#: Scene-linear formats, not taken yet (no colour management).
+WRITE = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dpx": "dpx", ".exr": "exr"}
+#: Scene-linear formats (by default Linear Rec.709, colour-managed).
 LINEAR = (".exr",)
 
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<suffix>\.[A-Za-z0-9]+)$")
@@ -82,7 +83,7 @@ def find_sequence(path: Path) -> ImageSequence | None:
         prefix, suffix, padding = pattern_parts(path)
         return _numbered(path.parent, prefix, suffix, padding, what=str(path))
     m = _NUMBERED.match(path.name)
-    if m is None or not path.is_file() or m["suffix"].lower() not in (*READ, *LINEAR):
+    if m is None or not path.is_file() or m["suffix"].lower() not in READ:
         return None
     found = _numbered(path.parent, m["prefix"], m["suffix"], _padding(path.parent, m["prefix"], m["suffix"]),
                       what=str(path))
@@ -100,7 +101,7 @@ def _in_folder(folder: Path) -> ImageSequence:
     groups: dict[tuple[str, str, int], int] = {}
     for entry in folder.iterdir():
         m = _NUMBERED.match(entry.name)
-        if m and m["suffix"].lower() in (*READ, *LINEAR) and entry.is_file():
+        if m and m["suffix"].lower() in READ and entry.is_file():
             key = (m["prefix"], m["suffix"], len(m["digits"]))
             groups[key] = groups.get(key, 0) + 1
     if not groups:
@@ -110,9 +111,6 @@ def _in_folder(folder: Path) -> ImageSequence:
 
 
 def _numbered(folder: Path, prefix: str, suffix: str, padding: int, what: str) -> ImageSequence:
-    if suffix.lower() in LINEAR:
-        raise InputError(f"input {shown(what)}: OpenEXR frames are scene-linear and need colour management, which "
-                         "this version does not do yet; convert them to 16-bit PNG, TIFF or DPX")
     digits = r"(\d{%d,})" % padding if padding else r"(\d+)"  # padded to at least `padding` digits
     pattern = re.compile(re.escape(prefix) + digits + re.escape(suffix) + "$")
     numbers = sorted(int(m.group(1)) for entry in (folder.iterdir() if folder.is_dir() else ())

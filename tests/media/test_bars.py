@@ -29,6 +29,9 @@ def test_bars_black_in_every_frame_are_found_and_a_dark_edge_is_not_a_bar():
     lit[3, 50] = 200  # one bright sample in the bar: not a constant black bar there
     assert find_bars([framed(100, 160, 12, 0), lit]).y0 < 12
     assert find_bars([np.zeros((100, 160, 3), np.uint8)]).whole  # a black frame: no picture to tell
+    ramp = framed(100, 160, 0, 0)
+    ramp[:, :20] = np.linspace(0, 24, 20, dtype=np.uint8)[None, :, None]  # a dark gradient at the edge
+    assert find_bars([ramp]).whole
 
 
 def test_crop_is_ffmpeg_syntax_in_source_pixels_scaled_to_the_output():

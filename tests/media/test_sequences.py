@@ -4,12 +4,14 @@ a gap names the first missing frame; output frames are whole, and a killed rende
 
 from __future__ import annotations
 
+import subprocess
+
 import cv2
 import numpy as np
 import pytest
 from helpers import ffmpeg, make_style, one_line_error, run_cli
 
-from microast_video import probe
+from microast_video import decode_frames, probe
 from microast_video.core.errors import InputError
 from microast_video.media.sequence import find_sequence
 
@@ -41,11 +43,57 @@ def test_a_gap_names_the_first_missing_frame(frames, tmp_path):
         probe(tmp_path / "g.###.png")
 
 
-def test_exr_is_refused_until_colour_managed(tmp_path):
-    for n in (1, 2):
-        (tmp_path / f"e.{n:04d}.exr").write_bytes(b"v/1\x01")
-    with pytest.raises(InputError, match="scene-linear"):
-        find_sequence(tmp_path / "e.%04d.exr")
+def linear_exr(folder, values: np.ndarray, frames: int = 3, first: int = 1001) -> None:
+    """Half-float OpenEXR frames holding ``values`` ((H, W, 3) float32, scene-linear)."""
+    from helpers import FFMPEG
+
+    h, w = values.shape[:2]
+    planes = np.concatenate([values[..., 1].ravel(), values[..., 2].ravel(), values[..., 0].ravel()]).astype("<f4")
+    subprocess.run([FFMPEG, "-v", "error", "-f", "rawvideo", "-pix_fmt", "gbrpf32le", "-s", f"{w}x{h}", "-r", "24",
+                    "-i", "pipe:", "-c:v", "exr", "-format", "half", "-compression", "zip1", "-start_number",
+                    str(first), str(folder / "lin.%04d.exr")], input=planes.tobytes() * frames, check=True)
+
+
+def exr_frame(pattern) -> np.ndarray:
+    import av
+
+    with av.open(str(pattern), format="image2", options={"framerate": "24", "start_number": "1001"}) as c:
+        return next(c.decode(video=0)).to_ndarray(format="gbrpf32le")
+
+
+def grey_ramp(h: int = 64, w: int = 128) -> np.ndarray:
+    ramp = np.tile(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, 1))
+    return np.stack([ramp] * 3, -1)
+
+
+@pytest.mark.parametrize("space", [None, "ACEScg"])
+def test_a_linear_exr_round_trip_stays_within_one_percent(tmp_path, weights_env, monkeypatch, space):
+    """Scene-linear frames -> display-referred for the network (OpenColorIO) -> back: at
+    --strength 0 the output frames are the input's to within 1 % in linear."""
+    pytest.importorskip("PyOpenColorIO", reason="the post extra (CI installs it)")
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    linear_exr(tmp_path, grey_ramp())
+    args = ["--input-colorspace", space] if space else []
+    assert render(tmp_path / "lin.%04d.exr", tmp_path / "out.%04d.exr", make_style(tmp_path / "s.png"),
+                  "--strength", "0", *args).exit_code == 0
+    src, out = exr_frame(tmp_path / "lin.%04d.exr"), exr_frame(tmp_path / "out.%04d.exr")
+    lit = src > 0.01
+    assert out.shape == src.shape and np.abs(out[lit] - src[lit]).max() / src[lit].max() < 0.01
+    assert sorted(p.name for p in tmp_path.glob("out.*.exr")) == ["out.1001.exr", "out.1002.exr", "out.1003.exr"]
+
+
+def test_colour_management_refuses_an_unknown_space_and_paints_exr_into_a_movie(tmp_path, weights_env, monkeypatch):
+    pytest.importorskip("PyOpenColorIO", reason="the post extra (CI installs it)")
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    linear_exr(tmp_path, grey_ramp() * 0.18 / 0.5)
+    style = make_style(tmp_path / "s.png")
+    bad = render(tmp_path / "lin.%04d.exr", tmp_path / "o.mp4", style, "--input-colorspace", "Not A Space")
+    one_line_error(bad, "--input-colorspace", "Not A Space")
+    assert render(tmp_path / "lin.%04d.exr", tmp_path / "o.mkv", style, "--codec", "ffv1", "--strength", "0"
+                  ).exit_code == 0
+    movie = next(iter(decode_frames(probe(tmp_path / "o.mkv")))).data.astype(float)
+    mid = movie[:, 64].mean() / (65535 if movie.max() > 255 else 255)
+    assert 0.45 < mid < 0.5  # linear 0.18 at the middle: about 0.46 in sRGB (display-referred)
 
 
 def render(src, out, style, *args):
