@@ -149,11 +149,8 @@ def decode_frames(
             frame (:func:`first_frame_offset`) puts a segment's frames on the clip's grid.
         native: convert 8-bit 4:2:0 frames at their stored size to RGB with the native kernel
             where it can be built (:func:`_rgb_converter`; the same RGB as FFmpeg's, to a level).
-        gpu: decode on this CUDA device's NVDEC (its index, "0"), the frames copied back to
-            memory (:func:`nvdec_problem` says first whether it can); None: on the CPU.
-        to_display: colour management (:class:`~microast_video.colour.ocio.ColourManagement`):
-            each frame as float RGB in its own space -> display-referred [0, 1]; the frames
-            come as 16-bit RGB of that (OpenEXR's half and float samples included).
+        gpu: decode on this CUDA device's NVDEC ("0"; :func:`nvdec_problem`); None: the CPU.
+        to_display: OpenColorIO (float RGB in its own space -> display-referred [0, 1]).
 
     Yields:
         :class:`Frame` s in presentation order, ``pts`` relative to the output's start
