@@ -112,18 +112,9 @@ def reformat_options(info: VideoInfo, stored: tuple[int, int], *, deep: bool, pl
 
 
 def decode_frames(
-    info: VideoInfo,
-    *,
-    start: float = 0.0,
-    duration: float | None = None,
-    size: tuple[int, int] | None = None,
-    deep: bool = False,
-    threads: int = 0,
-    planes: bool = False,
-    deinterlace: bool = False,
-    stats: DecodeStats | None = None,
-    origin: float | None = None,
-    anchor: int | None = None,
+    info: VideoInfo, *, start: float = 0.0, duration: float | None = None, size: tuple[int, int] | None = None,
+    deep: bool = False, threads: int = 0, planes: bool = False, deinterlace: bool = False,
+    stats: DecodeStats | None = None, origin: float | None = None, anchor: int | None = None,
     native: bool = True,
     gpu: str | None = None,
     to_display: Callable[[np.ndarray], np.ndarray] | None = None,
