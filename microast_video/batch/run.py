@@ -29,11 +29,11 @@ from ..core.files import identity
 from ..core.output import check_output
 from ..core.stages import terminate_on_signals
 from ..jobs.plan import plan_video
+from ..jobs.records import fingerprint
 from .jobs import estimate, look_signals, run_jobs
 from .manifest import Manifest, ManifestError, load_manifest
 from .report import batch_lock, failed_ids, interrupted_message, report_folder, write_report
 from .segments import (
-    fingerprint,
     is_up_to_date,
     plan_segments,
     record_path,

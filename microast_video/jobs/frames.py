@@ -5,7 +5,6 @@ and dropped before it so the temporal stage is steady again at the seam."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from ..core.errors import OutputError, shown
 from ..core.output import json_bytes, write_bytes
 from ..media.sequence import output_sequence
 from .plan import JobPlan
+from .records import fingerprint
 
 #: Frames decoded and stylized before a resumed sequence's first missing frame, then dropped.
 WARMUP_FRAMES = 24
@@ -25,28 +25,12 @@ def record_path(plan: JobPlan) -> Path:
     return out.folder / f".{out.prefix}{out.suffix}.microast-frames.json"
 
 
-def fingerprint(plan: JobPlan) -> str:
-    """What the frames are made from: every option of the job but where it writes, and each file
-    it reads by size and modification time (a sequence's frames included)."""
-    job = plan.job
-    reads = [p for _, p in plan.files.reads]
-    if plan.info.sequence is not None:
-        s = plan.info.sequence
-        reads += [s.frame(n) for n in range(s.first, s.last + 1)]
-    stats = []
-    for path in reads:
-        try:
-            st = path.stat()
-            stats.append((str(path), st.st_size, st.st_mtime_ns))
-        except OSError:
-            stats.append((str(path), None, None))
-    settings = {k: str(v) for k, v in vars(job).items() if k not in ("output", "overwrite", "progress", "report",
-                                                                      "chart")}
-    text = json.dumps({"settings": settings, "files": stats, "first": plan.encode.first_number}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+def frame_print(plan: JobPlan) -> str:
+    """What the frames are made from (:func:`~.records.fingerprint`), with their first number."""
+    return fingerprint(plan.job, first_number=plan.encode.first_number)
 
 
-def frames_done(plan: JobPlan) -> int:
+def frames_done(plan: JobPlan, print_: str) -> int:
     """How many of the output's frames an earlier run of this same job completed (0: none, or
     frames of another job that ``--overwrite`` lets this run replace); refused in one line
     when frames of something else are there and ``--overwrite`` is not given."""
@@ -60,7 +44,7 @@ def frames_done(plan: JobPlan) -> int:
     if count == 0:
         return 0
     try:
-        same = json.loads(record_path(plan).read_text()).get("fingerprint") == fingerprint(plan)
+        same = json.loads(record_path(plan).read_text()).get("fingerprint") == print_
     except (OSError, ValueError, AttributeError):
         same = False
     if same:
@@ -86,9 +70,9 @@ def sweep_partial(plan: JobPlan) -> list[Path]:
     return gone
 
 
-def mark(plan: JobPlan) -> None:
-    """Say, beside the frames, what they are made from (before the first frame is written)."""
-    write_bytes(record_path(plan), json_bytes({"fingerprint": fingerprint(plan), "pattern": str(plan.output)}),
+def mark(plan: JobPlan, print_: str) -> None:
+    """Say, beside the frames, what they are made from (:func:`frame_print`; before the first frame is written)."""
+    write_bytes(record_path(plan), json_bytes({"fingerprint": print_, "pattern": str(plan.output)}),
                 overwrite=True, what="frames record")
 
 

@@ -47,7 +47,7 @@ from ..style.networks import load_network, no_signals
 from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized
 from .chart import chart_png
-from .frames import frames_done, mark, resumed, sweep_partial
+from .frames import frame_print, frames_done, mark, resumed, sweep_partial
 from .plan import JobPlan, VideoJob, early_end_note, plan_video
 from .report import video_report
 
@@ -261,8 +261,9 @@ def _resume(plan: JobPlan, log: Log) -> tuple[JobPlan, Window, int]:
         return plan, Window(), 0
     for path in sweep_partial(plan):
         log(f"microast-video: note: removed {shown(path)}, a frame an interrupted run left unfinished")
-    done = frames_done(plan)
-    mark(plan)
+    print_ = frame_print(plan)
+    done = frames_done(plan, print_)
+    mark(plan, print_)
     if not done:
         return plan, Window(), 0
     step = resumed(done, plan)
