@@ -244,7 +244,7 @@ def test_a_dry_run_writes_nothing(files, tmp_path, weights_env):
 @pytest.mark.parametrize("changed", ["keyframe style", "style in keyframes file", "matte"])
 def test_a_record_changes_with_any_input_content(tmp_path, changed):
     """A rerun after replacing a keyframe style image or a matte's content said "up to date"."""
-    from microast_video.batch.segments import fingerprint
+    from microast_video.jobs.records import fingerprint
     from microast_video.jobs.plan import VideoJob
 
     clip = make_clip(tmp_path / "c.mp4", size="64x48", seconds=0.12)
