@@ -36,7 +36,7 @@ from ..core.schema import ENCODE_OPTIONS, KEYFRAME_VALUES, MANIFEST_OPTIONS, Opt
 from ..core.schema import OPTIONS as SCHEMA
 from ..jobs.plan import VideoJob
 from ..media.encode_plan import EncodeSettings, default_output
-from ..media.sequence import find_sequence, is_pattern, pattern_parts
+from ..media.sequence import ImageSequence, find_sequence, is_pattern, pattern_parts
 from .segments import record_path
 
 if sys.version_info >= (3, 11):
@@ -295,7 +295,8 @@ def input_stem(path: Path) -> str:
     """The ``{stem}`` of an input: a clip's file stem; a sequence's frame prefix (``sh010`` of
     ``sh010.%04d.dpx``) or folder name."""
     if is_pattern(path):
-        return pattern_parts(path)[0].rstrip("._-") or path.parent.name
+        prefix, suffix, padding = pattern_parts(path)
+        return ImageSequence(path.parent, prefix, suffix, padding, 0, -1).stem
     return path.name if path.is_dir() else path.stem
 
 

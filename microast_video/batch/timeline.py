@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..core.errors import InputError, OptionError, shown
-from ..core.output import write_bytes
+from ..core.output import check_output, write_bytes
 from .manifest import Manifest, manifest_from_dict
 
 #: What OpenTimelineIO reads here (EDL and FCP XML through its adapter plugins).
@@ -97,8 +97,10 @@ def write_relinked(timeline: Any, manifest: Manifest, path: Path, output_dir: Pa
     """One relinked cut per look, ``CUT_LOOK.otio`` in ``output_dir`` (written whole, then renamed)."""
     otio = _otio()
     written = []
+    reads = [path, *(job.input for job in manifest.jobs)]
     for look in manifest.looks:
         target = output_dir / f"{path.stem}_{look.name}.otio"
+        check_output(target, reads, overwrite=True, what="relinked timeline")  # never the cut or a clip
         text = otio.adapters.write_to_string(relinked(timeline, manifest, look.name), "otio_json")
         write_bytes(target, text.encode(), overwrite=True, what="relinked timeline")
         written.append(target)

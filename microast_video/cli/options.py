@@ -52,6 +52,8 @@ SignalsOpt = Annotated[
 ]
 AlphaOpt = declared("alpha")
 StrengthOpt = declared("strength")
+NetworkOpt = declared("network")
+StyleModelOpt = declared("style_model")
 PreserveColorOpt = declared("preserve_color")
 StyleSizeOpt = declared("style_size")
 MatteOpt = Annotated[Optional[Path], typer.Option(

@@ -20,6 +20,7 @@ from .options import (
     KeyframesOpt,
     MatteOpt,
     MaxPixelsOpt,
+    NetworkOpt,
     OverwriteOpt,
     PrecisionOpt,
     PreserveColorOpt,
@@ -30,6 +31,7 @@ from .options import (
     StyleSizeOpt,
     StrengthAtOpt,
     StrengthOpt,
+    StyleModelOpt,
     StyleWeightsOpt,
     WeightsOpt,
     declared,
@@ -42,8 +44,8 @@ def image_command(
     style: StyleOpt = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output image (.png, .jpg, .tif, .webp); default CONTENT_stylized.png.")] = None,
-    network: declared("network") = default_of("network"),
-    style_model: declared("style_model") = default_of("style_model"),
+    network: NetworkOpt = default_of("network"),
+    style_model: StyleModelOpt = default_of("style_model"),
     strength: StrengthOpt = default_of("strength"),
     alpha: AlphaOpt = default_of("alpha"),
     style_weights: StyleWeightsOpt = None,
@@ -111,8 +113,8 @@ def video_command(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output video (.mp4, .mov, .mkv, .mxf), or frames (renders/shot.%04d.png, .tif, "
                                 ".dpx; or shot.####.png); default INPUT_stylized.EXT beside the input.")] = None,
-    network: declared("network") = default_of("network"),
-    style_model: declared("style_model") = default_of("style_model"),
+    network: NetworkOpt = default_of("network"),
+    style_model: StyleModelOpt = default_of("style_model"),
     strength: StrengthOpt = default_of("strength"),
     alpha: AlphaOpt = default_of("alpha"),
     style_weights: StyleWeightsOpt = None,
@@ -194,8 +196,8 @@ def _run_video(job: Any) -> None:
 def preview_command(
     input: Annotated[Path, typer.Argument(help="Video file to preview.", show_default=False, metavar="INPUT")],
     style: StyleOpt = None,
-    network: declared("network") = default_of("network"),
-    style_model: declared("style_model") = default_of("style_model"),
+    network: NetworkOpt = default_of("network"),
+    style_model: StyleModelOpt = default_of("style_model"),
     strength: Annotated[Optional[list[float]], typer.Option(
         help=f"{OPTIONS['strength'].help_text} Repeat to compare several (one column each).")] = None,
     alpha: Annotated[Optional[list[float]], typer.Option(

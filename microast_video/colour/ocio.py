@@ -34,7 +34,8 @@ def _ocio() -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class ColourManagement:
-    """Frames in ``source`` space to :data:`DISPLAY` and back to ``target``, by ``config``."""
+    """Frames in ``source`` space to :data:`DISPLAY` and back to ``target``, by ``config`` (the
+    config and its two processors are made once per job, on first use)."""
 
     source: str
     target: str
@@ -61,21 +62,27 @@ class ColourManagement:
         """Refuse unknown colour spaces or an unreadable config (one line), before any work."""
         self._config  # noqa: B018 - built for its checks
 
-    def _apply(self, rgb: np.ndarray, src: str, dst: str) -> np.ndarray:
-        if src == dst:
-            return rgb
-        processor = self._config.getProcessor(src, dst).getDefaultCPUProcessor()
+    @cached_property
+    def _to_display(self) -> Any:
+        return self._config.getProcessor(self.source, DISPLAY).getDefaultCPUProcessor()
+
+    @cached_property
+    def _from_display(self) -> Any:
+        return self._config.getProcessor(DISPLAY, self.target).getDefaultCPUProcessor()
+
+    @staticmethod
+    def _apply(rgb: np.ndarray, processor: Any) -> np.ndarray:
         out = np.ascontiguousarray(rgb, dtype=np.float32).copy()
         processor.applyRGB(out)
         return out
 
     def to_display(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) float32 in the source space -> display-referred sRGB in [0, 1] (clipped)."""
-        return np.clip(self._apply(rgb, self.source, DISPLAY), 0.0, 1.0)
+        return np.clip(rgb if self.source == DISPLAY else self._apply(rgb, self._to_display), 0.0, 1.0)
 
     def from_display(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) display-referred sRGB in [0, 1] -> float32 in the target space."""
-        return self._apply(rgb, DISPLAY, self.target)
+        return rgb.astype(np.float32) if self.target == DISPLAY else self._apply(rgb, self._from_display)
 
 
 def in_output_space(frames: Any, cm: ColourManagement, as_float: bool) -> Any:

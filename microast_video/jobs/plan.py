@@ -203,7 +203,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     info = probe(job.input, fps=Fraction(job.fps).limit_denominator(1001))
     if info.duration is not None and job.start >= float(info.duration):
         raise OptionError(f"--start {job.start} s is past the end of {shown(job.input)} ({float(info.duration):.3f} s)")
-    output = job.output or default_output(info.sequence.folder / f"{info.sequence.prefix.rstrip('._-') or 'frames'}.mp4"
+    output = job.output or default_output(info.sequence.folder / f"{info.sequence.stem}.mp4"
                                           if info.sequence else job.input, job.encode.codec)
     if (frames := output_sequence(output)) is not None:
         output = frames.pattern  # shot.####.png as FFmpeg writes it: shot.%04d.png

@@ -47,6 +47,12 @@ class ImageSequence:
         return self.folder / f"{self.prefix}%{f'0{self.padding}' if self.padding else ''}d{self.suffix}"
 
     @property
+    def stem(self) -> str:
+        """What names the sequence in an output: its frame prefix (``sh010`` of ``sh010.%04d.dpx``)
+        or, without one, its folder's name."""
+        return self.prefix.rstrip("._-") or self.folder.name
+
+    @property
     def count(self) -> int:
         return self.last - self.first + 1
 

@@ -95,15 +95,22 @@ def warp(prev: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     replicated; rounded to whole samples as the CPU path's uint16 warp."""
     _, h, w = prev.shape
     fh, fw = flow.shape[:2]
-    scale = torch.tensor([w / fw, h / fh], device=flow.device)
-    ys, xs = torch.meshgrid(torch.arange(fh, device=flow.device), torch.arange(fw, device=flow.device), indexing="ij")
-    small = (torch.stack([xs, ys], -1) + 0.5) * scale - 0.5 + flow * scale
+    centres, scale = _centres(fh, fw, h, w, flow.device)
+    small = centres + flow * scale
     coords = linear(small.permute(2, 0, 1), w, h)  # (2, h, w) full-size pixel coordinates
     coords[0].clamp_(-1, w).mul_(2 / max(w - 1, 1)).sub_(1)
     coords[1].clamp_(-1, h).mul_(2 / max(h - 1, 1)).sub_(1)
     out = F.grid_sample(prev[None], coords.permute(1, 2, 0)[None], mode="bilinear", padding_mode="border",
                         align_corners=True)[0]
     return out.add_(0.5).floor_()
+
+
+@functools.lru_cache(maxsize=16)
+def _centres(fh: int, fw: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The small grid's pixel centres in full-size pixels, and the scale, made once per size and device."""
+    scale = torch.tensor([w / fw, h / fh], device=device)
+    ys, xs = torch.meshgrid(torch.arange(fh, device=device), torch.arange(fw, device=device), indexing="ij")
+    return (torch.stack([xs, ys], -1) + 0.5) * scale - 0.5, scale
 
 
 def quantize(v: torch.Tensor, top: float) -> torch.Tensor:
