@@ -33,7 +33,7 @@ from ..colour.ocio import DISPLAY, in_output_space
 from ..core.errors import InputError, shown
 from ..core.frame import Frame
 from ..core.options import Network
-from ..core.output import AtomicFile, json_bytes, sweep_once
+from ..core.output import AtomicFile, json_bytes, sweep_once, write_bytes
 from ..core.stages import Stage, StageTimes, run_chain, terminate_on_signals
 from ..engine.device import opencv_threads, side_threads
 from ..engine.stylizer import FrameEngine, Stylizer, prepare_runtime
@@ -75,7 +75,10 @@ def run_video(job: VideoJob, *, log: Log = _stderr) -> dict[str, Any]:
         stabilizer = new_stabilizer(plan.temporal, plan.device)
         plan, window, skipped = _resume(plan, log)
         if plan.expected_frames is not None and skipped >= plan.expected_frames:  # every frame is there
-            return {"output": str(plan.output), "frames": skipped, "up_to_date": True, "notes": list(plan.notes)}
+            report = {"output": str(plan.output), "frames": skipped, "up_to_date": True, "notes": list(plan.notes)}
+            if job.report is not None:
+                write_bytes(job.report, json_bytes(report), overwrite=job.overwrite, what="report")
+            return report
         with _target(plan) as video:
             done = encode_window(plan, stylizer, video.path, stabilizer=stabilizer, window=window)  # 4. stages
             frames, notes = _verify(plan, done.counts, done.stats, skipped)                       # 5. verify

@@ -141,8 +141,10 @@ def test_a_killed_sequence_render_resumes_and_a_finished_one_is_up_to_date(frame
     for n in range(1006, 1013):
         resumed = cv2.imread(str(tmp_path / f"r.{n}.png"), cv2.IMREAD_UNCHANGED).astype(int)
         assert np.abs(resumed - whole[n]).mean() < 0.01 * 65535  # the warm-up makes the seam steady
-    done = run_cli("video", frames / "png", "--style", style, "-o", tmp_path / "r.%04d.png")
+    done = run_cli("video", frames / "png", "--style", style, "-o", tmp_path / "r.%04d.png", "--report",
+                   tmp_path / "r.json")
     assert done.exit_code == 0 and "up to date" in done.stderr
+    assert '"up_to_date": true' in (tmp_path / "r.json").read_text()  # the report asked for is written
     other = run_cli("video", frames / "png", "--style", make_style(tmp_path / "t.png", seed=7), "-o",
                     tmp_path / "r.%04d.png")
     one_line_error(other, "was not made by this job", "--overwrite")
