@@ -202,7 +202,8 @@ def _run_manifest_or_timeline(path: Path, styles: list[Path], options: Any, log:
             raise OptionError("--style is for a timeline; a manifest names its looks")
         return run_batch(path, options, log=log)
     output_dir = path.parent / f"{path.stem}-stylized"
-    output_dir.mkdir(exist_ok=True)
+    if not options.dry_run:  # a dry run writes nothing, not even a folder
+        output_dir.mkdir(exist_ok=True)
     manifest, timeline = timeline_manifest(path, styles, output_dir, {})
     report = run_batch(manifest, options, log=log)
     if not options.dry_run and not report["summary"]["failed"]:

@@ -32,6 +32,8 @@ def test_a_cut_comes_back_relinked_to_the_stylized_media(tmp_path, weights_env, 
     a = lavfi_clip(tmp_path / "a.mp4", "testsrc2=size=96x64:rate=25:duration=2")
     b = lavfi_clip(tmp_path / "b.mp4", "testsrc=size=96x64:rate=25:duration=2")
     path = cut(tmp_path, [(a, 10, 8), (b, 0, 6), (a, 30, 5)])  # the same media twice, two ranges
+    planned = run_cli("batch", path, "--style", make_style(tmp_path / "look.png"), "--dry-run", "-q")
+    assert planned.exit_code == 0 and not (tmp_path / "cut-stylized").exists()  # a dry run writes nothing
     result = run_cli("batch", path, "--style", make_style(tmp_path / "look.png"), "-q")
     assert result.exit_code == 0, result.stderr
     relinked = otio.adapters.read_from_file(str(tmp_path / "cut-stylized" / "cut_look.otio"))
