@@ -22,6 +22,37 @@ DISPLAY = "sRGB Encoded Rec.709 (sRGB)"
 EXR_DEFAULT = "Linear Rec.709 (sRGB)"
 #: OpenColorIO's built-in config (OCIO >= 2.2).
 BUILT_IN = "ocio://cg-config-latest"
+#: Log DPX (transfer "Logarithmic" or "Printing density"): Kodak Cineon printing-density code
+#: values over Rec.709 primaries, added to a config that has no such space.
+CINEON = "Cineon Log (Linear Rec.709)"
+#: Scene-linear spaces by their primaries and white point (OpenEXR's ``chromaticities``
+#: attribute: red, green, blue, white as CIE xy), built-in config names.
+PRIMARIES: dict[str, tuple[float, ...]] = {
+    "Linear Rec.709 (sRGB)": (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290),
+    "ACEScg": (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767),
+    "ACES2065-1": (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767),
+    "Linear Rec.2020": (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290),
+    "Linear P3-D65": (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290),
+}
+
+
+def space_of_chromaticities(chromaticities: tuple[float, ...]) -> str | None:
+    """The scene-linear space whose primaries and white an EXR header's ``chromaticities`` are
+    (within 0.002 in xy), or None (unknown primaries: the caller keeps its default)."""
+    if len(chromaticities) != 8:
+        raise ValueError(f"chromaticities must be 8 numbers, got {chromaticities = }")
+    return next((name for name, xy in PRIMARIES.items()
+                 if max(abs(a - b) for a, b in zip(xy, chromaticities, strict=True)) < 0.002), None)
+
+
+def _cineon_curve(OCIO: Any, direction: Any) -> Any:
+    """Kodak Cineon log (code value 685 white, 95 black, 0.002 density a code, 0.6 negative gamma)
+    as OpenColorIO's log-affine transform: forward, linear -> code values in [0, 1]."""
+    black = 10 ** ((95 - 685) * 0.002 / 0.6)
+    curve = OCIO.LogAffineTransform(logSideSlope=[300 / 1023] * 3, logSideOffset=[685 / 1023] * 3,
+                                    linSideSlope=[1 - black] * 3, linSideOffset=[black] * 3, direction=direction)
+    curve.setBase(10)
+    return curve
 
 
 def _ocio() -> Any:
@@ -44,31 +75,56 @@ class ColourManagement:
     @cached_property
     def _config(self) -> Any:
         OCIO = _ocio()
-        where = self.config or os.environ.get("OCIO") or BUILT_IN
         try:
-            if where.startswith("ocio://"):
-                cfg = OCIO.Config.CreateFromBuiltinConfig(where.removeprefix("ocio://"))
-            else:
-                cfg = OCIO.Config.CreateFromFile(where)
+            if self.where.startswith("ocio://"):
+                return OCIO.Config.CreateFromBuiltinConfig(self.where.removeprefix("ocio://"))
+            return OCIO.Config.CreateFromFile(self.where)
         except Exception as err:  # noqa: BLE001 - OCIO's own exception types: one line
-            raise OptionError(f"OpenColorIO config {where!r}: {' '.join(str(err).split())[:200]}") from None
-        names = {cs.getName() for cs in cfg.getColorSpaces()}
-        for flag, name in (("--input-colorspace", self.source), ("--output-colorspace", self.target)):
-            if cfg.getColorSpace(name) is None:
-                raise OptionError(f"{flag} {name!r}: not a colour space of {where} (e.g. {', '.join(sorted(names)[:6])})")
-        return cfg
+            raise OptionError(f"OpenColorIO config {self.where!r}: {' '.join(str(err).split())[:200]}") from None
+
+    @property
+    def where(self) -> str:
+        """The config in use: ``--ocio-config``, else ``$OCIO``, else the built-in CG config."""
+        return self.config or os.environ.get("OCIO") or BUILT_IN
+
+    def _named(self, name: str, flag: str) -> str:
+        """``name`` as the config calls it: its own name, or the space a studio config holds for a
+        built-in one (OpenColorIO's IdentifyBuiltinColorSpace, by the interchange roles)."""
+        cfg = self._config
+        if name == CINEON or cfg.getColorSpace(name) is not None:
+            return name
+        OCIO = _ocio()
+        try:
+            return OCIO.Config.IdentifyBuiltinColorSpace(cfg, OCIO.Config.CreateFromBuiltinConfig(BUILT_IN[7:]), name)
+        except Exception:  # noqa: BLE001 - not a built-in name, or the config lacks the roles
+            names = sorted(cs.getName() for cs in cfg.getColorSpaces())
+            raise OptionError(f"{flag} {name!r}: not a colour space of {self.where} (e.g. {', '.join(names[:6])})"
+                              ) from None
 
     def check(self) -> None:
         """Refuse unknown colour spaces or an unreadable config (one line), before any work."""
-        self._config  # noqa: B018 - built for its checks
+        self._to_display, self._from_display  # noqa: B018 - built for their checks
+
+    def _processor(self, source: str, target: str) -> Any:
+        """A CPU processor ``source`` -> ``target`` (either may be :data:`CINEON`, built here)."""
+        OCIO = _ocio()
+        steps = []
+        if source == CINEON:
+            steps.append(_cineon_curve(OCIO, OCIO.TRANSFORM_DIR_INVERSE))
+            source = self._named(EXR_DEFAULT, "linear")
+        steps.append(OCIO.ColorSpaceTransform(source, self._named(EXR_DEFAULT, "linear") if target == CINEON
+                                              else target))
+        if target == CINEON:
+            steps.append(_cineon_curve(OCIO, OCIO.TRANSFORM_DIR_FORWARD))
+        return self._config.getProcessor(OCIO.GroupTransform(steps)).getDefaultCPUProcessor()
 
     @cached_property
     def _to_display(self) -> Any:
-        return self._config.getProcessor(self.source, DISPLAY).getDefaultCPUProcessor()
+        return self._processor(self._named(self.source, "--input-colorspace"), self._named(DISPLAY, "display"))
 
     @cached_property
     def _from_display(self) -> Any:
-        return self._config.getProcessor(DISPLAY, self.target).getDefaultCPUProcessor()
+        return self._processor(self._named(DISPLAY, "display"), self._named(self.target, "--output-colorspace"))
 
     @staticmethod
     def _apply(rgb: np.ndarray, processor: Any) -> np.ndarray:
@@ -95,13 +151,20 @@ def in_output_space(frames: Any, cm: ColourManagement, as_float: bool) -> Any:
         yield frame.with_data(np.ascontiguousarray(data))
 
 
-def plan_colour(input_colorspace: str | None, output_colorspace: str | None, config: str | None, float_input: bool,
-                float_output: bool) -> ColourManagement | None:
-    """What colour management a job needs (None: none: display-referred frames in and out)."""
-    if not (float_input or float_output or input_colorspace or output_colorspace):
+def plan_colour(input_colorspace: str | None, output_colorspace: str | None, config: str | None, *,
+                declared: str | None = None, float_input: bool = False, output: str = "") -> ColourManagement | None:
+    """What colour management a job needs (None: display-referred frames in and out).
+
+    The source space is ``input_colorspace``, else what the frames' headers ``declared``
+    (an EXR's chromaticities, a log DPX), else Linear Rec.709 for float frames, else display.
+    The output (``output``: "exr", "dpx" or another format's name) is in ``output_colorspace``,
+    else in the source's space where its format holds it (an EXR any, a DPX log), else display.
+    """
+    source = input_colorspace or declared or (EXR_DEFAULT if float_input else DISPLAY)
+    if source == DISPLAY and not output_colorspace and output != "exr":
         return None
-    source = input_colorspace or (EXR_DEFAULT if float_input else DISPLAY)
-    target = output_colorspace or ((source if source != DISPLAY else EXR_DEFAULT) if float_output else DISPLAY)
+    keeps = output == "exr" or (output == "dpx" and source == CINEON)
+    target = output_colorspace or ((source if source != DISPLAY else EXR_DEFAULT) if keeps else DISPLAY)
     cm = ColourManagement(source, target, config)
     cm.check()
     return cm

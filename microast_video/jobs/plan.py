@@ -50,6 +50,8 @@ from ..media.bars import Picture, picture_area
 from ..media.decode import nvdec_problem
 from ..media.probe import VideoInfo, probe
 from ..media.sequence import output_sequence
+from ..media.frame_header import HEADER_FORMATS
+from ..media.frame_header import available as header_support
 from ..media.timecode import frames_before
 from ..models.microast import MIN_SIDE
 from ..style.controls import Curve
@@ -217,8 +219,8 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
                          first_number=first_number(job, info))
     check_frame_sizes(job, info, encode.size)
     check_network_memory(job, encode.size)
-    colour = plan_colour(job.input_colorspace, job.output_colorspace, job.ocio_config,
-                         float_input="f16" in info.pix_fmt or "f32" in info.pix_fmt, float_output=encode.encoder == "exr")
+    colour = plan_colour(job.input_colorspace, job.output_colorspace, job.ocio_config, declared=info.colour_space,
+                         float_input="f16" in info.pix_fmt or "f32" in info.pix_fmt, output=encode.encoder)
     check_encoder(encode, exe, job.encode.codec)
     matte = None if job.matte is None else MatteSource.open(job.matte, job.max_pixels)
     matte_notes = () if matte is None else tuple(matte.check_covers(info, job.start, job.duration))
@@ -237,7 +239,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
                                          start=job.start, duration=job.duration)
     notes = (*input_notes(info, job.deinterlace, encode.alpha), *encode.notes, *([transport_note] if transport_note else []),
              *matte_notes, *([decode_note] if decode_note else []), *alpha_notes(job, keyframes),
-             *([picture_note] if picture_note else []))
+             *([picture_note] if picture_note else []), *header_notes(job, info))
     for note in notes:
         log(f"microast-video: note: {note}")
     color_matrix = ("bt709" if info.matrix == "gbr" or encode.tonemap else info.matrix) if job.preserve_color else None
@@ -332,6 +334,19 @@ def input_notes(info: VideoInfo, deinterlace: Deinterlace, alpha_kept: bool = Fa
     elif info.interlaced:
         notes.append("the input is interlaced and --deinterlace off keeps its fields: moving edges will comb")
     return notes
+
+
+def header_notes(job: VideoJob, info: VideoInfo) -> list[str]:
+    """What the frames' headers decided (a colour space), or that they could not be read."""
+    if info.sequence is None or info.sequence.suffix.lower() not in HEADER_FORMATS:
+        return []
+    if not header_support():
+        return ["OpenImageIO is not installed: the frames' timecode and colour headers are not read or "
+                "written (pip install 'microast-video[post]')"]
+    if info.colour_space and not job.input_colorspace:
+        return [f"the frames' header ({info.colour_declared_by}) declares {info.colour_space}: read as such "
+                "(--input-colorspace says otherwise)"]
+    return []
 
 
 def _engine_for(job: VideoJob, device: torch.device, dtype: torch.dtype, size: tuple[int, int],

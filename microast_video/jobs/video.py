@@ -41,6 +41,11 @@ from ..engine.transport import YUV420Transport
 from ..media.bars import bars_kept
 from ..media.decode import DecodeStats, decode_frames
 from ..media.encode import FFmpegWriter
+from ..media.frame_files import FrameFiles
+from ..media.frame_header import HEADER_FORMATS
+from ..media.frame_header import available as header_support
+from ..media.sequence import output_sequence
+from ..media.timecode import start_timecode
 from ..style.controls import Schedule, at_strength
 from ..style.mattes import matted, original_outside
 from ..style.networks import load_network, no_signals
@@ -142,14 +147,29 @@ def encode_window(plan: JobPlan, stylizer: Stylizer, target: Path | None, *, win
 
     try:
         duration = job.duration if window.end is None else window.end - window.start
-        writer = sink or FFmpegWriter(plan.info, plan.encode, target, exe=plan.exe, start=job.start + window.start,
-                                      duration=duration, label=plan.output, carry=window.carry)
+        writer = sink or frame_writer(plan, target, window, duration)
         with opencv_threads(side_threads(plan.device)):
             counts = run_chain(video_stages(plan, stylizer, times, writer, stats, stabilizer, window, boundaries),
                                queue_frames=plan.queue_frames, times=times, on_output=done)
     finally:
         bar.close()
     return Encoded(times, (first_frame_at or [None])[0], counts, stats)
+
+
+def frame_writer(plan: JobPlan, target: Path, window: Window, duration: float | None) -> FFmpegWriter | FrameFiles:
+    """What writes the frames: OpenImageIO for an OpenEXR or DPX sequence (their headers:
+    timecode, frame rate, colour), where it is installed; ffmpeg otherwise."""
+    job, info, enc = plan.job, plan.info, plan.encode
+    start = job.start + window.start
+    out = output_sequence(plan.output) if enc.first_number is not None else None
+    if out is None or out.suffix.lower() not in HEADER_FORMATS or not header_support():
+        return FFmpegWriter(info, enc, target, exe=plan.exe, start=start, duration=duration, label=plan.output,
+                            carry=window.carry)
+    rate = info.nominal_rate or info.frame_rate
+    space = plan.colour.target if plan.colour is not None and plan.colour.target != DISPLAY else None
+    deep_dpx = info.sequence is not None and info.sequence.suffix.lower() == ".dpx" and info.bit_depth in (10, 12)
+    return FrameFiles(plan.output, enc.first_number, rate=rate, timecode=start_timecode(info.timecode, rate, start),
+                      space=space, bits=(info.bit_depth if deep_dpx else 16) if enc.deep else 8)
 
 
 def build_stylizer(plan: JobPlan, model: Any) -> Stylizer:
@@ -301,9 +321,9 @@ def _verify(plan: JobPlan, counts: dict[str, int], stats: DecodeStats, skipped: 
 
 
 class FramesTarget:
-    """An image-sequence output: ffmpeg writes each frame to a temporary name and renames it
-    when complete (its image2 muxer's ``atomic_writing``), so an interrupted run leaves whole
-    frames only; there is nothing to publish at the end."""
+    """An image-sequence output: each frame is written to a temporary name and renamed when
+    complete (ffmpeg's image2 muxer's ``atomic_writing``, or :class:`FrameFiles`), so an
+    interrupted run leaves whole frames only; there is nothing to publish at the end."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -32,7 +32,7 @@ from ..core.process import popen
 from ..native.colour import colour_kernels
 from .encode_plan import EncodePlan
 from .probe import VideoInfo, file_url
-from .timecode import frames_before, moved
+from .timecode import start_timecode
 
 
 def pipe_format(frame: Frame) -> str:
@@ -119,11 +119,7 @@ def _timecode(info: VideoInfo, start: float) -> list[str]:
     where the source has none (or one that does not parse: then it is not carried at all)."""
     if not info.timecode:
         return []
-    rate = info.nominal_rate or info.frame_rate
-    try:
-        tc = moved(info.timecode, rate, frames_before(start, rate))
-    except ValueError:
-        return ["-metadata", "timecode=", "-metadata:s:v:0", "timecode="]
+    tc = start_timecode(info.timecode, info.nominal_rate or info.frame_rate, start) or ""
     return ["-metadata", f"timecode={tc}", "-metadata:s:v:0", f"timecode={tc}"]
 
 

@@ -12,6 +12,7 @@ import av
 
 from ..colour import spaces as cs
 from ..core.errors import InputError, shown
+from .frame_header import read_header
 from .sequence import ImageSequence, find_sequence
 
 
@@ -73,6 +74,8 @@ class VideoInfo:
     nominal_rate: Fraction | None = None  # FFmpeg's guess of the rate frames are timed on (None: frame_rate)
     timecode: str | None = None  # SMPTE timecode of the first frame (video stream, tmcd track or container tag)
     sequence: ImageSequence | None = None  # numbered frames read at frame_rate (--fps), not a movie
+    colour_space: str | None = None  # what an EXR / DPX frame's header declares (an OpenColorIO name)
+    colour_declared_by: str | None = None  # the header field that declared it
 
     @property
     def frame_seconds(self) -> Fraction:
@@ -200,12 +203,15 @@ def _probe_sequence(path: Path, sequence: ImageSequence, rate: Fraction, what: s
         stream = container.streams.video[0]
         cc = stream.codec_context
         duration = sequence.count / rate
+        header = read_header(sequence.frame(sequence.first))
+        carried = {**_carried(container), **({"timecode": header.timecode} if header.timecode else {})}
         timing = {"frame_rate": rate, "nominal_rate": rate, "time_base": Fraction(stream.time_base or 1 / rate),
                   "start_time": Fraction(0), "duration": duration, "frames": sequence.count, "frames_listed": True}
         return VideoInfo(path=path, container="image2", codec=cc.name, width=cc.width, height=cc.height,
                          pix_fmt=cc.format.name, bit_depth=_bit_depth(cc.format), sar=Fraction(1),
-                         **_first_frame(container, stream), **timing, **_colour(cc), **_carried(container),
-                         sequence=sequence)
+                         **_first_frame(container, stream), **timing, **_colour(cc), **carried,
+                         sequence=sequence, colour_space=header.colour_space,
+                         colour_declared_by=header.declared_by)
 
 
 def _timing(container: av.container.InputContainer, stream: av.VideoStream, path: Path, what: str

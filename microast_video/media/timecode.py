@@ -67,6 +67,30 @@ def moved(timecode: str, rate: Fraction, frames: int) -> str:
     return from_frames(start + frames, rate, drop)
 
 
+def packed(timecode: str) -> tuple[int, int]:
+    """``timecode`` as the two 32-bit words of SMPTE 12M that EXR and DPX headers hold: the time
+    in binary-coded decimal (drop-frame flag in bit 6), and zero user bits."""
+    m = _TC.match(timecode.strip())
+    if not m:
+        raise ValueError(f"not a timecode: {timecode!r}")
+    word = 0
+    for shift, digits in zip((24, 16, 8, 0), (m[1], m[2], m[3], m[5][-2:]), strict=True):
+        value = int(digits)
+        word |= (value // 10 << 4 | value % 10) << shift
+    return word | (0x40 if m[4] in ";," else 0), 0
+
+
+def start_timecode(timecode: str | None, rate: Fraction, start: float) -> str | None:
+    """The timecode of the first frame at or after ``start`` s of a clip whose first frame's is
+    ``timecode`` (None where there is none, or it does not parse)."""
+    if not timecode:
+        return None
+    try:
+        return moved(timecode, rate, frames_before(start, rate))
+    except ValueError:
+        return None
+
+
 def frames_before(start: float, rate: Fraction) -> int:
     """How many frames of a constant-rate clip come before the first frame at or after ``start`` s."""
     return -((-Fraction(start).limit_denominator(1_000_000) * rate) // 1) if start > 0 else 0

@@ -1,0 +1,88 @@
+"""What an OpenEXR or DPX frame's header says, read with OpenImageIO (the ``post`` extra): its
+timecode, and the colour space its chromaticities (EXR) or transfer field (DPX) declare.
+
+FFmpeg's image2 demuxer decodes these frames faithfully but passes on none of this, so the
+first frame of a sequence is opened once more here, for its header only (no pixels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from pathlib import Path
+from typing import Any
+
+from ..colour.ocio import CINEON, EXR_DEFAULT, space_of_chromaticities
+from ..core.errors import InputError, OptionError, shown
+
+#: Formats whose headers carry timecode and colour: read and written with OpenImageIO.
+HEADER_FORMATS = {".exr": "openexr", ".dpx": "dpx"}
+#: DPX transfer characteristics (SMPTE 268M, as OpenImageIO names them) -> the space they declare;
+#: the video ones (Rec.709, unspecified video...) are display-referred, as movies are.
+DPX_TRANSFERS = {"Logarithmic": CINEON, "Printing density": CINEON, "Linear": EXR_DEFAULT}
+#: Where a DPX file's television header (and its timecode) ends: a shorter header has none.
+_DPX_TV_HEADER_END = 2048
+
+
+def oiio() -> Any:
+    """The OpenImageIO module, or a one-line error naming the extra that installs it."""
+    try:
+        import OpenImageIO
+    except ImportError:
+        raise OptionError("OpenEXR and DPX headers need OpenImageIO: pip install 'microast-video[post]'") from None
+    return OpenImageIO
+
+
+def available() -> bool:
+    """OpenImageIO can be imported (the ``post`` extra is installed)."""
+    try:
+        oiio()
+    except OptionError:
+        return False
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameHeader:
+    """A frame header's timecode ("hh:mm:ss:ff", None if it has none) and declared colour space
+    (an OpenColorIO name; None: nothing declared, or primaries this tool does not know)."""
+
+    timecode: str | None = None
+    colour_space: str | None = None
+    declared_by: str | None = None  # "chromaticities" or "transfer Logarithmic": what said so
+
+
+def read_header(path: Path) -> FrameHeader:
+    """The header of one OpenEXR or DPX frame (an empty one where OpenImageIO is not installed).
+
+    Raises:
+        InputError: OpenImageIO cannot read the file.
+    """
+    if path.suffix.lower() not in HEADER_FORMATS or not available():
+        return FrameHeader()
+    found = oiio().ImageInput.open(str(path))
+    if not found:
+        raise InputError(f"input {shown(path)}: not a readable {path.suffix[1:].upper()} frame "
+                         f"({' '.join(oiio().geterror().split())[:160]})")
+    try:
+        spec = found.spec()
+    finally:
+        found.close()
+    timecode = spec.get_string_attribute("smpte:TimeCode") or None
+    if path.suffix.lower() == ".dpx":
+        timecode = timecode if _dpx_has_tv_header(path) else None
+        transfer = spec.get_string_attribute("dpx:Transfer")
+        space = DPX_TRANSFERS.get(transfer)
+        return FrameHeader(timecode, space, f"transfer {transfer}" if space else None)
+    chroma = spec.getattribute("chromaticities")
+    space = space_of_chromaticities(tuple(chroma)) if chroma is not None and len(chroma) == 8 else None
+    return FrameHeader(timecode, space, "chromaticities" if space else None)
+
+
+def _dpx_has_tv_header(path: Path) -> bool:
+    """The image data starts after the television header, so its timecode field is a header's
+    (FFmpeg writes 1664-byte headers: what OpenImageIO reads there is picture data)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    order = {b"SDPX": ">", b"XPDS": "<"}.get(head[:4])
+    return order is not None and struct.unpack(order + "I", head[4:8])[0] >= _DPX_TV_HEADER_END
