@@ -51,3 +51,34 @@ def test_a_timeline_needs_a_look_and_a_readable_file(tmp_path):
     (tmp_path / "bad.otio").write_text("{ not json")
     one_line_error(run_cli("batch", tmp_path / "bad.otio", "--style", make_style(tmp_path / "s.png")),
                    "OpenTimelineIO cannot read it")
+
+
+@pytest.mark.parametrize("fmt, adapter", [(".edl", "cmx_3600"), (".xml", "fcp_xml")])
+def test_an_edl_and_an_fcp_xml_come_back_in_their_own_format(tmp_path, weights_env, monkeypatch, fmt, adapter):
+    """Through OTIO's adapter plugins: the EDL's source timecodes count from the media's own
+    timecode (01:00:00:00 here) at the media's rate (an EDL states none), and the relinked cut
+    points at stylized media whose timecode is the clip's first frame's."""
+    pytest.importorskip(f"otio_{'cmx3600' if adapter == 'cmx_3600' else 'fcp'}_adapter", reason="the post extra")
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    a = lavfi_clip(tmp_path / "a.mov", "testsrc2=size=96x64:rate=25:duration=2",
+                   out=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-timecode", "01:00:00:00"))
+    rate, origin = 25, 25 * 3600
+    timeline = otio.schema.Timeline(name="cut")
+    timeline.tracks.append(otio.schema.Track())
+    for i, (start, frames) in enumerate([(origin + 10, 8), (origin + 30, 5)]):
+        ref = otio.schema.ExternalReference(target_url=a.resolve().as_uri(), available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(origin, rate), otio.opentime.RationalTime(50, rate)))
+        timeline.tracks[0].append(otio.schema.Clip(name=f"c{i}", media_reference=ref, source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(start, rate), otio.opentime.RationalTime(frames, rate))))
+    path = tmp_path / f"cut{fmt}"
+    path.write_text(otio.adapters.write_to_string(timeline, adapter))
+    result = run_cli("batch", path, "--style", make_style(tmp_path / "look.png"), "-q")
+    assert result.exit_code == 0, result.stderr
+    back = tmp_path / "cut-stylized" / f"cut_look{fmt}"
+    clips = list(otio.adapters.read_from_file(str(back), **({"rate": rate} if fmt == ".edl" else {})).find_clips())
+    assert [c.source_range.duration.value for c in clips] == [8, 5]
+    for clip, first in zip(clips, (origin + 10, origin + 30), strict=True):
+        media = probe(clip.media_reference.target_url.removeprefix("file://"))
+        assert "cut-stylized" in str(media.path) and media.frames == clip.source_range.duration.value
+        assert clip.source_range.start_time.value == first  # the clip's own first frame, by timecode
+        assert media.timecode == otio.opentime.to_timecode(otio.opentime.RationalTime(first, rate), rate)
