@@ -31,11 +31,11 @@ from ..media.decode import first_frame_offset
 from ..style.pretrained import load_model
 from ..style.signals import job_signals
 from ..temporal.flicker import measure_flicker
-from .chained import finish, run_chained
+from .chained import finish, finish_frames, run_chained, run_frames
 from .manifest import Manifest, ManifestError
 from .segments import WorkFolder, save_figures
 from .types import BatchOptions, JobRun
-from .workers import SegmentTask, run_task, signals_to_arrays, stylizer_for, use_device
+from .workers import FramesTask, SegmentTask, run_task, signals_to_arrays, stylizer_for, use_device
 
 
 def _signals_key(run: JobRun) -> tuple[str, int | None, int]:
@@ -124,8 +124,11 @@ def run_jobs(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, 
     for run in runs:
         t = time.perf_counter()
         with _isolated(run, log):
-            stylizer = stylizer_for(run.plan, signals[_signals_key(run)], options.weights)
-            run_chained(run, stylizer, manifest.warmup_frames, options.overwrite)
+            if run.plan.encode.first_number is not None:  # an image sequence
+                finish_frames(run, run_frames(run, log))
+            else:
+                stylizer = stylizer_for(run.plan, signals[_signals_key(run)], options.weights)
+                run_chained(run, stylizer, manifest.warmup_frames, options.overwrite)
             run.seconds = time.perf_counter() - t
             after_job(run, report_dir, options, log)
 
@@ -137,6 +140,9 @@ def _run_independent(runs: list[JobRun], signals: dict[tuple, Any], manifest: Ma
     done: dict[int, dict[int, dict]] = {}
     started = {id(run): time.perf_counter() for run in runs}
     for run in runs:
+        if run.plan.encode.first_number is not None:  # an image sequence: one task
+            futures[submit(FramesTask(run.video))] = (run, -1)
+            continue
         with _isolated(run, log):
             WorkFolder(run.plan.output, run.fingerprint).open()
             anchor = first_frame_offset(run.plan.info, run.plan.job.start)
@@ -149,6 +155,11 @@ def _run_independent(runs: list[JobRun], signals: dict[tuple, Any], manifest: Ma
         if run.status == "failed":
             continue
         with _isolated(run, log):
+            if index < 0:
+                finish_frames(run, future.result())
+                run.seconds = time.perf_counter() - started[id(run)]
+                after_job(run, report_dir, options, log)
+                continue
             done.setdefault(id(run), {})[index] = future.result()
             if len(done[id(run)]) == len(run.segments):
                 for i in sorted(done[id(run)]):

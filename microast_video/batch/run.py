@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import sys
 import time
 from collections.abc import Iterable
@@ -28,16 +30,14 @@ from ..core.errors import MicroastError, OptionError, Terminated, shown
 from ..core.files import identity
 from ..core.output import check_output
 from ..core.stages import terminate_on_signals
+from ..jobs.frames import frame_print, frames_done
 from ..jobs.plan import plan_video
+from ..media.sequence import output_sequence
 from ..jobs.records import fingerprint
 from .jobs import estimate, look_signals, run_jobs
 from .manifest import Manifest, ManifestError, load_manifest
 from .report import batch_lock, failed_ids, interrupted_message, report_folder, write_report
-from .segments import (
-    is_up_to_date,
-    plan_segments,
-    record_path,
-)
+from .segments import is_up_to_date, output_exists, plan_segments, record_path
 from .types import BatchOptions, JobRun, Log
 
 
@@ -135,7 +135,8 @@ def _check(runs: Iterable[JobRun], manifest: Manifest, options: BatchOptions, ma
             run.status = "skipped"
             continue
         try:
-            if output.exists() and not options.overwrite:
+            frames = output_sequence(output) is not None
+            if output_exists(output) and not options.overwrite and not frames:
                 raise MicroastError(f"output {shown(output)} exists (not made from these inputs and settings); "
                                     "pass --overwrite to replace it")
             if not output.parent.is_dir():
@@ -143,7 +144,10 @@ def _check(runs: Iterable[JobRun], manifest: Manifest, options: BatchOptions, ma
                 output.parent.mkdir(parents=True, exist_ok=True)
             check_output(record_path(output), (run.video.input,), overwrite=True, what="job record")
             run.plan = plan_video(run.video)
-            run.segments = plan_segments(run.plan, manifest.segment_seconds)
+            if frames:  # one pass, whose frames resume one by one; others' frames need --overwrite
+                frames_done(dataclasses.replace(run.plan, job=dataclasses.replace(
+                    run.video, overwrite=options.overwrite)), frame_print(run.plan))
+            run.segments = plan_segments(run.plan, math.inf if frames else manifest.segment_seconds)
         except MicroastError as err:
             problems.append(f"{run.job.entry}: {err}")
     problems += _outputs_over_inputs(runs, manifest)

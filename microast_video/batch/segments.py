@@ -27,7 +27,7 @@ from typing import Any
 import av
 import numpy as np
 
-from ..core.errors import InputError, OutputError, shown
+from ..core.errors import InputError, MicroastError, OutputError, shown
 from ..core.frame import Frame
 from ..core.output import AtomicFile, json_bytes, sweep_stale, write_bytes
 from ..core.process import popen
@@ -35,6 +35,7 @@ from ..jobs.plan import JobPlan
 from ..jobs.video import Window, encode_window
 from ..media.encode import FFmpegWriter, mux_command
 from ..media.probe import file_url
+from ..media.sequence import find_sequence, output_sequence
 from ..temporal.stabilizer import Stabilizer
 
 
@@ -88,11 +89,30 @@ def recorded_figures(output: Path) -> dict[str, Any] | None:
 
 
 def is_up_to_date(output: Path, print_: str) -> bool:
-    """``output`` exists and its record says it was made from exactly these inputs and settings."""
+    """``output`` exists and its record says it was made from exactly these inputs and settings
+    (a sequence output: every frame its record counts is there)."""
     try:
-        return output.is_file() and json.loads(record_path(output).read_text())["fingerprint"] == print_
-    except (OSError, ValueError, KeyError):
+        record = json.loads(record_path(output).read_text())
+        if record["fingerprint"] != print_:
+            return False
+        frames = output_sequence(output)
+        if frames is None:
+            return output.is_file()
+        first, count = int(record["first_number"]), int(record["frames"])
+    except (OSError, ValueError, KeyError, TypeError, MicroastError):
         return False
+    return all(frames.frame(first + k).is_file() for k in range(count))
+
+
+def output_exists(output: Path) -> bool:
+    """A movie output is there, or frames of a sequence output are."""
+    if output_sequence(output) is None:
+        return output.exists()
+    try:
+        find_sequence(output)
+    except InputError:  # no frame matches the pattern
+        return False
+    return True
 
 
 class WorkFolder:

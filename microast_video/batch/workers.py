@@ -17,7 +17,7 @@ import torch
 
 from ..engine.stylizer import Stylizer, prepare_runtime
 from ..jobs.plan import VideoJob, plan_video
-from ..jobs.video import build_stylizer
+from ..jobs.video import build_stylizer, run_video
 from ..models import StyleSignals
 from ..style.networks import load_network
 from ..temporal.stabilizer import new_stabilizer
@@ -73,11 +73,19 @@ def use_device(device: str | None) -> None:
     _DEVICE[0] = device
 
 
-def run_task(task: SegmentTask) -> dict[str, Any]:
-    """Encode ``task.segment`` (independently: warm-up frames instead of the previous segment's state)."""
+@dataclasses.dataclass(frozen=True)
+class FramesTask:
+    """A job whose output is an image sequence: one task (its frames resume one by one)."""
+
+    job: VideoJob
 
 
+def run_task(task: SegmentTask | FramesTask) -> dict[str, Any]:
+    """Encode ``task.segment`` (independently: warm-up frames instead of the previous segment's
+    state), or a sequence job whole (its report)."""
     job = dataclasses.replace(task.job, device=_DEVICE[0]) if _DEVICE[0] else task.job
+    if isinstance(task, FramesTask):
+        return run_video(job, log=lambda message: None)
     plan = plan_video(job)
     work = WorkFolder(plan.output, task.fingerprint)
     if (record := work.done(task.segment.index)) is not None:

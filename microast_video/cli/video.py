@@ -142,6 +142,7 @@ def video_command(
     keep_bars: declared("keep_bars") = default_of("keep_bars"),
     crop: declared("crop") = default_of("crop"),
     fps: declared("fps") = default_of("fps"),
+    missing: declared("missing") = default_of("missing"),
     start_number: declared("start_number") = default_of("start_number"),
     input_colorspace: declared("input_colorspace") = default_of("input_colorspace"),
     output_colorspace: declared("output_colorspace") = default_of("output_colorspace"),

@@ -76,6 +76,13 @@ class KeepBars(str, enum.Enum):
     off = "off"  # painted with the picture
 
 
+class Missing(str, enum.Enum):
+    """A gap in an image sequence's numbering (``--missing``)."""
+
+    error = "error"  # refused, naming the first missing frame
+    hold = "hold"  # the frame before the gap is held (repeated) for each missing number
+
+
 class CompileMode(str, enum.Enum):
     """Whether to run the network through ``torch.compile`` (``--compile``)."""
 

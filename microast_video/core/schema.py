@@ -27,6 +27,7 @@ from .options import (
     Ease,
     HdrMode,
     KeepBars,
+    Missing,
     Network,
     Precision,
     ProresProfile,
@@ -180,6 +181,9 @@ OPTIONS: dict[str, Option] = _declare(
            "(an error where NVDEC cannot)."),
     Option("fps", float, 24.0, "Frames a second of an image-sequence input (frames carry no rate; stated in the "
            "report).", 0, 1000, lo_open=True),
+    Option("missing", Missing, Missing.error, "A gap in an image sequence's numbering: error = refused, naming the "
+           "first missing frame; hold = the frame before the gap repeated for each missing number (a note says how "
+           "many)."),
     Option("start_number", int, None, "First frame number of an image-sequence output (default: the input "
            "sequence's own numbers; a movie's frames count from 1).", 0),
     Option("input_colorspace", str, None, "The input's colour space, by its OpenColorIO name (default: OpenEXR "
@@ -204,7 +208,7 @@ OPTIONS: dict[str, Option] = _declare(
 ENCODE_OPTIONS = ("codec", "prores_profile", "dnxhr_profile", "crf", "preset", "pix_fmt")
 #: The options a batch manifest's ``[defaults]``, looks and inputs may set.
 MANIFEST_OPTIONS = ("network", "style_model", "strength", "alpha", "preserve_color", "style_size", *ENCODE_OPTIONS, "height", "start", "duration",
-                    "temporal", "temporal_strength", "deinterlace", "decode", "keep_bars", "crop", "fps", "start_number", "input_colorspace", "output_colorspace",
+                    "temporal", "temporal_strength", "deinterlace", "decode", "keep_bars", "crop", "fps", "missing", "start_number", "input_colorspace", "output_colorspace",
                     "ocio_config", "hdr", "max_pixels", "device", "precision",
                     "batch_size", "transport", "compile", "ease")
 #: The values a keyframes file holds besides its style keyframes (each checked as its option).

@@ -13,14 +13,16 @@ import cv2
 import numpy as np
 
 from ..media.decode import decode_frames
+from ..core.options import Missing
 from ..media.probe import probe
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def frames_at(path: Path, seconds: Sequence[float], height: int) -> list[tuple[float, np.ndarray]]:
-    """(time, (height, w, 3) uint8 RGB) of the first frame at or after each of ``seconds``, streaming once."""
-    info = probe(path)
+    """(time, (height, w, 3) uint8 RGB) of the first frame at or after each of ``seconds``, streaming once
+    (a sequence's gaps hold the frame before: a job that rendered it held them)."""
+    info = probe(path, missing=Missing.hold)
     w, h = info.upright_size
     size = (max(2, round(w * info.upright_sar * height / h)), height)
     wanted = sorted(seconds)
@@ -85,7 +87,7 @@ def contact_sheet(source: Path, outputs: Sequence[Path], headers: Sequence[str],
     """Rows = ``points`` moments of the clip (the source's timestamps printed); columns = the
     source and each output. An output rendered from ``start`` (for ``duration`` seconds) is
     paired with the source at the same moment: its time t is the source's ``start`` + t."""
-    info = probe(source)
+    info = probe(source, missing=Missing.hold)
     times = sheet_times(None if info.duration is None else float(info.duration), points, start, duration)
     columns = [frames_at(source, [start + t for t in times], height), *(frames_at(p, times, height) for p in outputs)]
     rows = []

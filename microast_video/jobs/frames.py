@@ -34,25 +34,31 @@ def frames_done(plan: JobPlan, print_: str) -> int:
     """How many of the output's frames an earlier run of this same job completed (0: none, or
     frames of another job that ``--overwrite`` lets this run replace); refused in one line
     when frames of something else are there and ``--overwrite`` is not given."""
+    count, same = frames_found(plan, print_)
+    if same or count == 0:
+        return count
+    if not plan.job.overwrite:
+        out = output_sequence(plan.output)
+        raise OutputError(f"output {shown(out.frame(plan.encode.first_number))} exists and was not made by this "
+                          "job; pass --overwrite to replace the frames")
+    return 0
+
+
+def frames_found(plan: JobPlan, print_: str) -> tuple[int, bool]:
+    """(how many of the output's frames are there from its first number on, whether the record
+    beside them says this job, ``print_``, made them)."""
     out = output_sequence(plan.output)
     first = plan.encode.first_number
     if out is None or first is None:
-        return 0
+        return 0, False
     count = 0
     while (plan.expected_frames is None or count < plan.expected_frames) and out.frame(first + count).is_file():
         count += 1
-    if count == 0:
-        return 0
     try:
         same = json.loads(record_path(plan).read_text()).get("fingerprint") == print_
     except (OSError, ValueError, AttributeError):
         same = False
-    if same:
-        return count
-    if not plan.job.overwrite:
-        raise OutputError(f"output {shown(out.frame(first))} exists and was not made by this job; pass --overwrite "
-                          "to replace the frames")
-    return 0
+    return count, same
 
 
 def sweep_partial(plan: JobPlan) -> list[Path]:

@@ -16,6 +16,7 @@ from ..core.options import (
     Ease,
     HdrMode,
     KeepBars,
+    Missing,
     Network,
     Temporal,
     Transport,
@@ -54,6 +55,7 @@ class VideoJob(SharedOptions):
     decode: Decode = default("decode")
     keep_bars: KeepBars = default("keep_bars")
     fps: float = default("fps")  # an image-sequence input's rate
+    missing: Missing = default("missing")  # a gap in an input sequence: refused, or the frame before it held
     input_colorspace: str | None = default("input_colorspace")  # OpenColorIO names
     output_colorspace: str | None = default("output_colorspace")
     ocio_config: str | None = default("ocio_config")

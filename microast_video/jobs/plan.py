@@ -202,7 +202,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
         OptionError, InputError, OutputError, DeviceError: one line naming the problem.
     """
     check_options(job)
-    info = probe(job.input, fps=Fraction(job.fps).limit_denominator(1001))
+    info = probe(job.input, fps=Fraction(job.fps).limit_denominator(1001), missing=job.missing)
     if info.duration is not None and job.start >= float(info.duration):
         raise OptionError(f"--start {job.start} s is past the end of {shown(job.input)} ({float(info.duration):.3f} s)")
     output = job.output or default_output(info.sequence.folder / f"{info.sequence.stem}.mp4"
@@ -338,15 +338,20 @@ def input_notes(info: VideoInfo, deinterlace: Deinterlace, alpha_kept: bool = Fa
 
 def header_notes(job: VideoJob, info: VideoInfo) -> list[str]:
     """What the frames' headers decided (a colour space), or that they could not be read."""
-    if info.sequence is None or info.sequence.suffix.lower() not in HEADER_FORMATS:
+    if info.sequence is None:
         return []
+    held = info.sequence.missing
+    notes = [f"{len(held)} missing frame(s) of {shown(info.sequence.pattern)} (the first: {held[0]}) hold the frame "
+             "before them (--missing hold)"] if held else []
+    if info.sequence.suffix.lower() not in HEADER_FORMATS:
+        return notes
     if not header_support():
-        return ["OpenImageIO is not installed: the frames' timecode and colour headers are not read or "
+        return [*notes, "OpenImageIO is not installed: the frames' timecode and colour headers are not read or "
                 "written (pip install 'microast-video[post]')"]
     if info.colour_space and not job.input_colorspace:
-        return [f"the frames' header ({info.colour_declared_by}) declares {info.colour_space}: read as such "
+        return [*notes, f"the frames' header ({info.colour_declared_by}) declares {info.colour_space}: read as such "
                 "(--input-colorspace says otherwise)"]
-    return []
+    return notes
 
 
 def _engine_for(job: VideoJob, device: torch.device, dtype: torch.dtype, size: tuple[int, int],

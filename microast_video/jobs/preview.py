@@ -9,6 +9,7 @@ nothing is encoded, so checking a look costs seconds, not the render's hours.
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def run_preview(job: PreviewJob) -> dict[str, Any]:
         raise OptionError(f"preview {shown(output)}: the contact sheet is a PNG image; name it .png")
     v = job.video
     if v.height is None:  # small enough to take seconds, never larger than the clip
-        v = dataclasses.replace(v, height=min(PREVIEW_HEIGHT, probe(v.input).upright_size[1]))
+        v = dataclasses.replace(v, height=min(PREVIEW_HEIGHT, probe(v.input, fps=Fraction(v.fps).limit_denominator(1001), missing=v.missing).upright_size[1]))
         job = dataclasses.replace(job, video=v)
     with terminate_on_signals():
         columns = looks(job)

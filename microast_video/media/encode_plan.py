@@ -208,6 +208,8 @@ def plan_encode(info: VideoInfo, output: Path, settings: EncodeSettings, *, exe:
     args, codec_notes = _codec_args(settings, spec, muxer)
     tonemap = info.hdr if info.hdr and hdr is HdrMode.tonemap else None
     alpha = info.alpha and any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)  # ProRes 4444: the source's alpha
+    if alpha and info.sequence is not None and info.sequence.missing:  # its alpha would end at the first gap
+        alpha, notes = False, [*notes, "the sequence has held gaps (--missing hold): its alpha is not carried (opaque)"]
     return EncodePlan(muxer, spec.encoder, pix_fmt, (w, h), pad, sar, matrix, primaries, trc, color_range, deep,
                       audio, subtitles, (*hdr_notes, *notes, *codec_notes), args, tonemap, alpha, settings.codec,
                       first_number if muxer == "image2" else None)

@@ -12,6 +12,7 @@ import av
 
 from ..colour import spaces as cs
 from ..core.errors import InputError, shown
+from ..core.options import Missing
 from .frame_header import read_header
 from .sequence import ImageSequence, find_sequence
 
@@ -160,10 +161,12 @@ def sequence_options(sequence: ImageSequence, rate: Fraction) -> dict[str, str]:
             "pattern_type": "sequence"}
 
 
-def probe(path: str | os.PathLike[str], what: str = "input", fps: Fraction | None = None) -> VideoInfo:
+def probe(path: str | os.PathLike[str], what: str = "input", fps: Fraction | None = None,
+          missing: Missing = Missing.error) -> VideoInfo:
     """Open ``path`` with PyAV and describe its first video stream; errors call it ``what``
     ("input", "matte"...). A folder of numbered frames, a ``%04d`` / ``####`` pattern or one
-    frame of a sequence is read as a clip at ``fps`` (24 by default).
+    frame of a sequence is read as a clip at ``fps`` (24 by default); a gap in its numbering
+    is refused, or with ``missing`` hold, kept in ``sequence.missing`` for the decoder to hold.
 
     Raises:
         InputError: missing file, not a media file, no video stream, or a gap in a sequence.
@@ -171,6 +174,8 @@ def probe(path: str | os.PathLike[str], what: str = "input", fps: Fraction | Non
     path = Path(path)
     sequence = find_sequence(path)
     if sequence is not None:
+        if Missing(missing) is Missing.error:
+            sequence.check_complete()
         return _probe_sequence(path, sequence, fps or DEFAULT_FPS, what)
     _check_file(path, what)
     try:
@@ -193,7 +198,6 @@ def probe(path: str | os.PathLike[str], what: str = "input", fps: Fraction | Non
 
 def _probe_sequence(path: Path, sequence: ImageSequence, rate: Fraction, what: str) -> VideoInfo:
     """A sequence's description: its first frame's picture, ``rate`` frames a second, its count."""
-    sequence.check_complete()
     try:
         container = av.open(file_url(sequence.pattern), format="image2", metadata_errors="replace",
                             options=sequence_options(sequence, rate))

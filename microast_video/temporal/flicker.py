@@ -30,7 +30,7 @@ import numpy as np
 
 from ..colour.convert import luma
 from ..core.errors import InputError, shown
-from ..core.options import FLICKER_HEIGHT
+from ..core.options import FLICKER_HEIGHT, Missing
 from ..media.decode import decode_frames
 from ..media.probe import probe
 
@@ -38,8 +38,8 @@ from ..media.probe import probe
 def frames_at_height(path: str | Path, height: int, limit: int | None = None, *, start: float = 0.0,
                      duration: float | None = None) -> Iterator[np.ndarray]:
     """The clip's frames (from ``start`` s, for ``duration`` s), upright, resized to ``height``
-    rows (area filter): (h, w, 3) float32 in [0, 1]."""
-    info = probe(path)
+    rows (area filter): (h, w, 3) float32 in [0, 1]; a sequence's gaps hold the frame before."""
+    info = probe(path, missing=Missing.hold)
     w, h = info.upright_size
     width = max(2, round(w * height / h))
     for i, frame in enumerate(decode_frames(info, start=start, duration=duration, size=(width, height))):
