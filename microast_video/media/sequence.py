@@ -63,7 +63,8 @@ class ImageSequence:
         """Refuse a gap in the numbering, naming the first missing frame."""
         if self.missing:
             raise InputError(f"input {shown(self.pattern)}: frame {self.missing[0]} ({shown(self.frame(self.missing[0]))}) "
-                             f"is missing ({len(self.missing)} missing between {self.first} and {self.last})")
+                             f"is missing ({len(self.missing)} missing between {self.first} and {self.last}; "
+                             "--missing hold repeats the frame before a gap)")
 
 
 def is_pattern(path: Path) -> bool:
