@@ -79,5 +79,7 @@ WeightsOpt = Annotated[
                       "or download)."),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+ChartOpt = Annotated[Optional[Path], typer.Option(
+    help="Draw a PNG chart of per-frame time and stage busy time here (needs the chart extra).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary line and no notices.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]

@@ -14,6 +14,7 @@ from .app import app, user_errors
 from .options import (
     AlphaAtOpt,
     AlphaOpt,
+    ChartOpt,
     DebugOpt,
     DeviceOpt,
     EaseOpt,
@@ -43,7 +44,8 @@ def image_command(
     content: Annotated[Path, typer.Argument(help="Content image to stylize (any size, 4K included).", metavar="CONTENT")],
     style: StyleOpt = None,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Output image (.png, .jpg, .tif, .webp); default CONTENT_stylized.png.")] = None,
+        "--output", "-o", help="Output image (.png, .jpg, .tif, .webp, .exr, .dpx); default CONTENT_stylized.png "
+        "(.exr, .dpx for those).")] = None,
     network: NetworkOpt = default_of("network"),
     style_model: StyleModelOpt = default_of("style_model"),
     strength: StrengthOpt = default_of("strength"),
@@ -53,6 +55,9 @@ def image_command(
     preserve_color: PreserveColorOpt = default_of("preserve_color"),
     style_size: StyleSizeOpt = None,
     bit_depth: declared("bit_depth") = default_of("bit_depth"),
+    input_colorspace: declared("input_colorspace") = default_of("input_colorspace"),
+    output_colorspace: declared("output_colorspace") = default_of("output_colorspace"),
+    ocio_config: declared("ocio_config") = default_of("ocio_config"),
     device: DeviceOpt = default_of("device"),
     precision: PrecisionOpt = default_of("precision"),
     weights: WeightsOpt = None,
@@ -70,7 +75,8 @@ def image_command(
             content=content, styles=tuple(style or ()), output=output, style_weights=parse_weights(style_weights),
             signals=signals, style_size=style_size, alpha=alpha, strength=strength, preserve_color=preserve_color,
             network=network, style_model=style_model, bit_depth=bit_depth.bits, device=device, precision=precision, weights=weights, overwrite=overwrite,
-            quiet=quiet, max_pixels=max_pixels))
+            quiet=quiet, max_pixels=max_pixels, input_colorspace=input_colorspace,
+            output_colorspace=output_colorspace, ocio_config=ocio_config))
         if not quiet:
             w, h = done["size"]
             typer.echo(f"wrote {done['output']} ({w}x{h}, {done['device']}, {done['precision']})", err=True)
@@ -157,8 +163,7 @@ def video_command(
     ease: EaseOpt = default_of("ease"),
     weights: WeightsOpt = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report (per-stage and per-frame times) here.")] = None,
-    chart: Annotated[Optional[Path], typer.Option(
-        help="Draw a PNG chart of per-frame time and stage busy time here (needs the chart extra).")] = None,
+    chart: ChartOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,

@@ -186,10 +186,11 @@ OPTIONS: dict[str, Option] = _declare(
            "many)."),
     Option("start_number", int, None, "First frame number of an image-sequence output (default: the input "
            "sequence's own numbers; a movie's frames count from 1).", 0),
-    Option("input_colorspace", str, None, "The input's colour space, by its OpenColorIO name (default: OpenEXR "
-           "frames Linear Rec.709 (sRGB), everything else display-referred sRGB / its own video tags)."),
+    Option("input_colorspace", str, None, "The input's colour space, by its OpenColorIO name (default: what an "
+           "EXR's chromaticities or a DPX's transfer field declare, else Linear Rec.709 (sRGB) for float frames, "
+           "everything else display-referred sRGB / its own video tags)."),
     Option("output_colorspace", str, None, "The output's colour space, by its OpenColorIO name (default: the "
-           "input's for OpenEXR frames out, else display-referred)."),
+           "input's where the output holds it: any in OpenEXR, log in DPX; else display-referred)."),
     Option("ocio_config", str, None, "An OpenColorIO config file (default: $OCIO, else OpenColorIO's built-in CG "
            "config with the ACES colour spaces)."),
     Option("keep_bars", KeepBars, KeepBars.auto, "Letterbox / pillarbox bars: auto = constant black bars found on the "

@@ -56,9 +56,6 @@ class VideoJob(SharedOptions):
     keep_bars: KeepBars = default("keep_bars")
     fps: float = default("fps")  # an image-sequence input's rate
     missing: Missing = default("missing")  # a gap in an input sequence: refused, or the frame before it held
-    input_colorspace: str | None = default("input_colorspace")  # OpenColorIO names
-    output_colorspace: str | None = default("output_colorspace")
-    ocio_config: str | None = default("ocio_config")
     start_number: int | None = default("start_number")  # an image-sequence output's first number
     crop: str | None = default("crop")
     hdr: HdrMode = default("hdr")

@@ -32,6 +32,9 @@ class SharedOptions:
     weights: Path | None = None
     overwrite: bool = False
     max_pixels: int = default("max_pixels")  # largest picture decoded (frames, content and style images)
+    input_colorspace: str | None = default("input_colorspace")  # OpenColorIO names
+    output_colorspace: str | None = default("output_colorspace")
+    ocio_config: str | None = default("ocio_config")
 
 
 def check_declared(values: Any, names: Iterable[str] | None = None) -> None:

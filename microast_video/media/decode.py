@@ -18,7 +18,8 @@ from ..core.errors import InputError, shown
 from ..core.frame import Frame
 from ..core.paths import cache_dir
 from ..native.colour import colour_kernels
-from .probe import VideoInfo, file_url, reason
+from .gaps import held_frames
+from .probe import VideoInfo, reason
 
 #: np.rot90 turns (counter-clockwise quarter turns) that put stored pictures upright.
 _ROT90 = {0: 0, 90: -1, 180: 2, 270: 1}
@@ -272,7 +273,7 @@ def _timed_frames(info: VideoInfo, start: float, window_pts: int, threads: int, 
     over from the beginning instead, so no frame of the window is ever lost.
     """
     if info.sequence is not None and info.sequence.missing:  # --missing hold
-        yield from _held_sequence(info, window_pts if start > 0 else None)
+        yield from held_frames(info, window_pts if start > 0 else None)
         return
     if start > 0:
         seeked = _timestamped(info, window_pts, threads, deinterlace, stats, gpu)
@@ -317,33 +318,6 @@ def _timestamped(info: VideoInfo, seek: int | None, threads: int, deinterlace: b
             nominal = max(1, round(info.frame_seconds / info.time_base))
             held.duration = min(held.duration or nominal, nominal)
             yield last_pts, held
-
-
-def _held_sequence(info: VideoInfo, seek: int | None) -> Iterator[tuple[int, av.VideoFrame]]:
-    """A sequence with gaps (``--missing hold``): each run of present frames through its own
-    image2 demuxer, on the whole sequence's clock (from frame ``seek`` in the time base on), and
-    the frame before a gap repeated, one frame long, for each missing number."""
-    seq = info.sequence
-    step = max(1, round(1 / (info.frame_rate * info.time_base)))  # time-base ticks a frame
-    missing, held = set(seq.missing), None
-    number = seq.first + (seek or 0) // step
-    while number in missing and number > seq.first:  # a window starting in a gap holds the frame before it
-        number -= 1
-    while number <= seq.last:
-        if number in missing:
-            if held is not None:
-                yield (number - seq.first) * step, held
-            number += 1
-            continue
-        options = {**info.open_args["options"], "start_number": str(number)}  # it stops at the next gap
-        before = number
-        with av.open(file_url(seq.pattern), format="image2", options=options, metadata_errors="replace") as run:
-            for frame in run.decode(video=0):
-                frame.duration, held = step, frame
-                yield (number - seq.first) * step, frame
-                number += 1
-        if number == before:
-            raise InputError(f"input {shown(seq.frame(number))}: FFmpeg decodes no picture from it")
 
 
 #: Codecs NVIDIA's decoder (NVDEC, FFmpeg's ``*_cuvid`` and ``cuda`` hwaccel) takes.

@@ -22,6 +22,48 @@ from .sequence import output_sequence
 from .timecode import moved, packed
 
 
+def frame_spec(fmt: str, width: int, height: int, *, space: str | None, bits: int = 16, timecode: str | None = None,
+               rate: Fraction | None = None) -> object:
+    """The header of an OpenEXR (``fmt`` "openexr": half-float, ZIP) or DPX frame (``bits`` per
+    sample): the timecode and frame rate where given, the colour of ``space`` (an OpenColorIO
+    name; None: display-referred video): an EXR's chromaticities, a DPX's transfer field."""
+    OIIO = oiio()
+    exr = fmt == "openexr"
+    spec = OIIO.ImageSpec(width, height, 3, "half" if exr else ("uint8" if bits == 8 else "uint16"))
+    if rate is not None:
+        spec.attribute("FramesPerSecond", OIIO.TypeRational, (rate.numerator, rate.denominator))
+    if timecode is not None:
+        spec.attribute("smpte:TimeCode", OIIO.TypeTimeCode, packed(timecode))
+    if exr:
+        spec.attribute("compression", "zip")
+        if space in PRIMARIES:
+            spec.attribute("chromaticities", OIIO.TypeDesc("float[8]"), PRIMARIES[space])
+        return spec
+    spec.attribute("oiio:BitsPerSample", bits)
+    spec.attribute("dpx:Transfer", "Logarithmic" if space == CINEON else "Linear" if space in PRIMARIES
+                   else "Unspecified video")
+    spec.attribute("dpx:Colorimetric", "Printing density" if space == CINEON else "Unspecified video")
+    return spec
+
+
+def write_frame(target: Path, data: np.ndarray, spec: object) -> None:
+    """``data`` ((H, W, 3): float for an EXR, uint8/uint16 for a DPX) as ``target`` with the header
+    ``spec`` (:func:`frame_spec`), under a temporary name (``NAME.tmp``) renamed when whole."""
+    fmt = HEADER_FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"not an OpenEXR or DPX file name: {target = }")
+    temp = target.with_name(target.name + ".tmp")
+    image = oiio().ImageOutput.create(fmt)
+    try:
+        if not (image.open(str(temp), spec) and image.write_image(np.ascontiguousarray(data)) and image.close()):
+            raise OutputError(f"output {shown(target)}: {' '.join((image.geterror() or 'cannot write').split())}")
+        os.replace(temp, target)
+    except OSError as err:
+        raise OutputError(f"output {shown(target)}: {err.strerror or err}") from err
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 class FrameFiles:
     """Writes :class:`Frame` s (in order) as ``pattern``'s frames from ``first_number`` on, with
     the writer interface of :class:`~microast_video.media.encode.FFmpegWriter`.
@@ -47,43 +89,14 @@ class FrameFiles:
         self.format = HEADER_FORMATS[out.suffix.lower()]
         self._stopped = False
 
-    def _spec(self, frame: Frame) -> object:
-        OIIO = oiio()
-        h, w = frame.data.shape[:2]
-        exr = self.format == "openexr"
-        spec = OIIO.ImageSpec(w, h, 3, "half" if exr else ("uint8" if self.bits == 8 else "uint16"))
-        spec.attribute("FramesPerSecond", OIIO.TypeRational, (self.rate.numerator, self.rate.denominator))
-        if self.timecode is not None:
-            code = moved(self.timecode, self.rate, self.written)
-            spec.attribute("smpte:TimeCode", OIIO.TypeTimeCode, packed(code))
-        if exr:
-            spec.attribute("compression", "zip")
-            if self.space in PRIMARIES:
-                spec.attribute("chromaticities", OIIO.TypeDesc("float[8]"), PRIMARIES[self.space])
-        else:
-            spec.attribute("oiio:BitsPerSample", self.bits)
-            transfer = ("Logarithmic" if self.space == CINEON else "Linear" if self.space in PRIMARIES
-                        else "Unspecified video")
-            spec.attribute("dpx:Transfer", transfer)
-            spec.attribute("dpx:Colorimetric", "Printing density" if self.space == CINEON else "Unspecified video")
-        return spec
-
     def write(self, frame: Frame) -> None:
         """Write one frame whole under its number (a temporary name, then renamed)."""
         if self._stopped:
             raise OutputError(f"output {shown(self.out.pattern)}: stopped")
-        target = self.out.frame(self.number + self.written)
-        temp = target.with_name(target.name + ".tmp")
-        data = np.ascontiguousarray(frame.data)
-        image = oiio().ImageOutput.create(self.format)
-        try:
-            if not (image.open(str(temp), self._spec(frame)) and image.write_image(data) and image.close()):
-                raise OutputError(f"output {shown(target)}: {' '.join((image.geterror() or 'cannot write').split())}")
-            os.replace(temp, target)
-        except OSError as err:
-            raise OutputError(f"output {shown(target)}: {err.strerror or err}") from err
-        finally:
-            temp.unlink(missing_ok=True)
+        h, w = frame.data.shape[:2]
+        code = None if self.timecode is None else moved(self.timecode, self.rate, self.written)
+        spec = frame_spec(self.format, w, h, space=self.space, bits=self.bits, timecode=code, rate=self.rate)
+        write_frame(self.out.frame(self.number + self.written), frame.data, spec)
         self.written += 1
 
     def finish(self) -> None:

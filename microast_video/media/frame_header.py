@@ -12,6 +12,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..colour.ocio import CINEON, EXR_DEFAULT, space_of_chromaticities
 from ..core.errors import InputError, OptionError, shown
 
@@ -77,6 +79,33 @@ def read_header(path: Path) -> FrameHeader:
     chroma = spec.getattribute("chromaticities")
     space = space_of_chromaticities(tuple(chroma)) if chroma is not None and len(chroma) == 8 else None
     return FrameHeader(timecode, space, "chromaticities" if space else None)
+
+
+def read_frame(path: Path, *, what: str = "image", max_pixels: int | None = None) -> tuple[np.ndarray, FrameHeader]:
+    """One OpenEXR or DPX frame: ((H, W, 3) float32 RGB in the frame's own space: an EXR's scene
+    values, a DPX's code values in [0, 1]; alpha dropped, grey made RGB) and its header. The size
+    its header declares is checked against ``max_pixels`` before any pixel is read.
+
+    Raises:
+        InputError: unreadable, or over ``max_pixels``.
+    """
+    name = f"{what} {shown(path)}"
+    found = oiio().ImageInput.open(str(path))
+    if not found:
+        raise InputError(f"{name}: not a readable {path.suffix[1:].upper()} frame "
+                         f"({' '.join(oiio().geterror().split())[:160]})")
+    try:
+        spec = found.spec()
+        if max_pixels is not None and spec.width * spec.height > max_pixels:
+            raise InputError(f"{name}: {spec.width}x{spec.height} px is over the limit of {max_pixels} pixels; raise "
+                             "it with --max-pixels")
+        pixels = found.read_image(0, 0, 0, min(3, spec.nchannels), "float")
+    finally:
+        found.close()
+    if pixels is None:
+        raise InputError(f"{name}: truncated or corrupt {path.suffix[1:].upper()} data")
+    rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
+    return np.ascontiguousarray(rgb, dtype=np.float32), read_header(path)
 
 
 def _dpx_has_tv_header(path: Path) -> bool:

@@ -176,3 +176,21 @@ def test_a_gap_is_refused_or_held(tmp_path, weights_env, monkeypatch):
     held = render(tmp_path / "g.###.png", tmp_path / "h.%03d.png", make_style(tmp_path / "s.png"), "--missing", "hold")
     assert held.exit_code == 0 and "2 missing frame(s)" in held.stderr
     assert sorted(p.name for p in tmp_path.glob("h.*.png")) == [f"h.{n:03d}.png" for n in range(1, 7)]
+
+
+def test_the_image_command_takes_one_exr_or_dpx_frame(plates, tmp_path, weights_env, monkeypatch):
+    """One frame in and out keeps its colour space (an ACEScg EXR comes back ACEScg, within 1 % in
+    linear at --strength 0) and its timecode; a DPX frame becomes a display-referred PNG."""
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    style = make_style(tmp_path / "s.png")
+    frame = plates / "acg" / f"acg.{FIRST + 1}.exr"
+    done = run_cli("image", frame, "--style", style, "-o", tmp_path / "one.exr", "--strength", "0", "-q")
+    assert done.exit_code == 0, done.stderr
+    spec, out = header(tmp_path / "one.exr")
+    assert spec.get_string_attribute("smpte:TimeCode") == "01:00:10:01" and close_in_linear(out, header(frame)[1])
+    assert np.allclose(tuple(spec.getattribute("chromaticities")), PRIMARIES["ACEScg"], atol=1e-4)
+    png = run_cli("image", plates / "dpx" / f"plate.{FIRST}.dpx", "--style", style, "-o", tmp_path / "p.png", "-q")
+    assert png.exit_code == 0 and cv2.imread(str(tmp_path / "p.png")).shape == (H, W, 3)
+    big = run_cli("image", frame, "--style", style, "-o", tmp_path / "no.exr", "--max-pixels", "1000")
+    one_line_error(big, "over the limit")
+    assert not (tmp_path / "no.exr").exists()
