@@ -61,13 +61,23 @@ def _media_rate(cut: Any, base: Path) -> float | None:
 
 
 def media_path(clip: Any, base: Path) -> Path:
-    """A clip's media file (a ``file://`` URL or a path, relative to the cut's folder)."""
-    url = getattr(clip.media_reference, "target_url", None)
+    """A clip's media file (a ``file://`` URL or a path, relative to the cut's folder), or its
+    image sequence's printf pattern (an OTIO ImageSequenceReference)."""
+    ref = clip.media_reference
+    url = getattr(ref, "target_url", None) or getattr(ref, "target_url_base", None)
     if not url:
         raise InputError(f"timeline clip {clip.name!r}: no media file (a gap or a generated clip)")
     parsed = urlparse(url)
     path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(url)
+    if hasattr(ref, "target_url_base"):
+        path = path / f"{ref.name_prefix}%0{ref.frame_zero_padding}d{ref.name_suffix}"
     return path if path.is_absolute() else base / path
+
+
+def _media_fields(clip: Any) -> dict[str, Any]:
+    """A job's own options for a clip's media: an image sequence's frame rate."""
+    rate = getattr(clip.media_reference, "rate", None)
+    return {"fps": float(rate)} if hasattr(clip.media_reference, "target_url_base") and rate else {}
 
 
 def clip_window(clip: Any, media: Path) -> tuple[float, float]:
@@ -103,7 +113,7 @@ def timeline_manifest(path: Path, styles: list[Path], output_dir: Path, defaults
     for clip in clips:
         media = media_path(clip, path.parent)
         start, duration = clip_window(clip, media)
-        inputs.append({"path": str(media), "start": start, "duration": duration})
+        inputs.append({"path": str(media), "start": start, "duration": duration, **_media_fields(clip)})
     looks = {style.stem: {"style": str(style)} for style in styles}
     data = {"output": "{index:03d}_{stem}_{look}{ext}", "output_dir": str(output_dir), "defaults": defaults,
             "inputs": inputs, "looks": looks}

@@ -82,3 +82,30 @@ def test_an_edl_and_an_fcp_xml_come_back_in_their_own_format(tmp_path, weights_e
         assert "cut-stylized" in str(media.path) and media.frames == clip.source_range.duration.value
         assert clip.source_range.start_time.value == first  # the clip's own first frame, by timecode
         assert media.timecode == otio.opentime.to_timecode(otio.opentime.RationalTime(first, rate), rate)
+
+
+def test_a_cut_with_an_image_sequence_clip(tmp_path, weights_env, monkeypatch):
+    """An OTIO ImageSequenceReference (a VFX plate in the cut): its frames at its own rate, the
+    clip's range of them, relinked to a stylized movie."""
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    import cv2
+    import numpy as np
+
+    (tmp_path / "plate").mkdir()
+    for n in range(1001, 1013):
+        cv2.imwrite(str(tmp_path / "plate" / f"sh.{n}.png"), np.full((48, 64, 3), (n - 1000) * 20, np.uint8))
+    rate = 25
+    ref = otio.schema.ImageSequenceReference(
+        target_url_base=(tmp_path / "plate").resolve().as_uri() + "/", name_prefix="sh.", name_suffix=".png",
+        start_frame=1001, frame_zero_padding=4, rate=rate,
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(1001, rate), otio.opentime.RationalTime(12, rate)))
+    timeline = otio.schema.Timeline(name="vfx")
+    timeline.tracks.append(otio.schema.Track())
+    timeline.tracks[0].append(otio.schema.Clip(name="sh", media_reference=ref, source_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(1003, rate), otio.opentime.RationalTime(5, rate))))
+    otio.adapters.write_to_file(timeline, str(tmp_path / "vfx.otio"))
+    result = run_cli("batch", tmp_path / "vfx.otio", "--style", make_style(tmp_path / "look.png"), "-q")
+    assert result.exit_code == 0, result.stderr
+    [clip] = otio.adapters.read_from_file(str(tmp_path / "vfx-stylized" / "vfx_look.otio")).find_clips()
+    movie = probe(clip.media_reference.target_url.removeprefix("file://"))
+    assert movie.frames == 5 and movie.frame_rate == rate and clip.source_range.duration.value == 5
