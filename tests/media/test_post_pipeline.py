@@ -194,3 +194,17 @@ def test_the_image_command_takes_one_exr_or_dpx_frame(plates, tmp_path, weights_
     big = run_cli("image", frame, "--style", style, "-o", tmp_path / "no.exr", "--max-pixels", "1000")
     one_line_error(big, "over the limit")
     assert not (tmp_path / "no.exr").exists()
+
+
+def test_a_worker_renders_a_sequence_job_whole(plates, tmp_path, weights_env, monkeypatch):
+    """What a local worker process or a Ray task runs for a batch job whose output is a sequence:
+    the job whole, its frames resumable, its report back to the batch."""
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    from microast_video.batch.workers import FramesTask, run_task
+    from microast_video.jobs.plan import VideoJob
+
+    job = VideoJob(input=plates / "exr", styles=(make_style(tmp_path / "s.png"),), output=tmp_path / "w.####.exr",
+                   progress=False)
+    report = run_task(FramesTask(job))
+    assert report["frames"] == FRAMES and len(list(tmp_path.glob("w.*.exr"))) == FRAMES
+    assert run_task(FramesTask(job))["up_to_date"] is True  # a retried task finds the frames done
