@@ -65,3 +65,6 @@ done
 # 3. Where the time goes.
 python benchmarks/profile_ops.py --resolution 1920x1080 --precision bf16
 python benchmarks/profile_ops.py --resolution 1920x1080 --precision fp32 --whole
+
+# 4. Writing OpenEXR / DPX frames: OpenImageIO (with headers) against FFmpeg's image2 muxer.
+python benchmarks/frame_writers.py --frames 8
