@@ -111,8 +111,8 @@ class ColourManagement:
         steps = []
         if source == CINEON:
             steps.append(_cineon_curve(OCIO, OCIO.TRANSFORM_DIR_INVERSE))
-            source = self._named(EXR_DEFAULT, "linear")
-        steps.append(OCIO.ColorSpaceTransform(source, self._named(EXR_DEFAULT, "linear") if target == CINEON
+            source = self._named(EXR_DEFAULT, "the linear space of Cineon log")
+        steps.append(OCIO.ColorSpaceTransform(source, self._named(EXR_DEFAULT, "the linear space of Cineon log") if target == CINEON
                                               else target))
         if target == CINEON:
             steps.append(_cineon_curve(OCIO, OCIO.TRANSFORM_DIR_FORWARD))
@@ -120,11 +120,11 @@ class ColourManagement:
 
     @cached_property
     def _to_display(self) -> Any:
-        return self._processor(self._named(self.source, "--input-colorspace"), self._named(DISPLAY, "display"))
+        return self._processor(self._named(self.source, "--input-colorspace"), self._named(DISPLAY, "the networks' display space"))
 
     @cached_property
     def _from_display(self) -> Any:
-        return self._processor(self._named(DISPLAY, "display"), self._named(self.target, "--output-colorspace"))
+        return self._processor(self._named(DISPLAY, "the networks' display space"), self._named(self.target, "--output-colorspace"))
 
     @staticmethod
     def _apply(rgb: np.ndarray, processor: Any) -> np.ndarray:

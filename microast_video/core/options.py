@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from .errors import OptionError
+from .errors import InputError, OptionError
 
 
 class Ease(str, enum.Enum):
@@ -146,6 +146,14 @@ DEFAULT_MAX_PIXELS = 40_000_000
 def megapixels(pixels: int) -> str:
     """A pixel count as messages show it: "33.2 MP", "0.0192 MP"."""
     return f"{pixels / 1e6:.3g} MP"
+
+
+def check_pixels(name: str, width: int, height: int, max_pixels: int | None) -> None:
+    """Refuse a picture declared ``width`` x ``height`` over ``max_pixels`` (``--max-pixels``),
+    before it is decoded: ``InputError("NAME: WxH px (N MP) is over the limit of M MP; ...")``."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputError(f"{name}: {width}x{height} px ({megapixels(width * height)}) is over the limit of "
+                         f"{megapixels(max_pixels)}; raise it with --max-pixels")
 
 
 #: The common height every clip is resized to before flicker is measured (``flicker --height``).

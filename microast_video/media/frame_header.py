@@ -7,8 +7,10 @@ first frame of a sequence is opened once more here, for its header only (no pixe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from ..colour.ocio import CINEON, EXR_DEFAULT, space_of_chromaticities
 from ..core.errors import InputError, OptionError, shown
+from ..core.options import check_pixels
 
 #: Formats whose headers carry timecode and colour: read and written with OpenImageIO.
 HEADER_FORMATS = {".exr": "openexr", ".dpx": "dpx"}
@@ -54,7 +57,20 @@ class FrameHeader:
     declared_by: str | None = None  # "chromaticities" or "transfer Logarithmic": what said so
 
 
-def read_header(path: Path) -> FrameHeader:
+@contextlib.contextmanager
+def _opened(path: Path, name: str) -> Iterator[Any]:
+    """The frame open in OpenImageIO (closed after), or one line saying why it cannot be."""
+    found = oiio().ImageInput.open(str(path))
+    if not found:
+        raise InputError(f"{name}: not a readable {path.suffix[1:].upper()} frame "
+                         f"({' '.join(oiio().geterror().split())[:160]})")
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+def read_header(path: Path, what: str = "input") -> FrameHeader:
     """The header of one OpenEXR or DPX frame (an empty one where OpenImageIO is not installed).
 
     Raises:
@@ -62,14 +78,12 @@ def read_header(path: Path) -> FrameHeader:
     """
     if path.suffix.lower() not in HEADER_FORMATS or not available():
         return FrameHeader()
-    found = oiio().ImageInput.open(str(path))
-    if not found:
-        raise InputError(f"input {shown(path)}: not a readable {path.suffix[1:].upper()} frame "
-                         f"({' '.join(oiio().geterror().split())[:160]})")
-    try:
-        spec = found.spec()
-    finally:
-        found.close()
+    with _opened(path, f"{what} {shown(path)}") as found:
+        return _declared(path, found.spec())
+
+
+def _declared(path: Path, spec: Any) -> FrameHeader:
+    """What a frame's header ``spec`` says: its timecode and colour space."""
     timecode = spec.get_string_attribute("smpte:TimeCode") or None
     if path.suffix.lower() == ".dpx":
         timecode = timecode if _dpx_has_tv_header(path) else None
@@ -90,22 +104,15 @@ def read_frame(path: Path, *, what: str = "image", max_pixels: int | None = None
         InputError: unreadable, or over ``max_pixels``.
     """
     name = f"{what} {shown(path)}"
-    found = oiio().ImageInput.open(str(path))
-    if not found:
-        raise InputError(f"{name}: not a readable {path.suffix[1:].upper()} frame "
-                         f"({' '.join(oiio().geterror().split())[:160]})")
-    try:
+    with _opened(path, name) as found:
         spec = found.spec()
-        if max_pixels is not None and spec.width * spec.height > max_pixels:
-            raise InputError(f"{name}: {spec.width}x{spec.height} px is over the limit of {max_pixels} pixels; raise "
-                             "it with --max-pixels")
+        check_pixels(name, spec.width, spec.height, max_pixels)
         pixels = found.read_image(0, 0, 0, min(3, spec.nchannels), "float")
-    finally:
-        found.close()
+        head = _declared(path, spec)
     if pixels is None:
         raise InputError(f"{name}: truncated or corrupt {path.suffix[1:].upper()} data")
     rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
-    return np.ascontiguousarray(rgb, dtype=np.float32), read_header(path)
+    return np.ascontiguousarray(rgb, dtype=np.float32), head
 
 
 def _dpx_has_tv_header(path: Path) -> bool:

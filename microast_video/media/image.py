@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..core.errors import InputError, shown
-from ..core.options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, megapixels
+from ..core.options import DEFAULT_MAX_PIXELS, MAX_STYLE_SIZE, check_pixels
 from .image_header import (
     declared_size,
     exif_orientation,
@@ -142,9 +142,8 @@ def _checked_header(data: bytes, name: str, max_pixels: int | None) -> tuple[str
     if kind in ("jpeg", "png") and not (jpeg_is_complete(data) if kind == "jpeg" else png_is_complete(data)):
         raise InputError(f"{name}: truncated or corrupt image data")
     size = declared_size(data, kind)
-    if size is not None and max_pixels is not None and size[0] * size[1] > max_pixels:
-        raise InputError(f"{name}: {size[0]}x{size[1]} px ({megapixels(size[0] * size[1])}) is over the limit of "
-                         f"{megapixels(max_pixels)}; raise it with --max-pixels")
+    if size is not None:
+        check_pixels(name, *size, max_pixels)
     return kind, size
 
 
