@@ -108,23 +108,25 @@ class ColourManagement:
     def _processor(self, source: str, target: str) -> Any:
         """A CPU processor ``source`` -> ``target`` (either may be :data:`CINEON`, built here)."""
         OCIO = _ocio()
+        linear = self._named(EXR_DEFAULT, "the linear space of Cineon log") if CINEON in (source, target) else None
         steps = []
         if source == CINEON:
             steps.append(_cineon_curve(OCIO, OCIO.TRANSFORM_DIR_INVERSE))
-            source = self._named(EXR_DEFAULT, "the linear space of Cineon log")
-        steps.append(OCIO.ColorSpaceTransform(source, self._named(EXR_DEFAULT, "the linear space of Cineon log") if target == CINEON
-                                              else target))
+        steps.append(OCIO.ColorSpaceTransform(linear if source == CINEON else source,
+                                              linear if target == CINEON else target))
         if target == CINEON:
             steps.append(_cineon_curve(OCIO, OCIO.TRANSFORM_DIR_FORWARD))
         return self._config.getProcessor(OCIO.GroupTransform(steps)).getDefaultCPUProcessor()
 
     @cached_property
     def _to_display(self) -> Any:
-        return self._processor(self._named(self.source, "--input-colorspace"), self._named(DISPLAY, "the networks' display space"))
+        display = self._named(DISPLAY, "the networks' display space")
+        return self._processor(self._named(self.source, "--input-colorspace"), display)
 
     @cached_property
     def _from_display(self) -> Any:
-        return self._processor(self._named(DISPLAY, "the networks' display space"), self._named(self.target, "--output-colorspace"))
+        display = self._named(DISPLAY, "the networks' display space")
+        return self._processor(display, self._named(self.target, "--output-colorspace"))
 
     @staticmethod
     def _apply(rgb: np.ndarray, processor: Any) -> np.ndarray:

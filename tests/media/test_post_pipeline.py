@@ -208,3 +208,21 @@ def test_a_worker_renders_a_sequence_job_whole(plates, tmp_path, weights_env, mo
     report = run_task(FramesTask(job))
     assert report["frames"] == FRAMES and len(list(tmp_path.glob("w.*.exr"))) == FRAMES
     assert run_task(FramesTask(job))["up_to_date"] is True  # a retried task finds the frames done
+
+
+def test_a_log_dpx_is_taken_by_its_transfer_field_and_comes_back_log(tmp_path, weights_env, monkeypatch):
+    """A DPX whose header says "Logarithmic" is Cineon log: converted to display for the network
+    and back to the same code values (between Cineon's black, 95, and white, 685) at
+    --strength 0, in a DPX that says it is log."""
+    monkeypatch.setenv("MICROAST_VIDEO_WEIGHTS", weights_env["MICROAST_VIDEO_WEIGHTS"])
+    codes = np.tile(np.linspace(100 / 1023, 680 / 1023, W, dtype=np.float32), (H, 1))
+    (tmp_path / "log").mkdir()
+    write_plate(str(tmp_path / "log" / "log.%04d.dpx"), np.stack([codes] * 3, -1), "uint16",
+                **{"dpx:Transfer": "Logarithmic", "oiio:BitsPerSample": 10})
+    (tmp_path / "out").mkdir()
+    done = render(tmp_path / "log", tmp_path / "out" / "l.####.dpx", make_style(tmp_path / "s.png"), "--strength", "0")
+    assert done.exit_code == 0 and "Cineon Log" in done.stderr, done.stderr
+    spec, out = header(tmp_path / "out" / f"l.{FIRST}.dpx")
+    _, src = header(tmp_path / "log" / f"log.{FIRST}.dpx")
+    assert spec.get_string_attribute("dpx:Transfer") == "Logarithmic" and spec.get_int_attribute("oiio:BitsPerSample") == 10
+    assert np.abs(out - src).max() < 2 / 1023  # the same code values, to a 10-bit step
