@@ -95,7 +95,7 @@ def _write(job: ImageJob, output: Path, out: torch.Tensor, colour: ColourManagem
     space = colour.target if colour is not None and colour.target != DISPLAY else None
     spec = frame_spec(HEADER_FORMATS[output.suffix.lower()], rgb.shape[1], rgb.shape[0], space=space,
                       timecode=head.timecode if head is not None else None)
-    write_frame(output, data, spec)
+    write_frame(output, data, spec, overwrite=job.overwrite)
 
 
 def _check(job: ImageJob) -> tuple[Path, ColourManagement | None]:

@@ -3,12 +3,11 @@ timecode, the frame rate, and its colour (an EXR's chromaticities, a DPX's trans
 
 FFmpeg's EXR and DPX encoders write pixels only, and its DPX header ends before the
 television header that holds a timecode; OpenImageIO writes the formats' own headers. Each
-frame goes to a temporary name (``NAME.tmp``, which a rerun sweeps) and is renamed when whole.
+frame goes to a hidden temporary name (which a rerun sweeps) and is renamed when whole.
 """
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..colour.ocio import CINEON, PRIMARIES
 from ..core.errors import OutputError, shown
+from ..core.output import AtomicFile
 from ..core.frame import Frame
 from .frame_header import HEADER_FORMATS, oiio
 from .sequence import output_sequence
@@ -46,22 +46,18 @@ def frame_spec(fmt: str, width: int, height: int, *, space: str | None, bits: in
     return spec
 
 
-def write_frame(target: Path, data: np.ndarray, spec: object) -> None:
+def write_frame(target: Path, data: np.ndarray, spec: object, *, overwrite: bool = True) -> None:
     """``data`` ((H, W, 3): float for an EXR, uint8/uint16 for a DPX) as ``target`` with the header
-    ``spec`` (:func:`frame_spec`), under a temporary name (``NAME.tmp``) renamed when whole."""
+    ``spec`` (:func:`frame_spec`), through the one atomic writer (:class:`AtomicFile`: a hidden
+    temporary name, renamed when whole; a killed run's is swept by the next)."""
     fmt = HEADER_FORMATS.get(target.suffix.lower())
     if fmt is None:
         raise ValueError(f"not an OpenEXR or DPX file name: {target = }")
-    temp = target.with_name(target.name + ".tmp")
     image = oiio().ImageOutput.create(fmt)
-    try:
-        if not (image.open(str(temp), spec) and image.write_image(np.ascontiguousarray(data)) and image.close()):
+    with AtomicFile(target, overwrite=overwrite) as out:
+        if not (image.open(str(out.path), spec) and image.write_image(np.ascontiguousarray(data)) and image.close()):
             raise OutputError(f"output {shown(target)}: {' '.join((image.geterror() or 'cannot write').split())}")
-        os.replace(temp, target)
-    except OSError as err:
-        raise OutputError(f"output {shown(target)}: {err.strerror or err}") from err
-    finally:
-        temp.unlink(missing_ok=True)
+        out.publish()
 
 
 class FrameFiles:

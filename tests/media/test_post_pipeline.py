@@ -19,6 +19,8 @@ oiio = pytest.importorskip("OpenImageIO", reason="the post extra (CI installs it
 pytest.importorskip("PyOpenColorIO", reason="the post extra (CI installs it)")
 
 from microast_video.colour.ocio import PRIMARIES  # noqa: E402
+from microast_video.core import output  # noqa: E402
+from microast_video.core.output import temp_name  # noqa: E402
 from microast_video.media.timecode import packed  # noqa: E402
 
 W, H, FRAMES, FIRST = 96, 64, 6, 1001
@@ -152,10 +154,13 @@ def test_a_killed_exr_render_resumes_with_the_right_timecode(plates, tmp_path, w
     whole = {n: header(pattern % n)[1] for n in range(FIRST, FIRST + FRAMES)}
     for n in range(FIRST + 3, FIRST + FRAMES):  # killed after three frames, one half-written
         (tmp_path / f"r.{n}.exr").unlink()
-    (tmp_path / f"r.{FIRST + 3}.exr.tmp").write_bytes(b"half a frame")
+    half = tmp_path / temp_name(tmp_path / f"r.{FIRST + 3}.exr")  # what a killed frame write leaves
+    half.write_bytes(b"half a frame")
+    monkeypatch.setattr(output, "_SWEPT", set())  # the next run is a new process: its folders not yet swept
     again = run_cli("video", plates / "exr", "--style", style, "-o", pattern)
     assert again.exit_code == 0 and f"continuing at frame {FIRST + 3}" in again.stderr
-    assert not (tmp_path / f"r.{FIRST + 3}.exr.tmp").exists()
+    assert not half.exists() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".r")) == [
+        ".r..exr.microast-frames.json"]  # swept; only the record beside the frames
     for n in range(FIRST + 3, FIRST + FRAMES):
         spec, pixels = header(pattern % n)
         assert spec.get_string_attribute("smpte:TimeCode") == f"01:00:10:{n - FIRST:02d}"
