@@ -32,8 +32,8 @@ from ..core.output import check_output
 from ..core.stages import terminate_on_signals
 from ..jobs.frames import frame_print, frames_done
 from ..jobs.plan import plan_video
-from ..media.sequence import output_sequence
 from ..jobs.records import fingerprint
+from ..media.sequence import output_sequence
 from .jobs import estimate, look_signals, run_jobs
 from .manifest import Manifest, ManifestError, load_manifest
 from .report import batch_lock, failed_ids, interrupted_message, report_folder, write_report

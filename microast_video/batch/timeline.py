@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..core.errors import InputError, OptionError, shown
+from ..core.output import check_output, write_bytes
 from ..media.probe import probe
 from ..media.timecode import to_frames
-from ..core.output import check_output, write_bytes
 from .manifest import Manifest, manifest_from_dict
 
 #: What OpenTimelineIO reads here (EDL and FCP XML through its adapter plugins).

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..media.decode import decode_frames
 from ..core.options import Missing
+from ..media.decode import decode_frames
 from ..media.probe import probe
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -16,9 +16,9 @@ from ..core.options import Network
 from ..core.stages import terminate_on_signals
 from ..engine.device import resolve_device, resolve_precision
 from ..engine.stylizer import Stylizer, engine_settings, prepare_runtime
-from ..media.image import check_image, load_content_image
 from ..media.frame_files import frame_spec, write_frame
 from ..media.frame_header import HEADER_FORMATS, FrameHeader, read_frame, read_header
+from ..media.image import check_image, load_content_image
 from ..media.image_write import check_image_output, write_image
 from ..style.networks import load_network, no_signals
 from ..style.signals import check_style_source, job_signals

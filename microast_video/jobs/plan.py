@@ -38,6 +38,8 @@ from ..core.schema import ENCODE_OPTIONS
 from ..engine.device import resolve_device, resolve_precision
 from ..engine.stylizer import EngineSettings, engine_settings
 from ..engine.transport import RGBTransport, YUV420Transport
+from ..media.bars import Picture, picture_area
+from ..media.decode import nvdec_problem
 from ..media.encode_plan import (
     EncodePlan,
     check_encoder,
@@ -46,12 +48,10 @@ from ..media.encode_plan import (
     ffmpeg_exe,
     plan_encode,
 )
-from ..media.bars import Picture, picture_area
-from ..media.decode import nvdec_problem
-from ..media.probe import VideoInfo, probe
-from ..media.sequence import output_sequence
 from ..media.frame_header import HEADER_FORMATS
 from ..media.frame_header import available as header_support
+from ..media.probe import VideoInfo, probe
+from ..media.sequence import output_sequence
 from ..media.timecode import frames_before
 from ..models.microast import MIN_SIDE
 from ..style.controls import Curve

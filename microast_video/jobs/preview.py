@@ -9,8 +9,8 @@ nothing is encoded, so checking a look costs seconds, not the render's hours.
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from ..media.bars import bars_kept
 from ..media.decode import decode_frames
 from ..media.encode_plan import EncodeSettings
 from ..media.probe import probe
-from ..style.mattes import matted
 from ..style.controls import at_strength
+from ..style.mattes import matted
 from ..style.networks import load_network
 from .contact import labelled, png_bytes, sheet_grid, spread
 from .plan import JobPlan, VideoJob, plan_video, style_keyed

@@ -28,8 +28,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..colour.tonemap import tonemapped
 from ..colour.ocio import DISPLAY, in_output_space
+from ..colour.tonemap import tonemapped
 from ..core.errors import InputError, shown
 from ..core.frame import Frame
 from ..core.options import Network

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..colour.ocio import CINEON, PRIMARIES
 from ..core.errors import OutputError, shown
-from ..core.output import AtomicFile
 from ..core.frame import Frame
+from ..core.output import AtomicFile
 from .frame_header import HEADER_FORMATS, oiio
 from .sequence import output_sequence
 from .timecode import moved, packed
