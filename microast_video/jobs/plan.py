@@ -237,7 +237,7 @@ def plan_video(job: VideoJob, *, log: Callable[[str], None] = lambda m: None) ->
     temporal = plan_temporal(job, encode.size)
     picture, picture_note = picture_area(info, encode.size, crop=job.crop, keep_bars=KeepBars(job.keep_bars),
                                          start=job.start, duration=job.duration)
-    notes = (*input_notes(info, job.deinterlace, encode.alpha), *encode.notes, *([transport_note] if transport_note else []),
+    notes = (*input_notes(info, job.deinterlace, encode.alpha or frames_keep_alpha(info, output)), *encode.notes, *([transport_note] if transport_note else []),
              *matte_notes, *([decode_note] if decode_note else []), *alpha_notes(job, keyframes),
              *([picture_note] if picture_note else []), *header_notes(job, info))
     for note in notes:
@@ -334,6 +334,13 @@ def input_notes(info: VideoInfo, deinterlace: Deinterlace, alpha_kept: bool = Fa
     elif info.interlaced:
         notes.append("the input is interlaced and --deinterlace off keeps its fields: moving edges will comb")
     return notes
+
+
+def frames_keep_alpha(info: VideoInfo, output: Path) -> bool:
+    """An OpenEXR or DPX sequence out of a sequence with alpha carries its alpha (OpenImageIO)."""
+    out = output_sequence(output)
+    return bool(info.alpha and info.sequence is not None and out is not None
+                and out.suffix.lower() in HEADER_FORMATS and header_support())
 
 
 def header_notes(job: VideoJob, info: VideoInfo) -> list[str]:

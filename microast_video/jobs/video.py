@@ -42,10 +42,10 @@ from ..media.bars import bars_kept
 from ..media.decode import DecodeStats, decode_frames
 from ..media.encode import FFmpegWriter
 from ..media.frame_files import FrameFiles
-from ..media.frame_header import HEADER_FORMATS
+from ..media.frame_header import HEADER_FORMATS, sequence_alpha
 from ..media.frame_header import available as header_support
 from ..media.sequence import output_sequence
-from ..media.timecode import start_timecode
+from ..media.timecode import frames_before, start_timecode
 from ..style.controls import Schedule, at_strength
 from ..style.mattes import matted, original_outside
 from ..style.networks import load_network, no_signals
@@ -53,7 +53,7 @@ from ..style.signals import compute_signals, job_signals
 from ..temporal.stabilizer import Stabilizer, new_stabilizer, stabilized
 from .chart import chart_png
 from .frames import frame_print, frames_done, mark, resumed, sweep_partial
-from .plan import JobPlan, VideoJob, early_end_note, plan_video
+from .plan import JobPlan, VideoJob, early_end_note, frames_keep_alpha, plan_video
 from .report import video_report
 
 Log = Callable[[str], None]
@@ -168,8 +168,10 @@ def frame_writer(plan: JobPlan, target: Path, window: Window, duration: float | 
     rate = info.nominal_rate or info.frame_rate
     space = plan.colour.target if plan.colour is not None and plan.colour.target != DISPLAY else None
     deep_dpx = info.sequence is not None and info.sequence.suffix.lower() == ".dpx" and info.bit_depth in (10, 12)
+    alpha = (sequence_alpha(info.sequence, info.sequence.first + frames_before(start, rate))
+             if frames_keep_alpha(info, plan.output) else None)
     return FrameFiles(plan.output, enc.first_number, rate=rate, timecode=start_timecode(info.timecode, rate, start),
-                      space=space, bits=(info.bit_depth if deep_dpx else 16) if enc.deep else 8)
+                      space=space, bits=(info.bit_depth if deep_dpx else 16) if enc.deep else 8, alpha=alpha)
 
 
 def build_stylizer(plan: JobPlan, model: Any) -> Stylizer:

@@ -8,9 +8,11 @@ frame goes to a hidden temporary name (which a rerun sweeps) and is renamed when
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..colour.ocio import CINEON, PRIMARIES
@@ -23,13 +25,14 @@ from .timecode import moved, packed
 
 
 def frame_spec(fmt: str, width: int, height: int, *, space: str | None, bits: int = 16, timecode: str | None = None,
-               rate: Fraction | None = None) -> object:
+               rate: Fraction | None = None, channels: int = 3) -> object:
     """The header of an OpenEXR (``fmt`` "openexr": half-float, ZIP) or DPX frame (``bits`` per
-    sample): the timecode and frame rate where given, the colour of ``space`` (an OpenColorIO
-    name; None: display-referred video): an EXR's chromaticities, a DPX's transfer field."""
+    sample) of ``channels`` (3: RGB, 4: RGBA): the timecode and frame rate where given, the colour
+    of ``space`` (an OpenColorIO name; None: display-referred video): an EXR's chromaticities, a
+    DPX's transfer field."""
     OIIO = oiio()
     exr = fmt == "openexr"
-    spec = OIIO.ImageSpec(width, height, 3, "half" if exr else ("uint8" if bits == 8 else "uint16"))
+    spec = OIIO.ImageSpec(width, height, channels, "half" if exr else ("uint8" if bits == 8 else "uint16"))
     if rate is not None:
         spec.attribute("FramesPerSecond", OIIO.TypeRational, (rate.numerator, rate.denominator))
     if timecode is not None:
@@ -71,17 +74,19 @@ class FrameFiles:
         timecode: the first frame's timecode ("01:00:10:00"), or None for none.
         space: the OpenColorIO space the samples are in (None: display-referred video).
         bits: a DPX's bits per sample (8, 10, 12 or 16); an EXR is half-float, ZIP-compressed.
+        alpha: the alpha channel of the k-th frame written ((H, W) float in [0, 1]: the source's,
+            beside the stylized RGB), or None for RGB frames.
     """
 
     def __init__(self, pattern: Path, first_number: int, *, rate: Fraction, timecode: str | None = None,
-                 space: str | None = None, bits: int = 16) -> None:
+                 space: str | None = None, bits: int = 16, alpha: Callable[[int], np.ndarray] | None = None) -> None:
         out = output_sequence(pattern)
         if out is None or out.suffix.lower() not in HEADER_FORMATS:
             raise ValueError(f"not an OpenEXR or DPX pattern: {pattern = }")
         if bits not in (8, 10, 12, 16):
             raise ValueError(f"{bits = } is not a DPX depth")
         self.out, self.number, self.rate, self.timecode = out, first_number, rate, timecode
-        self.space, self.bits, self.written = space, bits, 0
+        self.space, self.bits, self.alpha, self.written = space, bits, alpha, 0
         self.format = HEADER_FORMATS[out.suffix.lower()]
         self._stopped = False
 
@@ -91,8 +96,14 @@ class FrameFiles:
             raise OutputError(f"output {shown(self.out.pattern)}: stopped")
         h, w = frame.data.shape[:2]
         code = None if self.timecode is None else moved(self.timecode, self.rate, self.written)
-        spec = frame_spec(self.format, w, h, space=self.space, bits=self.bits, timecode=code, rate=self.rate)
-        write_frame(self.out.frame(self.number + self.written), frame.data, spec)
+        data = frame.data
+        if self.alpha is not None:
+            top = 1.0 if data.dtype == np.float32 else float(np.iinfo(data.dtype).max)
+            alpha = cv2.resize(self.alpha(self.written), (w, h), interpolation=cv2.INTER_AREA)
+            data = np.concatenate([data, (alpha[..., None] * top + (0 if top == 1.0 else 0.5)).astype(data.dtype)], -1)
+        spec = frame_spec(self.format, w, h, space=self.space, bits=self.bits, timecode=code, rate=self.rate,
+                          channels=data.shape[2])
+        write_frame(self.out.frame(self.number + self.written), data, spec)
         self.written += 1
 
     def finish(self) -> None:

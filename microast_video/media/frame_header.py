@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from ..colour.ocio import CINEON, EXR_DEFAULT, space_of_chromaticities
 from ..core.errors import InputError, OptionError, shown
 from ..core.options import check_pixels
+from .sequence import ImageSequence
 
 #: Formats whose headers carry timecode and colour: read and written with OpenImageIO.
 HEADER_FORMATS = {".exr": "openexr", ".dpx": "dpx"}
@@ -113,6 +114,32 @@ def read_frame(path: Path, *, what: str = "image", max_pixels: int | None = None
         raise InputError(f"{name}: truncated or corrupt {path.suffix[1:].upper()} data")
     rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
     return np.ascontiguousarray(rgb, dtype=np.float32), head
+
+
+def read_alpha(path: Path, what: str = "input") -> np.ndarray:
+    """A frame's alpha channel ((H, W) float32 in [0, 1]; 1 where it has none), read alone."""
+    with _opened(path, f"{what} {shown(path)}") as found:
+        spec = found.spec()
+        if spec.alpha_channel < 0:
+            return np.ones((spec.height, spec.width), np.float32)
+        alpha = found.read_image(0, 0, spec.alpha_channel, spec.alpha_channel + 1, "float")
+    if alpha is None:
+        raise InputError(f"{what} {shown(path)}: truncated or corrupt {path.suffix[1:].upper()} data")
+    return np.clip(alpha[..., 0], 0.0, 1.0).astype(np.float32)
+
+
+def sequence_alpha(sequence: ImageSequence, first: int) -> Callable[[int], np.ndarray]:
+    """The alpha of a sequence's k-th frame from number ``first`` on, read when asked for (a held
+    gap's: the frame's before it; see :func:`read_alpha`)."""
+    missing = set(sequence.missing)
+
+    def alpha(k: int) -> np.ndarray:
+        number = first + k
+        while number in missing and number > sequence.first:
+            number -= 1
+        return read_alpha(sequence.frame(number))
+
+    return alpha
 
 
 def _dpx_has_tv_header(path: Path) -> bool:

@@ -1,8 +1,9 @@
 """A post pipeline end to end: a 16-bit RGBA DPX plate, a half-float scene-linear RGBA EXR plate
 and an ACEScg-tagged EXR (written with OpenImageIO, the formats' own headers: timecode 01:00:10:00
 on, chromaticities) go through the video command and a batch; they come back as sequences
-(their numbers, each frame's timecode, their colour: a grey ramp within 1 % in linear) and as
-ProRes 4444 carrying their alpha; a killed EXR render resumes; a gap is held on request."""
+(their numbers, each frame's timecode, their colour: a grey ramp within 1 % in linear, their
+alpha) and as ProRes 4444 carrying their alpha; a killed EXR render resumes; a gap is held on
+request."""
 
 from __future__ import annotations
 
@@ -84,8 +85,10 @@ def test_sequences_come_back_as_sequences_with_their_numbers_timecode_and_colour
     result = render(plates / "dpx", tmp_path / "d" / "sh.####.dpx", style, "--start", "0.125")
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "d").glob("sh.*.dpx")) == [f"sh.{n}.dpx" for n in range(1004, 1007)]
-    spec, _ = header(tmp_path / "d" / "sh.1005.dpx")  # 0.125 s at 24 fps: three frames on
+    spec, pixels = header(tmp_path / "d" / "sh.1005.dpx")  # 0.125 s at 24 fps: three frames on
     assert spec.format == "uint16" and spec.get_string_attribute("smpte:TimeCode") == "01:00:10:04"
+    source_alpha = header(plates / "dpx" / "plate.1005.dpx")[1][..., 3]
+    assert spec.nchannels == 4 and np.abs(pixels[..., 3] - source_alpha).max() < 1e-4  # the plate's own frame's alpha
     for name, args in (("exr", ()), ("acg", ())):
         pattern = tmp_path / name / f"{name}.%04d.exr"
         pattern.parent.mkdir()
@@ -96,6 +99,7 @@ def test_sequences_come_back_as_sequences_with_their_numbers_timecode_and_colour
             _, src = header(next(p for p in (plates / name).iterdir() if p.name.endswith(f"{FIRST + k}.exr")))
             assert spec.format == "half" and spec.get_string_attribute("smpte:TimeCode") == f"01:00:10:{k:02d}"
             assert close_in_linear(out[..., :3], src[..., :3])  # the grey ramp round trip, in linear
+            assert spec.nchannels == src.shape[2] and np.array_equal(out[..., 3:], src[..., 3:])  # alpha as it was
         chroma = tuple(spec.getattribute("chromaticities"))
         assert np.allclose(chroma, PRIMARIES["ACEScg" if name == "acg" else "Linear Rec.709 (sRGB)"], atol=1e-4)
     assert "declares ACEScg" in done.stderr
