@@ -10,7 +10,7 @@ from typing import Any
 from ..core.errors import MicroastError, shown
 from ..core.output import json_bytes, write_bytes
 from ..jobs.plan import early_end_note
-from ..jobs.video import Window, encode_window, run_video
+from ..jobs.video import Window, encode_window
 from ..media.decode import first_frame_offset
 from ..temporal.stabilizer import new_stabilizer
 from .segments import SegmentWriter, WorkFolder, assemble, record_path
@@ -44,14 +44,9 @@ def run_chained(run: JobRun, stylizer: Any, warmup_frames: int, overwrite: bool)
     finish(run, work, overwrite)
 
 
-def run_frames(run: JobRun, log: Any) -> dict[str, Any]:
-    """A job whose output is an image sequence, in one pass (its frames are written whole and
-    resume one by one: :mod:`~microast_video.jobs.frames`); returns the run's report."""
-    return run_video(run.video, log=log)
-
-
 def finish_frames(run: JobRun, report: dict[str, Any]) -> None:
-    """Take a sequence job's figures from its report and record what its frames were made from."""
+    """Take a sequence job's figures from the report of its one pass (``run_video``: its frames
+    written whole and resumed one by one) and record what its frames were made from."""
     run.frames = int(report["frames"])
     run.stages = {k: round(v, 4) for k, v in report.get("stages", {}).items()}
     run.notes += [n for n in report.get("notes", []) if n not in run.plan.notes]

@@ -27,11 +27,12 @@ from ..core.options import Network
 from ..core.output import write_bytes
 from ..core.process import die_with_parent
 from ..jobs.contact import contact_sheet, png_bytes
+from ..jobs.video import run_video
 from ..media.decode import first_frame_offset
 from ..style.pretrained import load_model
 from ..style.signals import job_signals
 from ..temporal.flicker import measure_flicker
-from .chained import finish, finish_frames, run_chained, run_frames
+from .chained import finish, finish_frames, run_chained
 from .manifest import Manifest, ManifestError
 from .segments import WorkFolder, save_figures
 from .types import BatchOptions, JobRun
@@ -125,7 +126,7 @@ def run_jobs(runs: list[JobRun], signals: dict[tuple, Any], manifest: Manifest, 
         t = time.perf_counter()
         with _isolated(run, log):
             if run.plan.encode.first_number is not None:  # an image sequence
-                finish_frames(run, run_frames(run, log))
+                finish_frames(run, run_video(run.video, log=log))
             else:
                 stylizer = stylizer_for(run.plan, signals[_signals_key(run)], options.weights)
                 run_chained(run, stylizer, manifest.warmup_frames, options.overwrite)
